@@ -1,0 +1,3 @@
+from deepstart.cli import entry_point
+
+entry_point()

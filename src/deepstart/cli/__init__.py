@@ -1,0 +1,66 @@
+"""Command-line interface: a thin layer over the library.
+
+``main(argv) -> int`` builds one argparse parser. Each subcommand lives in its own module of this
+package and exposes ``register(subparsers)``, which adds its parser and sets ``handler`` (a function
+``(args) -> int``). Modules are discovered, so adding a subcommand touches no other file.
+
+Exit codes: 0 success / healthy, 1 findings at or above ``--fail-on`` (``check``), 2 usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from deepstart import __version__
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Raised by handlers for bad user input; printed without a traceback, exit code 2."""
+
+
+def _subcommand_modules():
+    package = importlib.import_module("deepstart.cli")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"deepstart.cli.{info.name}")
+        if hasattr(module, "register"):
+            yield module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepstart",
+        description="Will this network start training? Diagnose and fix initialization of PyTorch models.",
+    )
+    parser.add_argument("--version", action="version", version=f"deepstart {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _subcommand_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help/--version (0) and on usage errors (2)
+        return int(exc.code or 0)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if not argv else USAGE_ERROR
+    try:
+        return int(handler(args))
+    except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"deepstart {args.command}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def entry_point() -> None:  # console script
+    sys.exit(main())
