@@ -1,0 +1,68 @@
+"""Vectorized training of K MLPs vs a sequential loop of ordinary PyTorch training, in one run.
+
+Target (issue 6): 64 MLPs, depth 20, width 64, ReLU, one MNIST epoch (batch 128, SGD), ≥ 4× on 2 CPU cores.
+Both sides train the same 64 networks (seeds 0..63, He init) on the same minibatch order, without test evaluation;
+the baseline is ``deepstart.experiments.train.train_single`` (nn.Module + torch.optim.SGD + a Python loop), the
+vectorized side is ``train_batch`` (one vmap over stacked parameters). Prints a human line, then one JSON line.
+
+    python benchmarks/bench_batched_training.py                       # the target configuration
+    python benchmarks/bench_batched_training.py --limit 6400 --members 16   # quicker
+    python benchmarks/bench_batched_training.py --dataset toy          # no MNIST needed
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+
+from deepstart.experiments.train import Trial, load_data, train_batch, train_single
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--members", type=int, default=64)
+    p.add_argument("--depth", type=int, default=20)
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--limit", type=int, default=None, help="train examples (default: the whole training set)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sequential-members", type=int, default=None,
+                   help="time the sequential loop on this many networks and extrapolate linearly (default: all)")
+    p.add_argument("--per-member-order", action="store_true", help="each network its own minibatch order")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    trials = [Trial(dataset=args.dataset, arch="mlp", depth=args.depth, width=args.width, activation="relu",
+                    init="he", lr=0.01, batch_size=128, epochs=1, limit=args.limit, test_limit=0, seed=s,
+                    data_seed=s if args.per_member_order else 0) for s in range(args.members)]
+    data = load_data(trials[0])  # loaded once, outside both timings
+    steps = -(-len(data.y_train) // 128)
+
+    t0 = time.perf_counter()
+    batched = train_batch(trials, data)
+    t_vec = time.perf_counter() - t0
+
+    n_seq = args.sequential_members or args.members
+    t0 = time.perf_counter()
+    seq = [train_single(t, data) for t in trials[:n_seq]]
+    t_seq = (time.perf_counter() - t0) * args.members / n_seq
+
+    max_loss_gap = max(abs(a.history[-1]["train_loss"] - b.history[-1]["train_loss"]) for a, b in zip(batched, seq))
+    ratio = t_seq / t_vec
+    print(f"{args.members} MLPs depth {args.depth} width {args.width}, {len(data.y_train)} examples "
+          f"({steps} steps): sequential {t_seq:.1f} s, vectorized {t_vec:.1f} s, speed-up {ratio:.2f}x "
+          f"(target >= 4x) on {args.threads} threads; max |final train loss gap| {max_loss_gap:.2e}")
+    print(json.dumps({"benchmark": "batched_training", "members": args.members, "depth": args.depth,
+                      "width": args.width, "dataset": args.dataset, "examples": len(data.y_train), "steps": steps,
+                      "threads": args.threads, "per_member_order": args.per_member_order,
+                      "sequential_s": round(t_seq, 3), "sequential_measured_members": n_seq,
+                      "vectorized_s": round(t_vec, 3), "speedup": round(ratio, 3), "target": 4.0,
+                      "max_final_loss_gap": max_loss_gap, "torch": torch.__version__,
+                      "cpu_count": os.cpu_count(), "machine": platform.machine()}))
+
+
+if __name__ == "__main__":
+    main()

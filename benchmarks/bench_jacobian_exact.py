@@ -1,0 +1,75 @@
+"""Exact Jacobian spectrum: deepstart's sequential fast path vs the obvious user code, in one run.
+
+Target (issue 4): width-512 depth-64 tanh MLP at one input; baseline ``torch.func.jacrev`` then
+``torch.linalg.svdvals``; target ≥ 3×. Both sides return all 512 singular values; the script checks they agree.
+Prints a human line, then one JSON line.
+
+    python benchmarks/bench_jacobian_exact.py
+    python benchmarks/bench_jacobian_exact.py --width 256 --depth 32 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from deepstart.diagnose import jacobian_singular_values
+
+
+def _model(width, depth, generator):
+    layers = []
+    for _ in range(depth):
+        lin = torch.nn.Linear(width, width)
+        with torch.no_grad():  # tanh near the critical line (σ_w² ≈ 1.39, σ_b² ≈ 0.008: THEORY.md §1, q* = 1/4)
+            lin.weight.normal_(0.0, (1.393962 / width) ** 0.5, generator=generator)
+            lin.bias.normal_(0.0, 8.1252e-3 ** 0.5, generator=generator)
+        layers += [lin, torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers)
+
+
+def _best(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--depth", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(0)
+    model = _model(args.width, args.depth, g).to(args.device)
+    x = torch.randn(1, args.width, generator=g).to(args.device)
+
+    def baseline():
+        jac = torch.func.jacrev(model)(x).reshape(args.width, args.width)
+        return torch.linalg.svdvals(jac).detach().cpu()
+
+    def ours():
+        return torch.as_tensor(jacobian_singular_values(model, x, method="exact").values)
+
+    t_base, s_base = _best(baseline, args.repeats)
+    t_ours, s_ours = _best(ours, args.repeats)
+    rel = float(((s_ours - s_base.double()).abs() / s_base.double().max()).max())
+    result = {"bench": "jacobian_exact", "width": args.width, "depth": args.depth, "device": args.device,
+              "threads": args.threads, "baseline_s": t_base, "deepstart_s": t_ours, "speedup": t_base / t_ours,
+              "target": 3.0, "max_rel_diff": rel, "torch": torch.__version__, "machine": platform.machine()}
+    print(f"exact spectrum width={args.width} depth={args.depth}: jacrev+svdvals {t_base:.3f}s, deepstart "
+          f"{t_ours:.3f}s, speedup {t_base / t_ours:.2f}x (target 3x), max |Δσ|/σ_max {rel:.1e}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``deepstart reproduce PAPER [--quick|--full] [--out DIR] [--store results.db] [--backend local|ray]``.
+
+Runs a paper reproduction (``hanin-rolnick``, ``sussillo-abbott``, ``gurbuzbalaban-hu``, ``pennington`` or ``all``)
+and writes ``PAPER.html`` (self-contained), ``PAPER.md``, ``PAPER.json``, the PNG figures and ``index.md`` into
+``--out``; training results go to ``--store`` (default ``OUT/results.db``) so a rerun resumes.
+"""
+from __future__ import annotations
+
+PAPER_CHOICES = ("hanin-rolnick", "sussillo-abbott", "gurbuzbalaban-hu", "pennington", "all")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("reproduce", help="reproduce a paper's claims and write an HTML report",
+                              description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.add_argument("paper", help=f"one of: {', '.join(PAPER_CHOICES)}")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="reduced sizes, about 10 minutes per paper on 2 CPU cores (default)")
+    size.add_argument("--full", dest="mode", action="store_const", const="full", help="the papers' own sizes")
+    size.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help="seconds; for tests")
+    p.set_defaults(mode="quick")
+    p.add_argument("--out", default="reproductions", help="output folder (default: ./reproductions)")
+    p.add_argument("--store", default=None, help="results store (SQLite; default OUT/results.db)")
+    p.add_argument("--backend", default="local", choices=("local", "ray"), help="where training runs")
+    p.add_argument("--workers", type=int, default=1, help="parallel training workers (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of simulations and training (default 0)")
+    p.add_argument("--gallery", default=None, metavar="PATH",
+                   help="also write the gallery Markdown (e.g. docs/reproductions.md), images linked relative to it")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args) -> int:
+    from deepstart.cli import UsageError
+
+    if args.paper not in PAPER_CHOICES:
+        raise UsageError(f"unknown paper {args.paper!r}; valid: {', '.join(PAPER_CHOICES)}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    from deepstart.experiments.reproduce import reproduce
+
+    reports = reproduce(args.paper, args.mode, out=args.out, store=args.store, backend=args.backend, seed=args.seed,
+                        progress=not args.no_progress, workers=args.workers)
+    if args.gallery:
+        import os
+        from pathlib import Path
+
+        from deepstart.experiments.reproduce import write_gallery
+
+        gallery = Path(args.gallery)
+        prefix = os.path.relpath(Path(args.out).resolve(), gallery.resolve().parent).replace(os.sep, "/") + "/"
+        write_gallery(reports, gallery, image_prefix="" if prefix == "./" else prefix)
+        print(f"gallery written to {gallery}")
+    for r in reports:
+        counts = ", ".join(f"{n} {s}" for s, n in r.status_counts().items())
+        print(f"{r.paper} ({r.mode}, {r.seconds:.0f} s): {counts} -> {args.out}/{r.paper}.html")
+        for row in r.claim_rows():
+            print(f"  [{row['status']}] {row['claim']}: {row['measurement'][:160]}")
+    return 0

@@ -1,0 +1,107 @@
+"""``deepstart sweep run|status|plot|export``: resumable training sweeps into a SQLite store."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("sweep", help="run, inspect, plot and export training sweeps",
+                                   description="Resumable sweeps of training runs (see examples/sweeps/quick.toml).")
+    sub = parser.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
+
+    run = sub.add_parser("run", help="run every pending trial of a TOML spec into a store")
+    run.add_argument("spec", help="TOML sweep spec")
+    run.add_argument("--store", required=True, help="SQLite results file (created if missing)")
+    run.add_argument("--backend", choices=("local", "ray"), default="local")
+    run.add_argument("--workers", type=int, default=1, help="local processes, or Ray CPUs for a local Ray instance")
+    run.add_argument("--max-members", type=int, default=None, help="most networks per vectorized batch")
+    run.add_argument("--ray-address", default=None, help="existing Ray cluster: 'auto' or 'ray://HOST:10001'")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(handler=_run)
+
+    status = sub.add_parser("status", help="planned / finished / diverged / pending trials")
+    status.add_argument("--store", required=True)
+    status.add_argument("--sweep", default=None, help="one sweep (default: every sweep in the store)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_status)
+
+    plot = sub.add_parser("plot", help="learning curves and a depth x init heatmap")
+    plot.add_argument("--store", required=True)
+    plot.add_argument("--sweep", default=None)
+    plot.add_argument("--out", default=".", help="output folder")
+    plot.add_argument("--format", choices=("png", "svg"), default="png")
+    plot.add_argument("--metric", default="test_acc", help="curve metric: test_acc, train_acc, train_loss, test_loss")
+    plot.add_argument("--value", default="best_test_acc",
+                      help="heatmap value: best_test_acc, final_test_acc, epochs_to_20, steps_to_20, ...")
+    plot.set_defaults(handler=_plot)
+
+    export = sub.add_parser("export", help="write finished trials as CSV")
+    export.add_argument("--store", required=True)
+    export.add_argument("--sweep", default=None)
+    export.add_argument("--csv", required=True, help="output CSV path")
+    export.set_defaults(handler=_export)
+
+
+def _open(path: str):
+    from deepstart.experiments.store import Store
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"store {path!r} does not exist; create it with 'deepstart sweep run SPEC --store {path}'")
+    return Store(path)
+
+
+def _run(args) -> int:
+    from deepstart.experiments.runners import run_sweep
+
+    summary = run_sweep(args.spec, args.store, backend=args.backend, workers=args.workers,
+                        max_members=args.max_members, progress=not args.no_progress, ray_address=args.ray_address)
+    print(json.dumps(summary.to_dict()))
+    return 0
+
+
+def _status(args) -> int:
+    with _open(args.store) as store:
+        sweeps = [args.sweep] if args.sweep else store.sweeps()
+        rows = [store.status(s) for s in sweeps]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['sweep']}: {r['finished']}/{r['planned']} finished, {r['diverged']} diverged, "
+                  f"{r['pending']} pending")
+    return 0
+
+
+def _plot(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepstart.experiments.sweep_plots import plot_curves, plot_heatmap
+
+    with _open(args.store) as store:
+        results = store.results(args.sweep)
+    if not results:
+        raise ValueError(f"no finished trials in {args.store}" + (f" for sweep {args.sweep!r}" if args.sweep else ""))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.sweep or "all"
+    paths = []
+    for kind, fn, kw in (("curves", plot_curves, {"metric": args.metric}), ("heatmap", plot_heatmap, {"value": args.value})):
+        fig, _ = fn(results, **kw)
+        path = out / f"{stem}_{kind}.{args.format}"
+        fig.savefig(path, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(str(path))
+    print("\n".join(paths))
+    return 0
+
+
+def _export(args) -> int:
+    with _open(args.store) as store:
+        n = store.export_csv(args.csv, args.sweep)
+    print(f"wrote {n} trials to {args.csv}", file=sys.stderr)
+    return 0

@@ -1,0 +1,157 @@
+"""``deepstart theory critical|point|phase|lengths``: mean-field and finite-width predictions from the command line.
+
+    deepstart theory critical --activation tanh --q-star 1/64
+    deepstart theory point --activation tanh --sigma-w 1.2 --sigma-b 0.1
+    deepstart theory phase --activation tanh --out phase.png
+    deepstart theory lengths --widths 64x100
+
+Each takes ``--json`` for machine-readable output. NumPy/SciPy only (no torch import).
+"""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+
+def _number(text: str) -> float:
+    """A float, also written as a fraction such as ``1/64``."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a number (examples: 0.25, 1/64, 2e-3)") from None
+
+
+def _grid(text: str):
+    """``"start:stop:count"`` -> linspace, or a comma list."""
+    import numpy as np
+
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise ValueError(f"grid {text!r}: use start:stop:count, e.g. 0.05:4:256, or a comma list")
+        start, stop, count = _number(parts[0]), _number(parts[1]), int(parts[2])
+        if count < 1:
+            raise ValueError(f"grid {text!r}: count must be >= 1")
+        return np.linspace(start, stop, count)
+    return np.array([_number(t) for t in text.split(",") if t.strip()])
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("theory", help="mean-field and finite-width predictions at initialization",
+                                   description="Critical points, phase diagrams (Poole et al. 2016, Schoenholz et al. "
+                                               "2017) and FM1/FM2 length laws (Hanin & Rolnick 2018).")
+    sub = parser.add_subparsers(dest="theory_command", metavar="ACTION", required=True)
+
+    crit = sub.add_parser("critical", help="(sigma_w, sigma_b) on the critical line chi_1 = 1")
+    crit.add_argument("--activation", default="tanh",
+                      help="activation name, e.g. tanh, relu, 'leaky_relu(negative_slope=0.2)'")
+    group = crit.add_mutually_exclusive_group()
+    group.add_argument("--q-star", type=_number, default=None, help="fixed point q* (e.g. 1/64)")
+    group.add_argument("--sigma-b", type=_number, default=None, help="bias standard deviation (solve for q*)")
+    crit.add_argument("--json", action="store_true", help="print JSON")
+    crit.set_defaults(handler=_critical)
+
+    point = sub.add_parser("point", help="q*, chi_1, depth scales at one (sigma_w, sigma_b)")
+    point.add_argument("--activation", default="tanh")
+    point.add_argument("--sigma-w", type=_number, required=True, help="weight standard deviation (x 1/sqrt(fan_in))")
+    point.add_argument("--sigma-b", type=_number, default=0.0, help="bias standard deviation")
+    point.add_argument("--depth", type=int, default=None, help="also report chi_1^depth (gradient growth)")
+    point.add_argument("--json", action="store_true")
+    point.set_defaults(handler=_point)
+
+    phase = sub.add_parser("phase", help="order/chaos phase diagram over (sigma_w, sigma_b)")
+    phase.add_argument("--activation", default="tanh")
+    phase.add_argument("--sigma-w", type=_grid, default="0.05:4:256", help="grid start:stop:count or list")
+    phase.add_argument("--sigma-b", type=_grid, default="0:1:256", help="grid start:stop:count or list")
+    phase.add_argument("--out", default=None, help="write the figure here (png, pdf, svg)")
+    phase.add_argument("--json", action="store_true", help="print the grids as JSON")
+    phase.set_defaults(handler=_phase)
+
+    lengths = sub.add_parser("lengths", help="FM1/FM2 prediction for a width profile (Hanin & Rolnick 2018)")
+    lengths.add_argument("--widths", required=True, help="'64x100' (100 layers of width 64), '10,40,10', '64x10,128x5'")
+    lengths.add_argument("--activation", default="relu", help="relu, leaky_relu or linear")
+    lengths.add_argument("--weight-scale", type=_number, default=None,
+                         help="weight variance = C/fan_in (default: critical, 2 for relu)")
+    lengths.add_argument("--bias-var", type=_number, default=0.0, help="bias variance")
+    lengths.add_argument("--fourth-moment", type=_number, default=3.0, help="E w^4/sigma^4 (3 Gaussian, 1.8 uniform)")
+    lengths.add_argument("--in-features", type=int, default=None, help="input width n_0 (default: first width)")
+    lengths.add_argument("--threshold", type=_number, default=1.0, help="nats of log M_d for FM1/FM2 (default 1)")
+    lengths.add_argument("--json", action="store_true")
+    lengths.set_defaults(handler=_lengths)
+
+
+def _critical(args) -> int:
+    from deepstart.theory import critical_point
+
+    cp = critical_point(args.activation, q_star=args.q_star, sigma_b=args.sigma_b)
+    print(json.dumps(cp.to_dict()) if args.json else cp)
+    return 0
+
+
+def _point(args) -> int:
+    from deepstart.theory import depth_scales, gradient_growth
+    from deepstart.theory._results import fmt, plain
+
+    ds = depth_scales(args.activation, args.sigma_w, args.sigma_b)
+    out = {"activation": args.activation, "sigma_w": args.sigma_w, "sigma_b": args.sigma_b, **ds.to_dict()}
+    if args.depth is not None:
+        out["gradient_growth"] = plain(gradient_growth(args.activation, args.sigma_w, args.sigma_b, args.depth))
+    out["phase"] = "critical" if abs(ds.chi_1 - 1) < 1e-9 else ("chaotic" if ds.chi_1 > 1 else "ordered")
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print("\n".join(f"{k:>16}: {fmt(v) if isinstance(v, float) else v}" for k, v in out.items()))
+    return 0
+
+
+def _phase(args) -> int:
+    from deepstart.theory import phase_diagram
+
+    pd = phase_diagram(args.activation, args.sigma_w, args.sigma_b)
+    if args.out:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, _ = pd.plot()
+        fig.savefig(args.out, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if args.json:
+        print(json.dumps(pd.to_dict()))
+    else:
+        crit = pd.critical_sigma_w()
+        print(f"{pd.activation}: {pd.chi_1.size} points, {int(pd.chaotic.sum())} chaotic")
+        for sb, sw in list(zip(pd.sigma_b, crit))[:: max(1, len(crit) // 8)]:
+            print(f"  sigma_b = {sb:.4g}: critical sigma_w = {sw:.6g}")
+        if args.out:
+            print(f"figure: {args.out}")
+    return 0
+
+
+def _lengths(args) -> int:
+    import numpy as np
+
+    from deepstart.theory import failure_modes, length_moments
+    from deepstart.theory.finite_width import parse_widths
+
+    widths = parse_widths(args.widths)
+    fans = [args.in_features or widths[0], *widths[:-1]]
+    kw = dict(activation=args.activation, bias_var=args.bias_var, fourth_moment=args.fourth_moment,
+              in_features=args.in_features,
+              weight_var=None if args.weight_scale is None else [args.weight_scale / f for f in fans])
+    lm = length_moments(widths, **kw)
+    fm = failure_modes(widths, threshold=args.threshold, **kw)
+    if args.json:
+        print(json.dumps({"widths_spec": args.widths, "depth": len(widths), "beta": lm.beta,
+                          "mean_ratio": float(lm.mean_ratio[-1]), "second_ratio": float(lm.second_ratio[-1]),
+                          "log_mean": float(lm.log_mean[-1]), "log_var": float(lm.log_var[-1]),
+                          "log_exact": lm.log_exact, "failure_modes": fm.to_dict()}))
+    else:
+        print(f"{len(widths)} layers, widths {args.widths}: beta = sum 1/n_j = {lm.beta:.4g}")
+        print(f"  E[M_d]/M_0 = {lm.mean_ratio[-1]:.6g}, E[M_d^2]/M_0^2 = {lm.second_ratio[-1]:.6g}")
+        print(f"  E log(M_d/M_0) = {lm.log_mean[-1]:.6g}, Var log M_d = {lm.log_var[-1]:.6g}"
+              f"{'' if lm.log_exact else ' (lognormal approximation)'}; 95% of nets within a factor "
+              f"{np.exp(1.96 * np.sqrt(lm.log_var[-1])):.3g} of exp(E log M)")
+        print(fm.summary())
+    return 0

@@ -1,0 +1,240 @@
+"""``deepstart.check``: will this network start training at init? Measure, predict, judge.
+
+Hanin & Rolnick 2018 (FM1/FM2), Schoenholz et al. 2017 (gradients, χ₁), Pennington et al. 2017 (isometry).
+The model is never changed: measurements run on stacked copies of its parameters through
+``torch.func.functional_call``; hooks are removed and modes restored in ``finally`` (also when forward raises).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepstart.diagnose.architecture import expected_input, find_sites, trace_model
+from deepstart.diagnose.measure import describe_reinit, infer_family, run_inits, stack_inits
+from deepstart.diagnose.predict import predict
+from deepstart.diagnose.report import Report
+
+__all__ = ["check", "prepare_inputs"]
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+
+
+def prepare_inputs(model: nn.Module, inputs=None, input_shape=None, *, batch_size: int = 8, generator=None):
+    """``(args, kwargs, batch, description)`` from a tensor, tuple/list, dict, callable(generator) or input_shape."""
+    if callable(inputs) and not isinstance(inputs, torch.Tensor):
+        return prepare_inputs(model, inputs(generator), None, batch_size=batch_size, generator=generator)
+    if inputs is None:
+        if input_shape is None:
+            first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
+            if first is None or any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding))
+                                    for m in model.modules()):
+                raise ValueError(f"cannot infer the input shape: pass inputs= (a tensor, tuple, dict or callable) "
+                                 f"or input_shape= (without the batch dimension); the {expected_input(model)}")
+            input_shape = (first.in_features,)
+        shape = tuple(int(s) for s in ((input_shape,) if isinstance(input_shape, int) else input_shape))
+        if not shape or any(s < 1 for s in shape):
+            raise ValueError(f"input_shape={input_shape!r} must be positive sizes without the batch dimension, "
+                             f"e.g. (3, 32, 32); the {expected_input(model)}")
+        p = next(iter(model.parameters()), None)
+        dtype = p.dtype if p is not None and p.is_floating_point() else torch.get_default_dtype()
+        x = torch.randn((batch_size, *shape), generator=generator, dtype=dtype)
+        if p is not None:
+            x = x.to(p.device)
+        return (x,), {}, batch_size, f"Gaussian N(0, 1), shape {[batch_size, *shape]}"
+    if isinstance(inputs, torch.Tensor):
+        args, kwargs = (inputs,), {}
+    elif isinstance(inputs, (tuple, list)):
+        args, kwargs = tuple(inputs), {}
+    elif isinstance(inputs, dict):
+        args, kwargs = (), dict(inputs)
+    else:
+        raise TypeError(f"inputs must be a tensor, a tuple/list, a dict or a callable(generator), got "
+                        f"{type(inputs).__name__}")
+    tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+    if not tensors or tensors[0].ndim == 0:
+        raise ValueError("inputs must contain a tensor with a leading batch dimension")
+    batch = int(tensors[0].shape[0])
+    desc = ", ".join(f"{t.dtype} {list(t.shape)}" for t in tensors)
+    return args, kwargs, batch, f"given: {desc}"
+
+
+def _mode(model: nn.Module) -> str:
+    flags = {m.training for m in model.modules()}
+    return "train" if flags == {True} else "eval" if flags == {False} else "mixed"
+
+
+def _check_args(model, n_inits):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 2:
+        raise ValueError(f"n_inits={n_inits!r} must be an int >= 2 (variances across inits need two)")
+
+
+def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, loss=None,
+          generator: torch.Generator | None = None, batch_size: int = 8, jacobian: bool = True,
+          progress: bool = False, name: str | None = None) -> Report:
+    """Check whether ``model`` starts training at initialization; return a :class:`Report`.
+
+    Args:
+        model: any ``nn.Module``; measured in its current train/eval mode (the report says which) and never changed.
+        inputs: a tensor, a tuple/list (positional args), a dict (keyword args) or ``callable(generator)``
+            returning one of those. Default: Gaussian inputs of ``input_shape``.
+        input_shape: shape of one input without the batch dimension (Linear-first models: inferred).
+        n_inits: number of initializations measured (≥ 2).
+        reinit: how inits 1..n−1 are drawn. ``None``/``"resample"``: each tensor redrawn from its own law (normal,
+            uniform, orthogonal or delta-orthogonal with its measured scale; init 0 is the model as given);
+            ``"reset"``: the modules' ``reset_parameters`` (seeded); a scheme (``"he"``, ``Scheme``) for
+            ``deepstart.init.apply_``; or ``callable(model_copy, generator)``. With a scheme, all inits use it.
+        loss: ``callable(output) -> scalar``; default ⟨u, output⟩ with a fixed Gaussian cotangent u.
+        generator: ``torch.Generator`` for inputs, re-initializations, cotangent and Lanczos probes.
+        batch_size: number of Gaussian inputs when ``inputs`` is None.
+        jacobian: measure the input-output Jacobian's singular values (exact or Lanczos by size).
+        progress: show a tqdm progress bar on stderr.
+
+    Raises:
+        ModelForwardError (a ValueError): the forward pass raised; names the module and the shapes it got.
+    """
+    _check_args(model, n_inits)
+    generator = generator if generator is not None else torch.Generator()
+    started = time.perf_counter()
+    modes = {m: m.training for m in model.modules()}
+    bar = _progress(progress)
+    try:
+        args, kwargs, batch, in_desc = prepare_inputs(model, inputs, input_shape, batch_size=batch_size,
+                                                      generator=generator)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):  # dropout & co. draw from a seeded, restored global RNG
+            torch.manual_seed(seed)
+            trace = trace_model(model, args, kwargs)
+            sites = find_sites(model, trace)
+            bar.update(1)
+            nonfinite = tuple(k for k, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+            stacked = stack_inits(model, n_inits, reinit, generator) if sites else {}
+            bar.update(1)
+            cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+                         for t in _float_outputs(trace.output)]
+            if sites:
+                if loss is None and not cotangent:
+                    raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
+                raw = run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch)
+                sq, grad, dead, path = raw.sq, raw.grad, raw.dead, raw.path
+            else:
+                sq, grad, dead, path = (np.zeros((n_inits, batch, 0)), np.zeros((n_inits, batch, 0)),
+                                        np.zeros((n_inits, 0)), "none")
+            bar.update(1)
+            jac, notes = None, [s_note for s in sites for s_note in s.notes]
+            if jacobian and sites:
+                jac, note = _jacobian(model, stacked, args, kwargs, generator)
+                if note:
+                    notes.append(note)
+            bar.update(1)
+    finally:
+        for m, flag in modes.items():
+            m.training = flag
+        bar.close()
+    site_dicts = tuple(_site_dict(s) for s in sites)
+    families = {s.name: infer_family(s_w) for s in sites if (s_w := _weight(model, s)) is not None}
+    m0 = _input_m0(args, kwargs, batch)
+    theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan, families)
+    mode = _mode(model)
+    norms = tuple(n for n, m in model.named_modules() if isinstance(m, _NORM_TYPES))
+    if norms:
+        notes.append(f"normalization layers {list(norms)[:4]}{'…' if len(norms) > 4 else ''} measured in {mode} "
+                     "mode: train mode normalizes by batch statistics, eval mode by running statistics "
+                     "(≈ identity at init)")
+    notes += theory["notes"]
+    return Report(model=name or type(model).__name__, mode=mode, n_inits=n_inits, batch=batch,
+                  reinit=describe_reinit(reinit), inputs=in_desc, path=path, sites=site_dicts, m0=m0,
+                  sq=sq, grad=grad, dead=dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
+                  norm_layers=norms, weight_families=families, notes=tuple(notes),
+                  seconds=time.perf_counter() - started)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NoBar()
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=4, desc="deepstart check", unit="step", file=sys.stderr, leave=False)
+
+
+def _float_outputs(out):
+    if isinstance(out, torch.Tensor):
+        return [out] if out.is_floating_point() else []
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for item in out for t in _float_outputs(item)]
+    return []
+
+
+def _input_m0(args, kwargs, batch) -> np.ndarray:
+    x = args[0] if len(args) == 1 and not kwargs else None
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.shape[0] == batch:
+        return (x.detach().double().pow(2).reshape(batch, -1).mean(1)).cpu().numpy()
+    return np.full(batch, np.nan)
+
+
+def _weight(model, site):
+    if site.kind != "layer":
+        return None
+    w = getattr(model.get_submodule(site.module_name), "weight", None)
+    return w if isinstance(w, torch.Tensor) and w.ndim >= 2 else None
+
+
+def _site_dict(s) -> dict:
+    from dataclasses import asdict
+
+    d = asdict(s)
+    d["shape"] = list(d["shape"])
+    return d
+
+
+class _Flat(nn.Module):
+    """Wraps a model whose output is a tuple/dict: concatenated flattened float outputs."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return torch.cat([t.reshape(t.shape[0], -1) for t in _float_outputs(self.inner(x))], dim=1)
+
+
+def _jacobian(model, stacked, args, kwargs, generator):
+    """Singular values of the input-output Jacobian of init 0 at the first input (Pennington et al. 2017, eq. 2)."""
+    x = args[0] if len(args) == 1 and not kwargs else None
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return None, "Jacobian: not applicable (needs a single floating-point input tensor)"
+    from deepstart.diagnose.jacobian import jacobian_singular_values
+
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for k, v in list(clone.named_parameters()) + list(clone.named_buffers()):
+            if k in stacked:
+                v.copy_(stacked[k][0])
+    with torch.no_grad():
+        out = clone(x[:1])
+    net = clone if isinstance(out, torch.Tensor) else _Flat(clone)
+    try:
+        sv = jacobian_singular_values(net, x[:1], generator=generator)
+    except Exception as exc:  # noqa: BLE001 - the report says why instead of failing the whole check
+        return None, f"Jacobian: not measured ({type(exc).__name__}: {exc})"
+    values = np.asarray(sv.values, float)
+    return {"values": values, "method": sv.method, "complete": bool(sv.complete), "moments": tuple(sv.moments),
+            "moment_errors": tuple(sv.moment_errors), "input_dim": sv.input_dim, "output_dim": sv.output_dim}, None

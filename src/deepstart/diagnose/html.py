@@ -1,0 +1,248 @@
+"""Views of a :class:`~deepstart.diagnose.report.Report`: terminal table, signal-propagation figure, HTML page.
+
+The figure (``Report.plot``) has four panels: M_j over depth with the theory band (mean field, ± sd from the
+Hanin–Rolnick log-variance); gradient length over depth with the χ-product prediction; Var log M_j over depth
+against 5β_j and the FM2 threshold; the Jacobian's eigenvalues λ = σ² of JJᵀ against the theory's mean and spread.
+The HTML page is self-contained: the figure is an embedded PNG, no scripts, no network.
+"""
+from __future__ import annotations
+
+import base64
+import html as _html
+import io
+import contextlib
+import math
+import os
+import warnings
+
+import numpy as np
+
+__all__ = ["render_text", "plot_report", "report_html", "site_table"]
+
+_COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "ok": "\033[32m", "end": "\033[0m",
+           "bold": "\033[1m"}
+_MARK = {"error": "✗", "warning": "!", "info": "i"}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """NaN-aware means of all-NaN columns (dead or non-finite sites) are NaN, not a warning."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _fmt(x, spec=".3g") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return format(float(x), spec)
+
+
+def _log_var_direct(report) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log(np.where(report.sq > 0, report.sq, np.nan))
+    if logm.shape[0] < 2:
+        return np.full(logm.shape[-1], np.nan)
+    count = np.sum(np.isfinite(logm), axis=0)
+    mean = np.nansum(logm, axis=0) / np.maximum(count, 1)
+    var = np.nansum((logm - mean) ** 2, axis=0) / np.maximum(count - 1, 1)
+    var = np.where(count > 1, var, np.nan)
+    return np.nanmean(var, axis=0) if np.any(np.isfinite(var)) else np.full(logm.shape[-1], np.nan)
+
+
+def site_table(report) -> list:
+    """One row (dict) per main-path site: measured and predicted numbers."""
+    with _quiet():
+        return _site_table(report)
+
+
+def _site_table(report) -> list:
+    idx = report.main_idx
+    m_meas = np.nanmean(report.sq, axis=(0, 1)) if report.sq.size else np.zeros(0)
+    g_meas = np.nanmean(report.grad, axis=(0, 1)) if report.grad.size else np.zeros(0)
+    lv = _log_var_direct(report) if report.sq.size else np.zeros(0)
+    dead = np.nanmean(report.dead, axis=0) if report.dead.size else np.zeros(0)
+    m_pred = np.asarray(report.theory.get("m_pred", []), float)
+    lv_pred = np.asarray(report.theory.get("log_var_pred", []), float)
+    rows = []
+    for k, j in enumerate(idx):
+        s = report.sites[j]
+        rows.append({"index": k + 1, "site": s["name"], "type": s["module_type"] + ("" if s["kind"] == "layer"
+                                                                                    else " (block)"),
+                     "activation": s["activation"] or ("–" if s["kind"] == "layer" else f"η={s['eta']:.3g}"),
+                     "width": s["width"], "sigma_w": s["sigma_w"], "M": m_meas[j],
+                     "M_theory": m_pred[k] if k < m_pred.size else math.nan, "var_log_M": lv[j],
+                     "var_log_M_theory": lv_pred[k] if k < lv_pred.size else math.nan, "G": g_meas[j],
+                     "dead": dead[j]})
+    return rows
+
+
+def _rows_shown(n: int, max_rows: int) -> list:
+    if n <= max_rows:
+        return list(range(n))
+    head = max_rows // 2
+    return list(range(head)) + list(range(n - (max_rows - head), n))
+
+
+def render_text(report, color: bool = False, max_rows: int = 20) -> str:
+    """A compact per-layer table and the findings (ANSI colours when ``color``)."""
+    c = _COLORS if color else {k: "" for k in _COLORS}
+    fs = report.findings
+    n_err = sum(f.severity == "error" for f in fs)
+    n_warn = sum(f.severity == "warning" for f in fs)
+    verdict = (f"{c['ok']}healthy{c['end']}" if report.healthy else f"{c['error']}FAILING{c['end']}")
+    lines = [f"{c['bold']}deepstart check: {report.model}{c['end']} — {verdict} "
+             f"({n_err} errors, {n_warn} warnings)",
+             f"inputs: {report.inputs}; {report.n_inits} inits ({report.reinit.split(' (')[0]}); "
+             f"{report.mode} mode; {report.path}; {report.seconds:.2f} s"]
+    rows = site_table(report)
+    header = f"{'#':>4} {'site':<18} {'type':<16} {'act':<10} {'width':>6} {'σ_w':>6} {'M_j':>9} {'theory':>9} " \
+             f"{'Var logM':>9} {'theory':>8} {'grad²':>9} {'dead':>5}"
+    lines.append(header)
+    shown = _rows_shown(len(rows), max_rows)
+    prev = -1
+    for i in shown:
+        if i != prev + 1:
+            lines.append(f"{'…':>4} ({i - prev - 1} more sites)")
+        r = rows[i]
+        lines.append(f"{r['index']:>4} {r['site'][:18]:<18} {r['type'][:16]:<16} {str(r['activation'])[:10]:<10} "
+                     f"{r['width']:>6} {_fmt(r['sigma_w'], '.3f'):>6} {_fmt(r['M'], '.3g'):>9} "
+                     f"{_fmt(r['M_theory'], '.3g'):>9} {_fmt(r['var_log_M'], '.3g'):>9} "
+                     f"{_fmt(r['var_log_M_theory'], '.3g'):>8} {_fmt(r['G'], '.3g'):>9} {_fmt(r['dead'], '.0%'):>5}")
+        prev = i
+    st, pr = report.stats, report.predicted_stats
+    if st.get("depth", 0) >= 1:
+        lines.append(f"FM1 drift {_fmt(st.get('fm1_drift'))} nats (theory {_fmt(pr.get('fm1_drift'))}); "
+                     f"FM2 Var log M_d {_fmt(st.get('fm2_var'))} (theory {_fmt(pr.get('fm2_var'))}, "
+                     f"5β = {_fmt(5 * report.beta)}); log G_first/G_last {_fmt(st.get('grad_log_ratio'))} "
+                     f"(theory {_fmt(pr.get('grad_log_ratio'))}); isometry Var(λ)/m₁² "
+                     f"{_fmt(report.jacobian_relvar)} (theory {_fmt(pr.get('isometry_relvar'))})")
+    lines.append("findings:" if fs else f"findings: {c['ok']}none{c['end']}")
+    for f in fs:
+        col = c[f.severity]
+        lines.append(f"  {col}{_MARK[f.severity]} [{f.severity}] {f.category}{c['end']} at {f.layer}: {f.message}")
+        lines.append(f"      threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}; remedy: {f.remedy}")
+    for note in report.notes[:6]:
+        lines.append(f"  note: {note}")
+    if len(report.notes) > 6:
+        lines.append(f"  note: … {len(report.notes) - 6} more notes in the JSON/HTML report")
+    return "\n".join(lines)
+
+
+def plot_report(report, ax=None):
+    """The signal-propagation figure; ``ax``: 4 axes (else a new 2×2 figure). Returns ``(fig, axes)``."""
+    with _quiet():
+        return _plot_report(report, ax)
+
+
+def _plot_report(report, ax):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        axes = axes.ravel()
+    else:
+        axes = np.ravel(ax)
+        fig = axes[0].figure
+        if axes.size < 4:
+            raise ValueError(f"plot needs 4 axes (lengths, gradients, log-variance, spectrum), got {axes.size}")
+    idx = report.main_idx
+    depth = np.arange(1, len(idx) + 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logm = np.log(report.sq[..., idx]) if idx else np.zeros((0, 0, 0))
+        logg = np.log(report.grad[..., idx]) if idx else np.zeros((0, 0, 0))
+    a = axes[0]
+    for i in range(logm.shape[0]):
+        a.plot(depth, np.nanmean(logm[i], axis=0), color="C0", alpha=0.3, lw=0.8)
+    m_pred = np.asarray(report.theory.get("m_pred", []), float)
+    if m_pred.size and np.any(np.isfinite(m_pred)):
+        lv = np.asarray(report.theory.get("log_var_pred", []), float)
+        a.plot(depth, np.log(m_pred), "k--", label="theory log E[M_j]")
+        if lv.size and np.any(np.isfinite(lv)):
+            sd = np.sqrt(lv)
+            a.fill_between(depth, np.log(m_pred) - sd, np.log(m_pred) + sd, color="k", alpha=0.12, label="± sd")
+    a.set(xlabel="site j (main path)", ylabel="log M_j", title="squared length per init (FM1)")
+    a.legend(fontsize=8) if a.get_legend_handles_labels()[0] else None
+    a = axes[1]
+    if logg.size:
+        a.plot(depth, np.nanmean(logg, axis=(0, 1)), "C1-", label="measured mean log G_j")
+        back = np.asarray(report.theory.get("back_ratio", []), float)
+        if back.size >= 2 and np.all(np.isfinite(back[1:])):
+            anchor = np.nanmean(logg[..., -1])
+            pred = anchor + np.concatenate([np.cumsum(np.log(back[1:])[::-1])[::-1], [0.0]])
+            a.plot(depth, pred, "k--", label="theory (Π χ)")
+        a.legend(fontsize=8)
+    a.set(xlabel="site j", ylabel="log ‖∂ℓ/∂x_j‖²", title="gradient length")
+    a = axes[2]
+    if logm.size and logm.shape[0] > 1:
+        var = np.nanmean(np.nanvar(logm, axis=0, ddof=1), axis=0)
+        a.plot(depth, var, "C2o-", ms=3, label="measured Var log M_j")
+        beta = np.cumsum([1.0 / report.sites[j]["width"] if report.sites[j]["activation"] else 0.0 for j in idx])
+        a.plot(depth, 5 * beta, "k:", label="5β_j")
+        a.axhline(report.thresholds.get("fm2_var", 10.0), color="C3", lw=0.8, label="FM2 threshold")
+        a.legend(fontsize=8)
+    a.set(xlabel="site j", ylabel="Var log M_j", title="fluctuation across inits (FM2)")
+    a = axes[3]
+    if report.jacobian:
+        lam = np.asarray(report.jacobian["values"], float) ** 2
+        a.hist(lam, bins=40, density=True, color="C4", alpha=0.7, label="measured λ = σ²")
+        jac = report.theory.get("jacobian")
+        if jac:
+            m1, sd = jac["m1"], jac["m1"] * math.sqrt(max(jac["relative_variance"], 0.0))
+            a.axvline(m1, color="k", ls="--", label="theory m₁")
+            a.axvspan(max(m1 - sd, 0), m1 + sd, color="k", alpha=0.1, label="theory ± sd")
+        a.legend(fontsize=8)
+    else:
+        a.text(0.5, 0.5, "Jacobian not measured", ha="center", va="center", transform=a.transAxes)
+    a.set(xlabel="eigenvalue λ of JJᵀ", ylabel="density", title="Jacobian spectrum (isometry)")
+    fig.suptitle(f"{report.model}: {'healthy' if report.healthy else 'FAILING'}")
+    fig.tight_layout()
+    return fig, axes
+
+
+def _figure_png(report) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, _ = plot_report(report)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def report_html(report, path=None, full_page: bool = True) -> str:
+    """A self-contained HTML page (embedded PNG, inline CSS); written to ``path`` when given."""
+    esc = _html.escape
+    colors = {"error": "#c0392b", "warning": "#b9770e", "info": "#2471a3"}
+    items = "".join(f"<li style='color:{colors[f.severity]}'><b>[{esc(f.severity)}] {esc(f.category)}</b> at "
+                    f"<code>{esc(f.layer)}</code>: {esc(f.message)}<br><small>measured {_fmt(f.measured)}, "
+                    f"threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}. Remedy: {esc(f.remedy)}"
+                    f"</small></li>" for f in report.findings) or "<li>none</li>"
+    recs = "".join(f"<li>{esc(str(r))}</li>" for r in report.recommend()) or "<li>none needed</li>"
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in ("#", "site", "type", "act", "width", "σ_w", "M_j", "theory",
+                                                       "Var log M", "theory", "grad²", "dead")) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
+        r["index"], r["site"], r["type"], r["activation"], r["width"], _fmt(r["sigma_w"], ".3f"), _fmt(r["M"]),
+        _fmt(r["M_theory"]), _fmt(r["var_log_M"]), _fmt(r["var_log_M_theory"]), _fmt(r["G"]),
+        _fmt(r["dead"], ".0%"))) + "</tr>" for r in site_table(report))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
+    verdict = "healthy" if report.healthy else "FAILING"
+    content = (f"<div class='deepstart-report'><h2>deepstart check: {esc(report.model)} — {verdict}</h2>"
+               f"<p>inputs: {esc(report.inputs)}; {report.n_inits} inits ({esc(report.reinit)}); measured in "
+               f"{esc(report.mode)} mode via {esc(report.path)}.</p><h3>Findings</h3><ul>{items}</ul>"
+               f"<h3>Recommendations</h3><ol>{recs}</ol>"
+               f"<img alt='signal propagation' src='data:image/png;base64,{_figure_png(report)}'/>"
+               f"<h3>Main path</h3><table>{head}{body}</table><h3>Notes</h3><ul>{notes}</ul></div>")
+    if full_page:
+        content = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>deepstart check</title><style>"
+                   "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+                   "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head>"
+                   f"<body>{content}</body></html>")
+    if path is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(content)
+    return content

@@ -1,0 +1,217 @@
+"""Singular values of a network's input-output Jacobian at one input, exact or matrix-free.
+
+Dynamical isometry (Pennington, Schoenholz & Ganguli 2017, §2) asks for all singular values of
+``J = ∂ model(x) / ∂ x`` near 1. :func:`jacobian_singular_values` measures them on a real ``nn.Module``:
+
+- ``method="exact"`` forms ``J`` (fast sequential path or batched jvp/vjp, see :mod:`._sequential`) and returns
+  every singular value;
+- ``method="lanczos"`` never forms ``J``: block Lanczos on the Gram matrix (``JᵀJ`` or ``JJᵀ``, whichever is
+  smaller) applied through ``torch.func.jvp``/``vjp`` gives the top-``k`` singular values, and its Rademacher
+  starting block doubles as stochastic Lanczos quadrature (SLQ) probes for the spectral density and moments with
+  standard errors (see :mod:`.lanczos`).
+
+Spectral moments are per singular value: ``m_k = mean_i σ_i^{2k}`` over the ``min(n_in, n_out)`` singular values,
+i.e. ``tr((JJᵀ)^k) / min(n_in, n_out)`` — the moments ``m₁, m₂`` of the eigenvalue law of ``JJᵀ`` in THEORY.md §2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from deepstart.diagnose._sampling import sample_jacobian_spectrum
+
+__all__ = ["SingularValues", "jacobian_singular_values", "sample_jacobian_spectrum"]
+
+METHODS = ("auto", "exact", "lanczos")
+EXACT_MAX_DIM = 2048  # "auto" forms J when min(n_in, n_out) is at most this
+DEFAULT_K = 10
+
+
+@dataclass(frozen=True)
+class SingularValues:
+    """Jacobian singular values of one model at one input.
+
+    Attributes:
+        values: singular values, descending (all of them when ``complete``, else the top ``k``).
+        method: ``"exact"`` or ``"lanczos"``; ``path`` says how (``sequential``/``jacfwd``/``jacrev``/``JtJ``/``JJt``).
+        complete: whether ``values`` holds every singular value.
+        input_dim, output_dim: flattened sizes of the input and output.
+        moments: ``(m₁, m₂)`` with ``m_k = mean σ^{2k}`` over ``min(input_dim, output_dim)`` singular values.
+        moment_errors: standard errors of ``moments`` (zeros for the exact method).
+        slq_nodes: SLQ quadrature nodes (eigenvalues of the Gram matrix, i.e. σ²), shape [M]; empty if exact.
+        slq_weights: per-probe quadrature weights [n_probes, M], each row summing to 1; empty if exact.
+        krylov_dim: dimension of the Krylov space used (0 if exact).
+    """
+
+    values: np.ndarray
+    method: str
+    path: str
+    complete: bool
+    input_dim: int
+    output_dim: int
+    moments: tuple[float, float]
+    moment_errors: tuple[float, float] = (0.0, 0.0)
+    slq_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    slq_weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    krylov_dim: int = 0
+
+    @property
+    def n_probes(self) -> int:
+        return int(self.slq_weights.shape[0])
+
+    def density(self, bins=40, range=None):  # noqa: A002 - numpy's name
+        """Histogram of the eigenvalues σ² of ``JJᵀ`` as probability masses per bin, with standard errors.
+
+        Exact: masses of the empirical law (errors 0). Lanczos: SLQ masses averaged over probes, errors the
+        standard error across probes (Ubaru, Chen & Saad 2017, §3). Returns ``(edges, mass, mass_err)``.
+        """
+        if self.method == "exact":
+            lam = self.values ** 2
+            mass, edges = np.histogram(lam, bins=bins, range=range)
+            return edges, mass / lam.size, np.zeros_like(mass, dtype=float)
+        edges = np.histogram_bin_edges(self.slq_nodes, bins=bins, range=range)
+        per_probe = np.stack([np.histogram(self.slq_nodes, bins=edges, weights=w)[0] for w in self.slq_weights])
+        err = per_probe.std(axis=0, ddof=1) / np.sqrt(self.n_probes) if self.n_probes > 1 else np.zeros(len(edges) - 1)
+        return edges, per_probe.mean(axis=0), err
+
+    def to_dict(self) -> dict:
+        return {"values": self.values.tolist(), "method": self.method, "path": self.path, "complete": self.complete,
+                "input_dim": self.input_dim, "output_dim": self.output_dim, "moments": list(self.moments),
+                "moment_errors": list(self.moment_errors), "slq_nodes": self.slq_nodes.tolist(),
+                "slq_weights": self.slq_weights.tolist(), "krylov_dim": self.krylov_dim}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SingularValues":
+        weights = np.asarray(d.get("slq_weights", []), dtype=float)
+        return cls(values=np.asarray(d["values"], dtype=float), method=d["method"], path=d["path"],
+                   complete=bool(d["complete"]), input_dim=int(d["input_dim"]), output_dim=int(d["output_dim"]),
+                   moments=tuple(float(m) for m in d["moments"]),
+                   moment_errors=tuple(float(m) for m in d.get("moment_errors", (0.0, 0.0))),
+                   slq_nodes=np.asarray(d.get("slq_nodes", []), dtype=float),
+                   slq_weights=weights.reshape(-1, weights.shape[-1]) if weights.size else np.zeros((0, 0)),
+                   krylov_dim=int(d.get("krylov_dim", 0)))
+
+    def plot(self, ax=None, bins=40):
+        """Histogram of the eigenvalues σ² of ``JJᵀ`` (SLQ estimate with error bars for ``lanczos``; the top-k
+        values marked). Returns ``(fig, ax)``."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots() if ax is None else (ax.figure, ax)
+        edges, mass, err = self.density(bins=bins)
+        widths = np.diff(edges)
+        ax.bar(edges[:-1], mass / widths, width=widths, align="edge", alpha=0.6,
+               yerr=err / widths if self.method == "lanczos" else None, label=f"{self.method} ({self.path})")
+        if not self.complete:
+            for v in self.values ** 2:
+                ax.axvline(v, color="C3", lw=0.8, alpha=0.7)
+        ax.set_xlabel("eigenvalue of JJᵀ (σ²)")
+        ax.set_ylabel("density")
+        ax.set_title(f"Jacobian spectrum: m₁={self.moments[0]:.4g}, m₂={self.moments[1]:.4g}")
+        ax.legend()
+        return fig, ax
+
+
+def _check_args(method, k, x):
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {METHODS}; use 'exact' to form J, 'lanczos' for "
+                         "matrix-free top-k values and SLQ moments, or 'auto' to choose by size")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor holding one input with a batch dimension of 1, got {type(x)}")
+    if x.ndim < 1 or x.shape[0] != 1:
+        raise ValueError(f"x has shape {tuple(x.shape)}; pass one input with a leading batch dimension of 1, "
+                         "e.g. x[:1] or x.unsqueeze(0)")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError(f"k={k!r} must be a positive int (number of top singular values) or None")
+
+
+def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = None, generator=None,
+                             n_probes: int = 16, tol: float = 1e-5, max_dim: int | None = None) -> SingularValues:
+    """Singular values of the input-output Jacobian of ``model`` at the single input ``x``.
+
+    Pennington, Schoenholz & Ganguli 2017, eq. 2: ``J = ∂x^L/∂x^0``; dynamical isometry means all σ_i ≈ 1.
+
+    Args:
+        model: any ``nn.Module``; it is evaluated in its current mode, on the device and dtype of its parameters
+            and ``x`` (nothing is moved, cast or left changed).
+        x: one input with a leading batch dimension of 1 (``[1, features]``, ``[1, C, H, W]``, …).
+        method: ``"exact"`` (all values), ``"lanczos"`` (top ``k`` + SLQ moments), or ``"auto"``: exact when
+            ``min(n_in, n_out) ≤ 2048``, else lanczos.
+        k: number of top singular values (lanczos default 10; for exact, truncates the result).
+        generator: ``torch.Generator`` for the Rademacher SLQ probes (lanczos only).
+        n_probes: SLQ probes = Lanczos block size (lanczos only; at least ``k`` is used for the block).
+        tol: relative accuracy target of the top-``k`` eigenvalues of the Gram matrix (so ≈ tol/2 for σ).
+        max_dim: cap on the Krylov dimension (default: the Gram matrix's size).
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8))
+        >>> sv = jacobian_singular_values(net, torch.randn(1, 8))
+        >>> sv.values.shape, sv.complete
+        ((8,), True)
+    """
+    _check_args(method, k, x)
+    from deepstart.diagnose._sequential import flat_function
+
+    f, v = flat_function(model, x)
+    n_in = v.numel()
+    with torch.no_grad():
+        n_out = f(v).numel()
+    if method == "auto":
+        method = "exact" if min(n_in, n_out) <= EXACT_MAX_DIM else "lanczos"
+    if method == "exact":
+        return _exact(model, x, k, n_in, n_out)
+    return _lanczos(model, x, f, v, n_out, k=DEFAULT_K if k is None else k, generator=generator, n_probes=n_probes,
+                    tol=tol, max_dim=max_dim)
+
+
+def _exact(model, x, k, n_in, n_out) -> SingularValues:
+    from deepstart.diagnose._sequential import exact_jacobian
+
+    jac, path = exact_jacobian(model, x)
+    s = torch.linalg.svdvals(jac.detach()).double().cpu().numpy()
+    lam = s ** 2
+    moments = (float(lam.mean()), float((lam ** 2).mean()))
+    complete = k is None or k >= s.size
+    return SingularValues(values=s if complete else s[:k], method="exact", path=path, complete=complete,
+                          input_dim=n_in, output_dim=n_out, moments=moments)
+
+
+def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> SingularValues:
+    from deepstart.diagnose._sequential import forward_ad_quietly, is_fast_sequential, sequential_tangent_map
+    from deepstart.diagnose.lanczos import block_lanczos, rademacher
+
+    n_in = v.numel()
+    n = min(n_in, n_out)
+    if k > n:
+        raise ValueError(f"k={k} exceeds the number of singular values min(n_in, n_out) = {n}; use k ≤ {n} "
+                         "or method='exact'")
+    if not isinstance(n_probes, int) or n_probes < 2:
+        raise ValueError(f"n_probes={n_probes!r} must be an int ≥ 2 (standard errors need two probes)")
+    block = min(max(n_probes, k), n)
+    dtype = v.dtype
+    with torch.no_grad(), forward_ad_quietly():
+        _, vjp_fn = torch.func.vjp(f, v)
+        if is_fast_sequential(model):  # cached D_l: no forward recomputation per matvec
+            push = sequential_tangent_map(model, x)
+            jv = lambda t: push(t.T.reshape(t.shape[1], *x.shape[1:])).T  # noqa: E731
+        else:
+            jv = torch.func.vmap(lambda t: torch.func.jvp(f, (v,), (t,))[1], in_dims=1, out_dims=1)
+        jtu = torch.func.vmap(lambda u: vjp_fn(u)[0], in_dims=1, out_dims=1)
+        if n_in <= n_out:
+            path, matvec = "JtJ", lambda q: jtu(jv(q.to(dtype))).double()
+        else:
+            path, matvec = "JJt", lambda q: jv(jtu(q.to(dtype))).double()
+        z = rademacher(n, block, generator=generator, device=v.device)
+        res = block_lanczos(matvec, z, k=k, tol=tol, max_dim=max_dim)
+    probe_m1 = (z * res.first_block).sum(0) / n  # zᵀ G z / n
+    probe_m2 = (res.first_block ** 2).sum(0) / n  # ‖G z‖² / n
+    per = torch.stack([probe_m1, probe_m2]).cpu().numpy()
+    theta = res.ritz_values.clamp_min(0).cpu().numpy()
+    values = np.sqrt(theta[::-1][:k]).copy()
+    return SingularValues(values=values, method="lanczos", path=path, complete=bool(res.exact and k >= n),
+                          input_dim=n_in, output_dim=n_out, moments=tuple(float(m) for m in per.mean(1)),
+                          moment_errors=tuple(float(e) for e in per.std(1, ddof=1) / np.sqrt(block)),
+                          slq_nodes=theta, slq_weights=(res.probe_weights / n).cpu().numpy(),
+                          krylov_dim=res.krylov_dim)

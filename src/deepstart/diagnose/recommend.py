@@ -1,0 +1,124 @@
+"""Concrete changes for a report's findings, best first (a pure function of the report).
+
+* FM1 / gradients in plain piecewise-linear nets: variance 1/(c₂ fan_in) — He (2/fan_in) for ReLU, LeCun for
+  linear, ``variance-scaling(scale=2/(1+a²))`` for leaky ReLU — keeps E[M_d] = M_0 (Hanin & Rolnick 2018, Thm 5;
+  χ₁ = 1, Poole et al. 2016).
+* FM1 / gradients in smooth nets (tanh, …): the critical line χ₁ = 1 at small q* with orthogonal weights.
+* FM1 in residual nets: η_l = 1/l, so Σ η_l² < ∞ and E[M_L]/M_0 = ∏(1 + g η_l²) stays bounded (H&R 2018 §4).
+* FM2: widths, since Var log M_d ≈ 5β depends only on β = Σ 1/n_j (H&R 2018 Thm 5): the smallest constant width
+  with Var log M_d ≤ half the FM2 threshold (exact digamma variance per layer).
+* poor isometry: tanh-like nets, orthogonal weights on the critical line at q* = 1/64 (Pennington et al. 2017 §4);
+  ReLU nets cannot reach isometry, orthogonal weights with gain √2 halve the spread (Var λ ≈ L instead of 2L).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["Recommendation", "recommend", "suggest_width"]
+
+_SMOOTH = ("tanh", "erf", "hard_tanh", "sigmoid", "gelu", "silu", "elu", "selu", "softplus")
+CRITICAL_Q_STAR = "1/64"  # Pennington et al. 2017's best runs used small q* (THEORY.md §2 [open])
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One change. ``kind``: ``"init"`` (apply ``scheme``), ``"residual_eta"`` (set η_l), ``"widths"``."""
+
+    kind: str
+    addresses: tuple
+    reason: str
+    scheme: str | None = None
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["addresses"] = list(self.addresses)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recommendation":
+        return cls(**{**d, "addresses": tuple(d["addresses"])})
+
+    def __str__(self) -> str:
+        what = {"init": f"init scheme {self.scheme!r}",
+                "residual_eta": f"residual η_l = {self.params.get('eta')}",
+                "widths": f"constant width {self.params.get('width')}"}[self.kind]
+        return f"{what} (fixes {', '.join(self.addresses)}): {self.reason}"
+
+
+def _base(spec):
+    return (spec or "linear").split("(")[0]
+
+
+def _init_for(acts: set) -> tuple:
+    """(scheme, reason) of the length-preserving init for the activations seen on the main path."""
+    bases = {_base(a) for a in acts}
+    if bases <= {"relu"} or bases <= {"relu", "linear"}:
+        return "he", "variance 2/fan_in keeps E[M_j] = M_0 and χ₁ = 1 for ReLU (Hanin & Rolnick 2018, Thm 5)"
+    if bases <= {"linear"}:
+        return "lecun", "variance 1/fan_in keeps lengths and gradients for linear layers (χ₁ = 1)"
+    if bases <= {"leaky_relu", "linear"}:
+        a = next((float(s.split("=")[1].rstrip(")")) for s in acts if s and s.startswith("leaky_relu(")), 0.01)
+        scale = 2.0 / (1.0 + a * a)
+        return f"variance-scaling(scale={scale:.6g})", "variance 2/((1+a²)fan_in) gives χ₁ = 1 for leaky ReLU"
+    if len(bases - {"linear"}) == 1:
+        act = next(iter(bases - {"linear"}))
+        return (f"critical(activation={act}, q_star={CRITICAL_Q_STAR}, weights=orthogonal)",
+                f"orthogonal weights on the critical line χ₁ = 1 at small q* (Pennington et al. 2017) for {act}")
+    return None, ""
+
+
+def suggest_width(depth: int, var_target: float) -> int:
+    """Smallest constant width n with depth · Var log ξ(n) ≤ var_target (relu, exact digamma form)."""
+    from deepstart.theory.finite_width import relu_log_xi_moments
+
+    def ok(n):
+        return depth * relu_log_xi_moments(n)[1] <= var_target
+
+    lo, hi = 1, 2
+    while not ok(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return hi
+
+
+def recommend(report) -> list:
+    """Recommendations for ``report`` (see the module docstring), best first; empty when nothing needs fixing."""
+    cats = {f.category for f in report.findings if f.severity in ("error", "warning")}
+    main = report.main_sites
+    layers = [s for s in main if s["kind"] == "layer"]
+    blocks = [s for s in main if s["kind"] == "block"]
+    acts = {s["activation"] for s in layers if s["activation"]} or {"linear"}
+    scheme, why = _init_for(acts)
+    out = []
+    if blocks and cats & {"fm1", "gradients"}:
+        etas = [1.0 / (l + 1) for l in range(len(blocks))]
+        out.append(Recommendation("residual_eta", ("fm1", "gradients"),
+                                  "η_l = 1/l makes Σ η_l² = π²/6 finite, so E[M_L]/M_0 stays bounded "
+                                  "(Hanin & Rolnick 2018, §4)", params={"eta": "1/l", "values": etas}))
+    elif scheme and cats & {"fm1", "gradients", "nonfinite"}:
+        out.append(Recommendation("init", tuple(sorted(cats & {"fm1", "gradients", "nonfinite"})), why, scheme))
+    if "isometry" in cats:
+        bases = {_base(a) for a in acts} - {"linear"}
+        if bases and bases <= set(_SMOOTH) and len(bases) == 1:
+            act = next(iter(bases))
+            iso = f"critical(activation={act}, q_star={CRITICAL_Q_STAR}, weights=orthogonal)"
+            if not any(r.scheme == iso for r in out):
+                out.append(Recommendation("init", ("isometry",), "orthogonal weights on the critical line at small "
+                                          "q* concentrate the Jacobian spectrum near 1 (Pennington et al. 2017)",
+                                          iso))
+        elif bases <= {"relu"} and not blocks:
+            out.append(Recommendation("init", ("isometry",), "ReLU nets cannot reach dynamical isometry; orthogonal "
+                                      "weights with gain √2 halve the spectral spread (Pennington et al. 2017)",
+                                      f"orthogonal(gain={math.sqrt(2):.6g})"))
+    if "fm2" in cats and layers:
+        depth = sum(1 for s in layers if s["activation"])
+        target = report.thresholds.get("fm2_var", 10.0) / 2
+        width = suggest_width(max(depth, 1), target)
+        out.append(Recommendation("widths", ("fm2",), f"Var log M_d ≈ 5β depends only on β = Σ1/n_j; width {width} "
+                                  f"at depth {depth} gives Var log M_d ≤ {target:g} (Hanin & Rolnick 2018)",
+                                  params={"width": width, "depth": depth}))
+    return out

@@ -1,0 +1,199 @@
+"""The result of ``deepstart.check``: measurements, predictions, verdicts, and the ways people look at them.
+
+A :class:`Report` stores the raw per-init measurements (so ``from_dict(to_dict())`` reproduces every statistic and
+verdict), the architecture it read and the theory's predictions. Verdicts (:attr:`Report.findings`) are computed
+from those by :func:`deepstart.diagnose.verdicts.findings` with the thresholds stored in the report.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from deepstart.diagnose.verdicts import THRESHOLDS, findings, path_stats
+
+__all__ = ["Report"]
+
+_ARRAYS = ("m0", "sq", "grad", "dead")
+_THEORY_ARRAYS = ("m_pred", "q_pred", "back_ratio", "log_var_pred")
+
+
+def _plain(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """Signal propagation of one model at initialization, over ``n_inits`` initializations.
+
+    Arrays: ``sq[i, b, j]`` = M_j (normalized squared length at site j for init i and input b), ``grad`` the squared
+    backpropagated length ‖∂ℓ/∂x_j‖², ``dead[i, j]`` the fraction of dead units, ``m0[b]`` the input's M_0 (NaN when
+    the input is not a float tensor). ``sites`` describe where each column was measured (see
+    :class:`deepstart.diagnose.architecture.Site`); ``theory`` holds the predictions (:mod:`.predict`).
+    """
+
+    model: str
+    mode: str
+    n_inits: int
+    batch: int
+    reinit: str
+    inputs: str
+    path: str
+    sites: tuple
+    m0: np.ndarray
+    sq: np.ndarray
+    grad: np.ndarray
+    dead: np.ndarray
+    theory: dict
+    jacobian: dict | None = None
+    nonfinite_params: tuple = ()
+    norm_layers: tuple = ()
+    weight_families: dict = field(default_factory=dict)
+    notes: tuple = ()
+    thresholds: dict = field(default_factory=lambda: dict(THRESHOLDS))
+    seconds: float = math.nan
+
+    # ----- derived quantities (pure functions of the fields) -----
+    @property
+    def main_idx(self) -> list:
+        return [j for j, s in enumerate(self.sites) if s["main"]]
+
+    @property
+    def main_sites(self) -> list:
+        return [self.sites[j] for j in self.main_idx]
+
+    @property
+    def beta(self) -> float:
+        """β = Σ 1/n_j over main-path layers followed by an activation (Hanin & Rolnick 2018, Thm 5)."""
+        return float(sum(1.0 / s["width"] for s in self.main_sites if s["kind"] == "layer" and s["activation"]))
+
+    @property
+    def stats(self) -> dict:
+        return path_stats(self.sq, self.grad, self.m0, self.main_idx)
+
+    @property
+    def predicted_stats(self) -> dict:
+        """The theory's values of the verdict statistics (NaN where not applicable)."""
+        m = np.asarray(self.theory.get("m_pred", []), float)
+        out = {}
+        m0 = float(np.nanmean(self.m0)) if np.size(self.m0) else math.nan
+        chain = np.concatenate([[m0], m]) if math.isfinite(m0) else m
+        if chain.size >= 2 and np.all(np.isfinite(chain)) and np.all(chain > 0):
+            logs = np.diff(np.log(chain))
+            depth = logs.size
+            out["fm1_drift"] = float(depth * np.mean(logs[depth // 2:]))
+        lv = np.asarray(self.theory.get("log_var_pred", []), float)
+        if lv.size and np.isfinite(lv[-1]):
+            out["fm2_var"] = float(lv[-1])
+        back = np.asarray(self.theory.get("back_ratio", []), float)
+        if back.size >= 2 and np.all(np.isfinite(back[1:])):
+            out["grad_log_ratio"] = float(np.sum(np.log(back[1:])))
+        jac = self.theory.get("jacobian")
+        if jac and self.jacobian is not None:
+            out["isometry_relvar"] = float(jac["relative_variance"])
+        return out
+
+    @property
+    def jacobian_relvar(self) -> float | None:
+        """Var(λ)/mean(λ)² of the eigenvalues λ = σ² of JJᵀ (from the moments when only top-k are known)."""
+        if not self.jacobian:
+            return None
+        m1, m2 = self.jacobian["moments"]
+        return float(m2 / m1 ** 2 - 1.0) if m1 > 0 else math.inf
+
+    @property
+    def findings(self) -> list:
+        return findings(self)
+
+    @property
+    def healthy(self) -> bool:
+        """No finding of severity ``error``."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    def recommend(self) -> list:
+        """Concrete changes that address this report's findings, best first (:mod:`.recommend`)."""
+        from deepstart.diagnose.recommend import recommend
+
+        return recommend(self)
+
+    # ----- serialization -----
+    def to_dict(self) -> dict:
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        d["findings"] = [f.to_dict() for f in self.findings]  # for readers; recomputed by from_dict
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Report":
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in _ARRAYS:
+            kw[k] = np.asarray(kw[k], dtype=float)
+        theory = dict(kw.get("theory") or {})
+        for k in _THEORY_ARRAYS:
+            if k in theory:
+                theory[k] = np.asarray(theory[k], dtype=float)
+        kw["theory"] = theory
+        if kw.get("jacobian"):
+            jac = dict(kw["jacobian"])
+            jac["values"] = np.asarray(jac["values"], dtype=float)
+            jac["moments"] = tuple(jac["moments"])
+            kw["jacobian"] = jac
+        for k in ("sites", "nonfinite_params", "norm_layers", "notes"):
+            kw[k] = tuple(kw.get(k, ()))
+        return cls(**kw)
+
+    def to_json(self, path=None) -> str:
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        return text
+
+    @classmethod
+    def from_json(cls, path_or_text: str) -> "Report":
+        text = path_or_text
+        if not path_or_text.lstrip().startswith("{"):
+            with open(path_or_text, encoding="utf-8") as fh:
+                text = fh.read()
+        return cls.from_dict(json.loads(text))
+
+    # ----- views -----
+    def render(self, color: bool = False, max_rows: int = 20) -> str:
+        from deepstart.diagnose.html import render_text
+
+        return render_text(self, color=color, max_rows=max_rows)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        verdict = "healthy" if self.healthy else "FAILING"
+        return (f"Report({self.model}: {verdict}, {len(self.main_sites)} main-path sites, {self.n_inits} inits, "
+                f"{len(self.findings)} findings)")
+
+    def plot(self, ax=None):
+        from deepstart.diagnose.html import plot_report
+
+        return plot_report(self, ax=ax)
+
+    def to_html(self, path=None) -> str:
+        from deepstart.diagnose.html import report_html
+
+        return report_html(self, path)
+
+    def _repr_html_(self) -> str:
+        from deepstart.diagnose.html import report_html
+
+        return report_html(self, None, full_page=False)

@@ -1,0 +1,211 @@
+"""Verdicts: a pure function of a report's measurements and the documented thresholds below.
+
+Statistics along the main path (sites j = 1..D, with M_0 the input when it is a float tensor), over inits i and
+inputs b (Hanin & Rolnick 2018, §1 and Thm 5; THEORY.md §4):
+
+* per-layer length ratios ξ_j = M_j/M_{j−1}. FM1 is a sustained exponential drift of the *mean* length:
+  ``fm1_drift = D · mean_{j in deeper half} log mean_i ξ_j`` (nats over the whole depth, extrapolated from the deeper
+  half so that convergence to a mean-field fixed point q* is not called FM1). Means of ratios are unbiased for
+  E[M_j]/E[M_{j−1}] at every width, unlike log lengths, whose mean drifts by −Var/2 (FM2 would leak into FM1).
+* FM2: ``fm2_var = Σ_j mean_b Var_i log ξ_j``: Var log M_D written as a sum of independent per-layer terms
+  (Thm 5: log M_d = log M_0 + Σ log ξ_j with independent ξ_j), which has D·(n_inits−1) degrees of freedom instead of
+  n_inits − 1 for the direct variance (also reported, ``log_var_direct``). For Gaussian He ReLU nets it is ≈ 5β.
+* gradients: ``grad_log_ratio = Σ_j log mean_i (G_{j−1}/G_j) = log(G_first/G_last)`` (negative: vanishing).
+* isometry (Pennington et al. 2017): Var(λ)/mean(λ)² over the eigenvalues λ = σ² of JJᵀ.
+
+A drift counts only when it also exceeds ``significance`` standard errors, so noise from few inits is not a finding.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["THRESHOLDS", "SEVERITIES", "CATEGORIES", "Finding", "path_stats", "findings"]
+
+THRESHOLDS = {
+    "fm1_nats": 1.0,            # |drift of log E[M] over the depth| (a factor e in mean squared length)
+    "fm2_var": 10.0,            # Var log M_d in nats² (= 5β with β = 2: typical lengths differ by e^3 ≈ 20×)
+    "gradient_nats": math.log(10.0),  # |log(G_first/G_last)|: a decade in squared gradient length across depth
+    "isometry_relvar": 1.0,     # Var(λ)/m₁² of JJᵀ: spread of squared singular values as large as their mean
+    "dead_fraction": 0.9,       # fraction of a site's units that are 0 for every input (deep ReLU nets correlate
+                                # their inputs, c → 1, so ~50% of units are off for all inputs without being "dead")
+    "significance": 3.0,        # drifts must also exceed this many standard errors
+}
+SEVERITIES = ("info", "warning", "error")
+CATEGORIES = ("fm1", "fm2", "gradients", "isometry", "dead", "nonfinite", "structure")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict: which layer, what was measured, against which threshold and prediction, and what to do."""
+
+    category: str
+    severity: str
+    layer: str
+    measured: float
+    threshold: float
+    predicted: float | None
+    message: str
+    remedy: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        return cls(**d)
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.category} at {self.layer}: {self.message} Remedy: {self.remedy}"
+
+
+def _mean_se(x: np.ndarray):
+    """Mean over inits (axis 0, NaN-aware) of per-init values and its standard error."""
+    var, count = _nanvar(x, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nanmean(x, axis=0), np.sqrt(var / np.maximum(count, 1))
+
+
+def _ratio_stats(chain: np.ndarray):
+    """Per-layer mean ratios chain[..., j]/chain[..., j−1] (mean over inputs, then inits) and their SEs."""
+    prev, cur = chain[..., :-1], chain[..., 1:]
+    ok = np.isfinite(prev) & np.isfinite(cur) & (prev > 0) & (cur > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(ok, cur / np.where(ok, prev, 1.0), np.nan)
+        per_init = _nanmean(ratio, axis=1)
+    return (*_mean_se(per_init), ratio)
+
+
+def _nanmean(x, axis):
+    count = np.sum(np.isfinite(x), axis=axis)
+    total = np.nansum(x, axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _nanvar(x, axis):
+    count = np.sum(np.isfinite(x), axis=axis)
+    mean = np.expand_dims(_nanmean(x, axis), axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss = np.nansum((x - mean) ** 2, axis=axis)
+        return np.where(count > 1, ss / np.maximum(count - 1, 1), np.nan), count
+
+
+def path_stats(sq, grad, m0, main_idx) -> dict:
+    """Summary statistics along the main path (see the module docstring). Arrays are [inits, inputs, sites]."""
+    sq, grad = np.asarray(sq, float), np.asarray(grad, float)
+    idx = list(main_idx)
+    if not idx:
+        return {"depth": 0}
+    m = sq[..., idx]
+    m0 = np.asarray(m0, float)
+    if m0.size and np.all(np.isfinite(m0)):
+        chain = np.concatenate([np.broadcast_to(m0[None, :, None], (m.shape[0], m.shape[1], 1)), m], axis=-1)
+    else:
+        chain = m
+    depth = chain.shape[-1] - 1
+    out = {"depth": depth}
+    if depth < 1:
+        return out
+    mean, se, ratio = _ratio_stats(chain)
+    half = list(range(depth // 2, depth))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logs = np.log(mean)
+        out["fm1_rate"] = float(np.mean(logs[half]))
+        out["fm1_drift"] = depth * out["fm1_rate"]
+        out["fm1_se"] = depth / len(half) * float(np.sqrt(np.sum((se[half] / mean[half]) ** 2)))
+        out["log_mean_ratio"] = float(np.sum(logs))
+        log_xi = np.log(ratio)
+        var_j, count = _nanvar(log_xi, axis=0)
+        var_layer = _nanmean(var_j, axis=0)
+        n_eff = np.nanmean(count, axis=0)
+        out["fm2_var"] = float(np.nansum(var_layer))
+        out["fm2_se"] = float(np.sqrt(np.nansum((var_layer * np.sqrt(2.0 / np.maximum(n_eff - 1, 1))) ** 2)))
+        direct, _ = _nanvar(np.log(np.where(m[..., -1] > 0, m[..., -1], np.nan)), axis=0)
+        out["log_var_direct"] = float(_nanmean(direct, axis=0))
+        out["collapsed_fraction"] = float(np.mean(np.any(np.all(m == 0, axis=1), axis=-1)))
+        g = grad[..., idx]
+        if g.shape[-1] >= 2:
+            gmean, gse, _ = _ratio_stats(g[..., ::-1])
+            out["grad_log_ratio"] = float(np.sum(np.log(gmean)))
+            out["grad_se"] = float(np.sqrt(np.sum((gse / gmean) ** 2)))
+    out["ratio_mean"] = mean
+    return out
+
+
+def _remedy(category: str, report) -> str:
+    acts = {s["activation"] for s in report.sites if s["main"] and s["kind"] == "layer"}
+    has_blocks = any(s["kind"] == "block" for s in report.sites)
+    relu_like = acts <= {"relu", "linear", None}
+    if category in ("fm1", "gradients"):
+        if has_blocks:
+            return "scale residual branches by η_l with Σ η_l² < ∞ (e.g. η_l = 1/l) and use a length-preserving init."
+        if relu_like:
+            return "initialize with variance 2/fan_in for ReLU (scheme 'he'; 1/fan_in if linear), zero biases."
+        return "use the critical init for this activation (scheme 'critical', χ₁ = 1)."
+    if category == "fm2":
+        return "widen the net: FM2 depends only on β = Σ 1/n_j; constant width ≳ depth keeps Var log M ≈ 5."
+    if category == "isometry":
+        return ("use tanh-like activations with orthogonal weights on the critical line at small q* "
+                "(scheme 'critical(weights=orthogonal)'); ReLU and Gaussian weights cannot reach isometry.")
+    if category == "dead":
+        return "use zero biases and a length-preserving init (He for ReLU), or a leaky activation."
+    if category == "nonfinite":
+        return "re-initialize the listed parameters (deepstart.init.apply_) and check for overflow in the inputs."
+    return "see the report notes."
+
+
+def findings(report) -> list:
+    """All findings of ``report`` (a pure function of its stored measurements and ``report.thresholds``)."""
+    t = {**THRESHOLDS, **report.thresholds}
+    out = []
+    for name in report.nonfinite_params:
+        out.append(Finding("nonfinite", "error", name, math.nan, 0.0, None, "parameter has NaN/Inf entries.",
+                           _remedy("nonfinite", report)))
+    if not report.sites:
+        out.append(Finding("structure", "info", "model", 0.0, 0.0, None,
+                           "the model has no parameters (or none that run); nothing to initialize.", "none needed."))
+        return out
+    bad = np.sum(~np.isfinite(report.sq), axis=(0, 1)) + np.sum(~np.isfinite(report.grad), axis=(0, 1))
+    for j in np.flatnonzero(bad):
+        out.append(Finding("nonfinite", "error", report.sites[j]["name"], float(bad[j]), 0.0, None,
+                           f"{int(bad[j])} non-finite lengths or gradients measured.", _remedy("nonfinite", report)))
+        break
+    st = report.stats
+    last = report.main_sites[-1]["name"] if report.main_sites else "output"
+    sig = t["significance"]
+    pred = report.predicted_stats
+    drift, se = st.get("fm1_drift", math.nan), st.get("fm1_se", math.nan)
+    if abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
+        way = "vanishing" if drift < 0 else "exploding"
+        out.append(Finding("fm1", "error", last, drift, t["fm1_nats"], pred.get("fm1_drift"),
+                           f"FM1 {way}: mean squared length changes by a factor {math.exp(st['fm1_rate']):.3g} "
+                           f"per layer, exp({drift:.3g}) over the depth (± {se:.2g} nats).", _remedy("fm1", report)))
+    var = st.get("fm2_var", math.nan)
+    if var > t["fm2_var"]:
+        out.append(Finding("fm2", "error", last, var, t["fm2_var"], pred.get("fm2_var"),
+                           f"FM2: Var log M_d = {var:.3g} ± {st['fm2_se']:.2g} across inits (5β = {5 * report.beta:.3g}); "
+                           "lengths differ by orders of magnitude between initializations.", _remedy("fm2", report)))
+    g, gse = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
+    if abs(g) > t["gradient_nats"] and not abs(g) <= sig * gse:
+        way = "vanishing" if g < 0 else "exploding"
+        out.append(Finding("gradients", "error", report.main_sites[0]["name"], g, t["gradient_nats"],
+                           pred.get("grad_log_ratio"), f"{way} gradients: ‖∂ℓ/∂x‖² at the first layer is exp({g:.3g}) "
+                           f"times that at the last.", _remedy("gradients", report)))
+    rel = report.jacobian_relvar
+    if rel is not None and rel > t["isometry_relvar"]:
+        out.append(Finding("isometry", "warning", "input-output Jacobian", rel, t["isometry_relvar"],
+                           pred.get("isometry_relvar"), f"poor dynamical isometry: Var(λ)/m₁² = {rel:.3g} for the "
+                           "eigenvalues λ of JJᵀ.", _remedy("isometry", report)))
+    dead = np.nanmean(report.dead, axis=0)
+    if dead.size and np.nanmax(dead) > t["dead_fraction"]:
+        j = int(np.nanargmax(dead))
+        out.append(Finding("dead", "warning", report.sites[j]["name"], float(dead[j]), t["dead_fraction"], None,
+                           f"{dead[j]:.0%} of units output 0 for every input.", _remedy("dead", report)))
+    coll = st.get("collapsed_fraction", 0.0)
+    if coll > 0:
+        out.append(Finding("dead", "warning", last, coll, 0.0, None, f"{coll:.0%} of initializations had a layer "
+                           "with every unit dead (the output is identically 0).", _remedy("dead", report)))
+    return out

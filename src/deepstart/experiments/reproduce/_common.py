@@ -1,0 +1,200 @@
+"""Shared machinery of the reproductions: size modes, the report builder, training through the sweep store, and
+batched signal-propagation simulations (plain torch: many independent random networks in one ``bmm``)."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from deepstart.experiments.reproduce.claims import Claim
+from deepstart.experiments.reproduce.report import PaperReport, figure_from_matplotlib
+
+MODES = ("tiny", "quick", "full")
+MODE_TAGS = {"tiny": "tiny: test sizes", "quick": "quick: reduced sizes", "full": "full: the paper's sizes"}
+DATASET_LABELS = {"toy": "toy (synthetic 10-class, 8×8)", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
+                  "cifar10": "CIFAR-10 (JPEG copy)"}
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown reproduction mode {mode!r}; valid: {', '.join(MODES)} "
+                         "(tiny for tests, quick ≈ 10 min per paper on 2 cores, full for the papers' sizes)")
+    return mode
+
+
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, name)
+
+
+class ReportBuilder:
+    """Collects claims, figures and notes while a reproduction runs; :meth:`build` freezes them into a report."""
+
+    def __init__(self, paper: str, title: str, citation: str, mode: str, settings: dict, *, store=None,
+                 backend: str = "local", workers: int = 1, progress: bool = False):
+        self.paper, self.title, self.citation, self.mode = paper, title, citation, check_mode(mode)
+        self.settings = dict(settings)
+        self.store, self.backend, self.workers, self.progress = store, backend, workers, progress
+        self.claims: list[Claim] = []
+        self.figures: list = []
+        self.notes: list[str] = []
+        self._t0 = time.perf_counter()
+
+    def claim(self, *args, **kwargs) -> Claim:
+        c = Claim(*args, **kwargs)
+        self.claims.append(c)
+        return c
+
+    def figure(self, fig, name: str, caption: str) -> None:
+        """Add a matplotlib figure; outside ``full`` mode it is titled with the mode ("quick: reduced sizes")."""
+        if self.mode != "full":
+            fig.suptitle(MODE_TAGS[self.mode], fontsize=9, color="darkred", y=1.02)
+        self.figures.append(figure_from_matplotlib(fig, name, caption))
+
+    def section(self, name: str, fn, claims: tuple = ()) -> None:
+        """Run ``fn(self)``. If it fails (a part it needs is missing: ImportError; or any error) the listed claims are
+        recorded as not evaluated with the reason, and the other sections still run."""
+        try:
+            fn(self)
+        except ImportError as exc:
+            self._skip(name, claims, f"needs {getattr(exc, 'name', None) or exc}, which is not available")
+        except Exception as exc:  # noqa: BLE001 - one failing section must not lose the others' results
+            self._skip(name, claims, f"failed: {type(exc).__name__}: {exc}")
+
+    def _skip(self, name: str, claims, why: str) -> None:
+        reason = f"section {name!r} {why}"
+        self.notes.append(reason)
+        done = {c.claim for c in self.claims}
+        for claim, statement in claims:
+            if claim not in done:
+                self.claims.append(Claim.not_evaluated(claim, statement, reason))
+
+    def usable_inits(self, activation: str, inits):
+        """The init schemes of ``inits`` that can initialize a small ``activation`` net; the others are noted."""
+        from deepstart.experiments.models import mlp
+
+        ok = []
+        for init in inits:
+            try:
+                mlp(4, 2, depth=1, width=4, activation=activation, init=init)
+                ok.append(init)
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                self.notes.append(f"init {init!r} left out for {activation}: {exc}")
+        return ok
+
+    def train(self, section: str, trials: list) -> dict:
+        """Train ``trials`` through the sweep store (finished trials are skipped on a rerun); ``{trial.id: result}``."""
+        from deepstart.experiments.runners import run_sweep
+        from deepstart.experiments.store import Store
+
+        if self.store is None:
+            import tempfile
+
+            self.store = Path(tempfile.mkdtemp(prefix="deepstart-reproduce-")) / "results.db"
+            self.notes.append(f"no store given: training results written to the temporary {self.store}")
+        name = f"reproduce/{self.paper}/{self.mode}/{section}"
+        with Store(self.store) as store:
+            run_sweep(trials, store, backend=self.backend, workers=self.workers, name=name, progress=self.progress)
+            return {r.trial_id: r for r in store.results(name)}
+
+    def build(self) -> PaperReport:
+        return PaperReport(self.paper, self.title, self.citation, self.mode, self.settings, tuple(self.claims),
+                           tuple(self.figures), tuple(self.notes), time.perf_counter() - self._t0)
+
+
+def new_axes(ncols: int = 1, width: float = 4.6, height: float = 3.4):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+# --- batched simulations (torch) -------------------------------------------------------------------------------
+def _phi(activation: str):
+    from deepstart.experiments.models import make_activation
+
+    return make_activation(activation)
+
+
+def mlp_lengths(n_in: int, widths, weight_vars, n_nets: int, *, activation: str = "relu", law: str = "normal",
+                generator=None):
+    """``M_j/M_0`` (``M = ||x||²/n``) after each layer of ``n_nets`` independent fully connected nets, zero biases.
+
+    ``weight_vars[j]`` is the *absolute* variance of layer j's weights; ``law`` "normal" or "uniform" (same variance).
+    Returns a float64 tensor ``[n_nets, len(widths) + 1]`` (column 0 is 1). One unit-length random input per net.
+    """
+    import torch
+
+    phi = _phi(activation)
+    x = torch.randn(n_nets, n_in, 1, generator=generator)
+    m0 = (x.square().sum(1) / n_in).squeeze(-1)
+    out = [torch.ones(n_nets, dtype=torch.float64)]
+    n_prev = n_in
+    for n, var in zip(widths, weight_vars):
+        if law == "normal":
+            w = torch.randn(n_nets, n, n_prev, generator=generator) * math.sqrt(var)
+        elif law == "uniform":
+            w = (torch.rand(n_nets, n, n_prev, generator=generator) * 2 - 1) * math.sqrt(3 * var)
+        else:
+            raise ValueError(f"unknown weight law {law!r}; valid: normal, uniform")
+        x = phi(torch.bmm(w, x))
+        out.append((x.square().sum(1).squeeze(-1) / n / m0).double())
+        n_prev = n
+    return torch.stack(out, 1)
+
+
+def resnet_lengths(width: int, etas, n_nets: int, *, generator=None):
+    """``M_l/M_0`` through ``x_l = x_{l-1} + η_l W₂ ReLU(W₁ x_{l-1})``, W₁ He (2/n), W₂ LeCun (1/n): a length-
+    preserving branch with a symmetric last layer (Hanin & Rolnick 2018 §4; THEORY.md §4). ``[n_nets, L+1]``."""
+    import torch
+
+    x = torch.randn(n_nets, width, 1, generator=generator, dtype=torch.float64)
+    m0 = x.square().sum(1).squeeze(-1)
+    out = [torch.ones(n_nets, dtype=torch.float64)]
+    for eta in etas:
+        w1 = torch.randn(n_nets, width, width, generator=generator, dtype=torch.float64) * math.sqrt(2 / width)
+        w2 = torch.randn(n_nets, width, width, generator=generator, dtype=torch.float64) * math.sqrt(1 / width)
+        x = x + eta * torch.bmm(w2, torch.relu(torch.bmm(w1, x)))
+        out.append(x.square().sum(1).squeeze(-1) / m0)
+    return torch.stack(out, 1)
+
+
+def backprop_log_norms(activation: str, width: int, depth: int, gain: float, n_nets: int, *, generator=None):
+    """Sussillo & Abbott 2014 (eq. 4-6): ``ln(|δ_d|²/|δ_D|²)`` for d = D..0 through nets with weights of std g/√N.
+
+    A random input is propagated forward (``h_d = W_d x_{d-1}``, ``x_d = φ(h_d)``), then a random error ``δ_D`` is
+    propagated back, ``δ_{d-1} = W_dᵀ (φ'(h_d) ⊙ δ_d)``. Returns float64 ``[n_nets, depth + 1]`` (column 0 is 0).
+    """
+    import torch
+
+    phi = _phi(activation)
+    x = torch.randn(n_nets, width, 1, generator=generator)
+    weights, derivs = [], []
+    for _ in range(depth):
+        w = torch.randn(n_nets, width, width, generator=generator) * (gain / math.sqrt(width))
+        h = torch.bmm(w, x).requires_grad_(True)
+        with torch.enable_grad():
+            y = phi(h)
+            (d_phi,) = torch.autograd.grad(y.sum(), h)
+        weights.append(w)
+        derivs.append(d_phi)
+        x = y.detach()
+    delta = torch.randn(n_nets, width, 1, generator=generator)
+    ref = delta.square().sum(1).squeeze(-1).double().log()
+    out = [torch.zeros(n_nets, dtype=torch.float64)]
+    for w, d_phi in zip(reversed(weights), reversed(derivs)):
+        delta = torch.bmm(w.transpose(1, 2), d_phi * delta)
+        out.append(delta.square().sum(1).squeeze(-1).double().log() - ref)
+    return torch.stack(out, 1)
+
+
+def mean_se(values):
+    """Mean and standard error of a 1-D sample (NumPy)."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v)))
+

@@ -1,0 +1,119 @@
+"""Random-walk initialization (Sussillo & Abbott 2014, "Random walk initialization for training very deep
+feedforward networks"), NumPy/SciPy only. THEORY.md §3.
+
+Weights have std g/√N. Backpropagation multiplies the squared error norm per layer by g²·z, z = ||D Wᵀ u||² for a
+unit vector u and W with N(0, 1/N) entries (paper eq. 5–7), so ln|δ_0|² − ln|δ_D|² = D ln g² + Σ ln z_d is a random
+walk; it is unbiased iff g = exp(−⟨ln z⟩/2) (paper eq. 8).
+
+* linear: z = χ²_N/N exactly → g² = N/(2e^{ψ(N/2)}), Var ln z = ψ'(N/2) [derived]; paper: g = exp(1/(2N)).
+* ReLU: K ~ Bin(N, ½) active units, z = χ²_K/N → ⟨ln z⟩ = ln(2/N) + E_K ψ(K/2) (conditioned on K ≥ 1, an event of
+  probability 1 − 2^{−N}), Var ln z = E_K ψ'(K/2) + Var_K ψ(K/2) [derived]; paper: g = √2·exp(1.2/(max(N,6) − 2.4)).
+* tanh: no formula in the paper. We take h_i ~ N(0, q*(g)) i.i.d., q*(g) the mean-field fixed point of
+  q = g² E tanh(√q z)² (σ_b = 0), so z = (1/N) Σ_i tanh'(h_i)² ξ_i² with ξ_i ~ N(0,1) independent of h (the backward
+  W_{d+1} is independent of the forward h_d). ⟨ln z⟩ and Var ln z come from the Laplace transform
+  E e^{−tz} = (E_h (1 + 2t tanh'(h)²/N)^{−1/2})^N (64-node Gauss–Hermite in h) through the Mellin identity of
+  :mod:`deepstart.theory._laplace`, and g solves 2 ln g + ⟨ln z⟩(g) = 0 by Brent's method on [1, 2]. Deterministic
+  (no sampling) and cached; the finite-N fluctuations of q^l around q* are neglected (second order in 1/N).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from scipy import optimize, special
+
+from deepstart.theory._laplace import binomial_weights, g_minus_one, laplace_log_moments
+
+__all__ = ["RANDOM_WALK_ACTIVATIONS", "random_walk_gain", "random_walk_log_stats"]
+
+RANDOM_WALK_ACTIVATIONS = ("linear", "relu", "tanh")
+_TANH_ORDER = 64  # Gauss–Hermite nodes in h; the integrand is entire, order 32 vs 64 agree to 1e-13
+
+
+def _check(activation, width) -> tuple[str, int]:
+    name = str(activation).lower().replace("-", "_")
+    name = {"identity": "linear"}.get(name, name)
+    if name not in RANDOM_WALK_ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r} for the random-walk gain; valid choices: "
+                         f"{', '.join(RANDOM_WALK_ACTIVATIONS)}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"width={width!r} must be a positive int (the fan-in N)")
+    return name, int(width)
+
+
+def _relu_log_z(width: int) -> tuple[float, float]:
+    k, w = binomial_weights(width)
+    psi = special.digamma(k / 2.0)
+    mean_psi = float(w @ psi)
+    var = float(w @ special.polygamma(1, k / 2.0) + w @ (psi - mean_psi) ** 2)
+    return math.log(2.0 / width) + mean_psi, var
+
+
+@lru_cache(maxsize=256)
+def _tanh_log_z(width: int, gain: float) -> tuple[float, float]:
+    from deepstart.theory.mean_field import fixed_point
+
+    q = float(fixed_point("tanh", gain, 0.0)) if gain > 1.0 else 0.0
+    z, w = np.polynomial.hermite_e.hermegauss(_TANH_ORDER)
+    a = 1.0 / np.cosh(math.sqrt(q) * z) ** 4 / width  # tanh'(h)² / N at the nodes
+    weights = w / w.sum()
+
+    def log_f(t):
+        return width * math.log1p(float(weights @ g_minus_one(t * a)))
+
+    return laplace_log_moments(log_f)
+
+
+def _log_z(name: str, width: int, gain: float) -> tuple[float, float]:
+    """(⟨ln z⟩, Var ln z) for weights N(0, 1/N) (the gain enters tanh only through q*)."""
+    if name == "linear":
+        return math.log(2.0 / width) + float(special.digamma(width / 2.0)), float(special.polygamma(1, width / 2.0))
+    if name == "relu":
+        return _relu_log_z(width)
+    return _tanh_log_z(width, float(gain))
+
+
+@lru_cache(maxsize=256)
+def _exact_gain(name: str, width: int) -> float:
+    if name != "tanh":
+        return math.exp(-_log_z(name, width, 1.0)[0] / 2.0)
+    return float(optimize.brentq(lambda g: 2.0 * math.log(g) + _tanh_log_z(width, g)[0], 1.0, 2.0, xtol=1e-13))
+
+
+def random_walk_gain(activation: str, width: int, *, exact: bool = True) -> float:
+    """Sussillo–Abbott gain g (weights std g/√N) that makes ln|δ| an unbiased random walk.
+
+    ``exact=True``: the digamma forms (linear, ReLU) or the quadrature solve (tanh) described in the module
+    docstring; ``exact=False``: the paper's formulas (eq. 9 linear, eq. 11 ReLU). tanh has no paper formula.
+
+    Example:
+        >>> round(random_walk_gain("relu", 100), 6), round(random_walk_gain("relu", 100, exact=False), 6)
+        (1.432304, 1.431709)
+    """
+    name, width = _check(activation, width)
+    if exact:
+        return _exact_gain(name, width)
+    if name == "linear":
+        return math.exp(1.0 / (2.0 * width))
+    if name == "relu":
+        return math.sqrt(2.0) * math.exp(1.2 / (max(width, 6) - 2.4))
+    raise ValueError("the paper gives no formula for tanh (it is found by simulation there); use exact=True, "
+                     "which solves ⟨ln z⟩ = −ln g² by quadrature; exact=False is available for: linear, relu")
+
+
+def random_walk_log_stats(activation: str, width: int, gain: float) -> tuple[float, float]:
+    """(mean, variance) of the per-layer step ln(|δ_d|²/|δ_{d+1}|²) = ln g² + ln z for weights of std g/√N.
+
+    Over D layers ln(|δ_0|²/|δ_D|²) has mean D·mean and variance D·variance; at the exact gain the mean is 0.
+
+    Example:
+        >>> mean, var = random_walk_log_stats("linear", 100, random_walk_gain("linear", 100))
+        >>> abs(mean) < 1e-12, round(var, 6)
+        (True, 0.020201)
+    """
+    name, width = _check(activation, width)
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not (gain > 0 and math.isfinite(gain)):
+        raise ValueError(f"gain={gain!r} must be a positive finite float")
+    mean, var = _log_z(name, width, float(gain))
+    return 2.0 * math.log(gain) + mean, var

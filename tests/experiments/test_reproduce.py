@@ -1,0 +1,135 @@
+"""Claims, reports, the batched simulations behind the reproductions, and the CLI (issue 7)."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import numpy as np
+import pytest
+
+from deepstart.experiments.reproduce import PAPERS, Claim, PaperReport, judge, reproduce, write_gallery
+from deepstart.experiments.reproduce._common import backprop_log_norms, mlp_lengths, resnet_lengths
+from deepstart.experiments.reproduce.claims import FAILS, HOLDS, NOT_EVALUATED, PARTIAL
+from deepstart.experiments.reproduce.report import Figure
+
+PNG_1PX = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")).decode()
+
+
+# --- claims --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value,expected", [(1.05, HOLDS), (0.8, PARTIAL), (1.5, FAILS), (1.09, HOLDS), (1.31, FAILS)])
+def test_relative_rule_thresholds(value, expected):
+    assert judge("relative", value, 1.0) == expected  # defaults: 0.1 holds, 0.3 partially
+
+
+@pytest.mark.parametrize("value,expected", [(0.3, HOLDS), (0.6, PARTIAL), (0.9, FAILS)])
+def test_zscore_rule_thresholds(value, expected):
+    assert judge("zscore", value, 0.0, error=0.1) == expected  # z = 3, 6, 9 against 4 / 8
+
+
+def test_at_least_rule_and_missing_numbers():
+    assert judge("at_least", 0.9, 0.8, partial=0.5) == HOLDS
+    assert judge("at_least", 0.6, 0.8, partial=0.5) == PARTIAL
+    assert judge("at_least", 0.4, 0.8, partial=0.5) == FAILS
+    assert judge("at_least", 0.4, 0.8) == FAILS
+    assert judge("relative", None, 1.0) == NOT_EVALUATED
+    assert judge("relative", float("nan"), 1.0) == NOT_EVALUATED
+
+
+def test_bad_rule_and_bad_error_raise():
+    with pytest.raises(ValueError, match="valid: relative, zscore"):
+        judge("roughly", 1.0, 1.0)
+    with pytest.raises(ValueError, match="standard error"):
+        judge("zscore", 1.0, 1.0, error=0.0)
+    with pytest.raises(ValueError, match="non-zero target"):
+        judge("relative", 1.0, 0.0)
+
+
+def test_claim_status_is_derived_and_round_trips():
+    c = Claim("c", "paper says", "we got 1.02", rule="relative", value=1.02, target=1.0)
+    assert c.status == HOLDS
+    d = c.to_dict()
+    assert d["status"] == HOLDS
+    d["status"] = FAILS  # a tampered saved status is ignored: the verdict is recomputed from the numbers
+    assert Claim.from_dict(d).status == HOLDS
+    assert Claim.not_evaluated("c", "s", "no data").status == NOT_EVALUATED
+
+
+# --- report ----------------------------------------------------------------------------------------------------
+def _report():
+    claims = (Claim("a", "A holds", "1.0", rule="relative", value=1.0, target=1.0),
+              Claim("b", "B holds", "3.0", rule="relative", value=3.0, target=1.0))
+    return PaperReport("demo", "Demo paper", "X. Y. Demo. 2020.", "tiny", {"depth": 3}, claims,
+                       (Figure("fig1", "a caption", PNG_1PX),), ("a note",), 1.5)
+
+
+def test_report_writes_selfcontained_html_md_png(tmp_path):
+    paths = _report().write(tmp_path)
+    html = paths["html"].read_text()
+    assert f"data:image/png;base64,{PNG_1PX}" in html  # embedded: no external file needed
+    assert html.count("<tr>") == 3 + 1  # header + 2 claims, + 1 settings row
+    assert "does not hold" in html and "holds" in html
+    assert paths["png:fig1"].read_bytes() == base64.b64decode(PNG_1PX)
+    md = paths["md"].read_text()
+    assert "| a | A holds | 1.0 | **holds** |" in md and "![fig1](demo_fig1.png)" in md
+    saved = json.loads(paths["json"].read_text())
+    assert [c["status"] for c in saved["claims"]] == [HOLDS, FAILS]
+
+
+def test_report_round_trip_and_gallery(tmp_path):
+    r = _report()
+    assert PaperReport.from_dict(r.to_dict()) == r
+    assert r.status_counts() == {HOLDS: 1, FAILS: 1}
+    text = write_gallery([r], tmp_path / "g.md").read_text()
+    assert text.startswith("# Reproductions") and "1 holds, 1 does not hold" in text
+
+
+# --- simulations against THEORY.md reference values ---------------------------------------------------------
+def test_mlp_lengths_log_moments_match_fm2_reference(generator):
+    # THEORY.md §4: width 20, He: per layer E log ξ = -0.137187, Var log ξ = 0.311758 (exact digamma forms)
+    logm = np.log(mlp_lengths(20, [20] * 5, [2 / 20] * 5, 4000, generator=generator)[:, -1].numpy())
+    se_mean = logm.std(ddof=1) / math.sqrt(len(logm))
+    assert abs(logm.mean() - 5 * -0.137187) < 5 * se_mean
+    se_var = math.sqrt(np.mean((logm - logm.mean()) ** 4) / len(logm))
+    assert abs(logm.var(ddof=1) - 5 * 0.311758) < 5 * se_var
+
+
+def test_mlp_lengths_fm1_mean_any_symmetric_law(generator):
+    # FM1 (Hanin & Rolnick 2018 Thm 4): E[M_d]/M_0 = (c/2)^d for any symmetric law; here uniform weights, c = 3
+    m = mlp_lengths(40, [40] * 3, [3 / 40] * 3, 4000, law="uniform", generator=generator)[:, -1].numpy()
+    assert abs(m.mean() - 1.5**3) < 5 * m.std(ddof=1) / math.sqrt(len(m))
+    with pytest.raises(ValueError, match="normal, uniform"):
+        mlp_lengths(4, [4], [1.0], 2, law="cauchy", generator=generator)
+
+
+def test_resnet_lengths_match_product_law(generator):
+    # THEORY.md §4: E[M_L]/M_0 = ∏(1 + η_l²); η = (1, 0.5, 0.25): 2 · 1.25 · 1.0625
+    m = resnet_lengths(32, [1.0, 0.5, 0.25], 3000, generator=generator)[:, -1].numpy()
+    assert abs(m.mean() - 2 * 1.25 * 1.0625) < 5 * m.std(ddof=1) / math.sqrt(len(m))
+
+
+def test_backprop_walk_linear_variance_is_trigamma(generator):
+    # THEORY.md §3 (exact, linear): per layer Var ln z = ψ'(N/2); N = 20: ψ'(10) = 0.105166 (scipy.special.polygamma)
+    walk = backprop_log_norms("linear", 20, 6, 1.0, 2000, generator=generator)[:, -1].numpy()
+    var, n = walk.var(ddof=1), len(walk)
+    assert abs(var - 6 * 0.1051663) < 5 * var * math.sqrt(2 / (n - 1))
+    # at g = 1 the drift per layer is ln(2/N) + ψ(N/2) = ln(0.1) + 2.251753 = -0.050833
+    assert abs(walk.mean() - 6 * -0.0508330) < 5 * walk.std(ddof=1) / math.sqrt(n)
+
+
+# --- CLI -------------------------------------------------------------------------------------------------------
+def test_cli_rejects_unknown_paper(capsys):
+    from deepstart.cli import main
+
+    assert main(["reproduce", "smith-2099", "--tiny"]) == 2
+    assert "valid: hanin-rolnick" in capsys.readouterr().err
+
+
+def test_unknown_mode_and_paper_raise():
+    with pytest.raises(ValueError, match="valid: tiny, quick, full"):
+        reproduce("pennington", "medium")
+    with pytest.raises(ValueError, match="valid: hanin-rolnick"):
+        reproduce("nobody", "tiny")
+    assert set(PAPERS) == {"hanin-rolnick", "sussillo-abbott", "gurbuzbalaban-hu", "pennington"}
