@@ -62,3 +62,49 @@ def test_theory_cli_does_not_import_torch():
     code = ("import sys; from deepstart.cli import main; "
             "assert main(['theory', 'lengths', '--widths', '8x3']) == 0; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_exit_codes_for_usage(capsys):
+    assert main(["theory"]) == 2  # an action is required
+    assert main(["theory", "critical", "--help"]) == 0
+    assert "--q-star" in capsys.readouterr().out
+    assert main(["theory", "critical", "--q-star", "0.1", "--sigma-b", "0.1"]) == 2  # mutually exclusive
+    assert main(["theory", "critical", "--activation", "tanh", "--q-star", "-1"]) == 2
+    assert "q_star" in capsys.readouterr().err
+
+
+def test_critical_from_sigma_b_json_round_trips(capsys):
+    from deepstart.theory import CriticalPoint, critical_point
+
+    assert main(["theory", "critical", "--activation", "tanh", "--sigma-b", "0.3", "--json"]) == 0
+    out = CriticalPoint.from_dict(json.loads(capsys.readouterr().out))
+    ref = critical_point("tanh", sigma_b=0.3)
+    assert out == ref and out.chi_1 == 1.0
+    # hard-tanh reference (THEORY.md §1): q* = 1 → σ_w² = 1.4647948, σ_b² = 0.244080
+    assert main(["theory", "critical", "--activation", "hard_tanh", "--q-star", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sigma_w"] ** 2 == pytest.approx(1.4647948, abs=5e-8)
+    assert out["sigma_b"] ** 2 == pytest.approx(0.244080, abs=5e-7)
+
+
+def test_lengths_json_matches_library_for_mixed_widths(capsys):
+    from deepstart.theory import length_moments
+
+    assert main(["theory", "lengths", "--widths", "10,40,10,40,10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lm = length_moments([10, 40, 10, 40, 10])
+    assert out["depth"] == 5 and out["log_exact"] is True
+    assert out["log_mean"] == pytest.approx(float(lm.log_mean[-1]), rel=1e-14)
+    assert out["log_var"] == pytest.approx(float(lm.log_var[-1]), rel=1e-14)
+    assert out["beta"] == pytest.approx(0.1 * 3 + 0.025 * 2, rel=1e-14)
+
+
+def test_phase_json_matches_library(capsys):
+    from deepstart.theory import phase_diagram
+
+    assert main(["theory", "phase", "--activation", "erf", "--sigma-w", "0.5,1.5,2.5", "--sigma-b", "0:0.5:3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    pd = phase_diagram("erf", [0.5, 1.5, 2.5], [0.0, 0.25, 0.5])
+    assert out["activation"] == "erf" and out["chi_1"] == pd.chi_1.tolist()
+    assert out["q_star"] == pd.q_star.tolist()

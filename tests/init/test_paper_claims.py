@@ -3,7 +3,10 @@
 * Sussillo & Abbott 2014: with the exact random-walk gain, log||δ|| over 200 layers of width 100 does not drift
   (linear, ReLU; tanh started at its fixed point), while LeCun (linear) and He (ReLU) drift measurably.
 * Gurbuzbalaban & Hu 2021: at the s = 1 fractional-moment scale E||x_L||/||x_0|| = 1 (depth 50, width 64, ReLU) and
-  log||x_L||/||x_0|| has the mean and variance of THEORY.md §5.
+  log||x_L||/||x_0|| has the mean and variance of THEORY.md §5 and is close to that Gaussian (KS).
+
+Every test prints its measured numbers (mean ± standard error) on a line starting ``[paper-claims]``; see them with
+``pytest tests/init/test_paper_claims.py -s`` (or ``-rP``).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 
 import pytest
 import torch
+from scipy import stats
 
 from deepstart.init import fractional_moment_, he_normal_, lecun_normal_, random_walk_
 from deepstart.theory import fixed_point, fractional_log_norm_law, random_walk_gain
@@ -55,17 +59,27 @@ def _z(drift: torch.Tensor) -> float:
     return float(drift.mean() / (drift.std() / math.sqrt(drift.numel())))
 
 
+def _report(label: str, values: torch.Tensor, expected: float = 0.0) -> str:
+    """``label: mean ± SE (z SE from expected)``, printed so the numbers can be read off a test run."""
+    mean, se = float(values.mean()), float(values.std()) / math.sqrt(values.numel())
+    line = f"[paper-claims] {label}: {mean:+.4f} ± {se:.4f} (SE; {(mean - expected) / se:+.2f} SE from {expected:+.4f})"
+    print(line)
+    return line
+
+
 @pytest.mark.parametrize("activation, baseline", [("linear", lecun_normal_), ("relu", he_normal_)])
 def test_random_walk_gain_is_unbiased_and_baselines_drift(activation, baseline):
     exact = backprop_log_drift(lambda w, generator: random_walk_(w, activation, generator=generator), activation)
-    assert abs(_z(exact)) < 5, f"exact gain drifts: {float(exact.mean()):.3f} ({_z(exact):.1f} SE)"
+    line = _report(f"{activation} random-walk gain, log||g_1||/||g_L|| over {DEPTH} layers, width {WIDTH}", exact)
+    assert abs(_z(exact)) < 5, line
     base = backprop_log_drift(baseline, activation)
     # Expected baseline drift: ½·DEPTH·ln(g_base²/g_rw²) = −1.00 (LeCun, linear), −2.54 (He, ReLU) at N = 100.
-    assert _z(base) < -5, f"baseline should vanish measurably: {float(base.mean()):.3f} ({_z(base):.1f} SE)"
     g_base = 1.0 if activation == "linear" else math.sqrt(2.0)
     expected = DEPTH * math.log(g_base / random_walk_gain(activation, WIDTH))  # E[ln g²]·DEPTH/2
+    line = _report(f"{activation} {baseline.__name__}, same drift", base, expected)
+    assert _z(base) < -5, f"baseline should vanish measurably: {line}"
     se = float(base.std()) / math.sqrt(NETS)
-    assert abs(float(base.mean()) - expected) < 5 * se
+    assert abs(float(base.mean()) - expected) < 5 * se, line
 
 
 def test_random_walk_tanh_gain_is_unbiased_at_the_fixed_point():
@@ -74,7 +88,8 @@ def test_random_walk_tanh_gain_is_unbiased_at_the_fixed_point():
     q = float(fixed_point("tanh", g, 0.0))
     drift = backprop_log_drift(lambda w, generator: random_walk_(w, "tanh", generator=generator), "tanh",
                                input_var=q / g**2)
-    assert abs(_z(drift)) < 5, f"tanh gain {g:.4f} drifts {float(drift.mean()):.3f} ({_z(drift):.1f} SE)"
+    line = _report(f"tanh random-walk gain g = {g:.4f}, log||g_1||/||g_L|| over {DEPTH} layers", drift)
+    assert abs(_z(drift)) < 5, line
 
 
 def _fractional_log_ratios(s: float, activation: str, depth: int, width: int, nets: int, seed: int = 1):
@@ -95,13 +110,22 @@ def test_fractional_moment_preserves_first_moment_and_log_norm_law():
     log_r = _fractional_log_ratios(1.0, "relu", depth, width, nets)
     ratio = log_r.exp()
     se = float(ratio.std()) / math.sqrt(nets)
-    assert abs(float(ratio.mean()) - 1.0) < 5 * se, f"E||x_L||/||x_0|| = {float(ratio.mean()):.4f} ± {se:.4f}"
+    line = _report(f"relu s=1 fractional moment, ||x_L||/||x_0|| at depth {depth}, width {width}", ratio, 1.0)
+    assert abs(float(ratio.mean()) - 1.0) < 5 * se, line
     mean, var = fractional_log_norm_law(1.0, "relu", width, depth)
     se_mean = math.sqrt(var / nets)
-    assert abs(float(log_r.mean()) - mean) < 5 * se_mean
+    line = _report("relu s=1, log||x_L||/||x_0|| mean", log_r, mean)
+    assert abs(float(log_r.mean()) - mean) < 5 * se_mean, line
     centred = log_r - log_r.mean()
     se_var = math.sqrt(float((centred**4).mean() - var**2) / nets)
-    assert abs(float(log_r.var()) - var) < 5 * se_var
+    line = (f"[paper-claims] relu s=1, log||x_L||/||x_0|| variance: {float(log_r.var()):.4f} ± {se_var:.4f} (SE) "
+            f"vs theory {var:.4f} ({(float(log_r.var()) - var) / se_var:+.2f} SE)")
+    print(line)
+    assert abs(float(log_r.var()) - var) < 5 * se_var, line
+    # the Gaussian limit itself: log||x_L||/||x_0|| ~ N(mean, var) (THEORY.md §5), KS with the theory's parameters
+    p_value = stats.kstest(log_r.numpy(), "norm", args=(mean, math.sqrt(var))).pvalue
+    print(f"[paper-claims] relu s=1, KS against N({mean:.4f}, {var:.4f}): p = {p_value:.3g}")
+    assert p_value > 1e-4
     # He (s = 2) keeps E||x||² instead, so E||x_L|| falls below ||x_0||: E log ratio = −1.53 at these sizes.
     he_mean, _ = fractional_log_norm_law(2.0, "relu", width, depth)
     assert he_mean < mean - 10 * se_mean

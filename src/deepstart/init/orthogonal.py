@@ -85,7 +85,9 @@ def delta_orthogonal_(tensor: torch.Tensor, gain: float = 1.0, *, generator: tor
     if tensor.dim() == 2:
         return orthogonal_(tensor, gain, generator=generator)
     if tensor.dim() < 2:
-        raise ValueError(f"delta_orthogonal_ needs a conv kernel [c_out, c_in, *k], got shape {tuple(tensor.shape)}")
+        raise ValueError(f"delta_orthogonal_ needs a tensor with at least 2 dimensions (a conv kernel "
+                         f"[c_out, c_in, *k] or an [out, in] matrix), got shape {tuple(tensor.shape)}; 1-D parameters (biases, norms) "
+                         "have no orthogonal structure: use zeros_ or ones_")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or tensor.shape[0] % groups:
         raise ValueError(f"groups={groups!r} must be a positive int dividing {tensor.shape[0]}")
     transpose = layout == "conv_transpose"

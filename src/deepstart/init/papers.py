@@ -35,8 +35,8 @@ def random_walk_(tensor: torch.Tensor, activation: str, *, exact: bool = True,
 
     Example:
         >>> w = random_walk_(torch.empty(100, 100), "relu", generator=torch.Generator().manual_seed(0))
-        >>> round(float(w.std()) * 10, 2)  # g = 1.4323
-        1.43
+        >>> round(float(w.std()) * 10, 1)  # std g/√N with g = 1.4323, N = 100
+        1.4
     """
     from deepstart.theory.random_walk import random_walk_gain
 

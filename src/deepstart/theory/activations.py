@@ -244,7 +244,7 @@ def _parse_spec(text: str) -> tuple[str, dict]:
     """``"leaky_relu(negative_slope=0.2)"`` -> ``("leaky_relu", {"negative_slope": 0.2})``."""
     m = _SPEC_RE.match(text)
     if not m:
-        raise ValueError(f"activation {text!r} is not a name or 'name(key=value, ...)'; "
+        raise ValueError(f"unknown activation {text!r} (not a name or 'name(key=value, ...)'); "
                          f"valid names: {', '.join(ACTIVATION_NAMES)}")
     name, args = m.group(1).lower(), m.group(2)
     params = {}

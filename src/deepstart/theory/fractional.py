@@ -114,6 +114,8 @@ def fractional_moment_var(s: float, activation: str, width: int, *, negative_slo
         (0.0318723, 0.0157475)
     """
     name, width, s = _check(s, activation, width, negative_slope, slope_range)
+    if not isinstance(exact, (bool, np.bool_)):
+        raise ValueError(f"exact={exact!r} must be True (the exact law) or False (the paper's approximation)")
     a, wa = _slope_law(name, negative_slope, slope_range)
     if not exact:
         m2, m4 = _unit_moments(a, wa)

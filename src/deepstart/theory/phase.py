@@ -135,8 +135,11 @@ def _fixed_point_table(table, sw2, sb2, tol=1e-13, max_iter=60):
         with np.errstate(divide="ignore", invalid="ignore"):
             step = x[active] - f / fp
         ok = np.isfinite(step) & (step > lo[active]) & (step < hi[active])
-        new = np.where(ok, step, np.sqrt(lo[active] * hi[active]))
-        done = np.abs(new - x[active]) <= tol * x[active]
+        # converged: the Newton correction is negligible (also f = 0 exactly, where the step equals x and so is
+        # not strictly inside the bracket; bisecting there would throw the converged point away)
+        converged = (f == 0) | (np.abs(step - x[active]) <= tol * x[active])
+        new = np.where(converged, x[active], np.where(ok, step, np.sqrt(lo[active] * hi[active])))
+        done = converged | (np.abs(new - x[active]) <= tol * x[active])
         x[active] = new
         active = active[~done]
         if active.size == 0:
@@ -144,22 +147,26 @@ def _fixed_point_table(table, sw2, sb2, tol=1e-13, max_iter=60):
     return x
 
 
-def _horner(a2, c):
-    """Σ_k a2[:, k] c^k and its c-derivative, one pass over the K coefficients (rows of a2 ↔ entries of c)."""
-    val, der = a2[:, -1].copy(), np.zeros(c.shape)
-    for k in range(a2.shape[1] - 2, -1, -1):
-        der = der * c + val
-        val = val * c + a2[:, k]
+def _horner(a2t, c):
+    """Σ_k a2t[k] c^k and its c-derivative, one pass over the K coefficients (a2t is [K, P], columns ↔ entries
+    of c; coefficient-major so that each step reads one contiguous row)."""
+    val, der = a2t[-1].copy(), np.zeros(c.shape)
+    for k in range(a2t.shape[0] - 2, -1, -1):
+        der *= c
+        der += val
+        val *= c
+        val += a2t[k]
     return val, der
 
 
 def _chaotic_chi_c(a2, sw2, sb2, q, tol=1e-12, max_iter=100):
     """χ_c at c* from Mehler coefficients a2 [P, K] at q*: Newton from c = 0 on the convex g(c) = c_map(c) − c."""
+    a2t = np.ascontiguousarray(a2.T)
     c = np.zeros(q.shape)
     active = np.arange(q.size)
     for _ in range(max_iter):
         ca = c[active]
-        val, der = _horner(a2[active], ca)
+        val, der = _horner(a2t if active.size == q.size else a2t[:, active], ca)
         g = (sw2[active] * val + sb2[active]) / q[active] - ca
         dg = sw2[active] * der / q[active] - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -170,7 +177,7 @@ def _chaotic_chi_c(a2, sw2, sb2, q, tol=1e-12, max_iter=100):
         active = active[~done]
         if active.size == 0:
             break
-    return sw2 * _horner(a2, c)[1] / q
+    return sw2 * _horner(a2t, c)[1] / q
 
 
 def phase_diagram(activation, sigma_w_grid, sigma_b_grid, *, order: int = 24, n_terms: int = 100) -> PhaseDiagram:

@@ -12,7 +12,9 @@ walk; it is unbiased iff g = exp(−⟨ln z⟩/2) (paper eq. 8).
   q = g² E tanh(√q z)² (σ_b = 0), so z = (1/N) Σ_i tanh'(h_i)² ξ_i² with ξ_i ~ N(0,1) independent of h (the backward
   W_{d+1} is independent of the forward h_d). ⟨ln z⟩ and Var ln z come from the Laplace transform
   E e^{−tz} = (E_h (1 + 2t tanh'(h)²/N)^{−1/2})^N (64-node Gauss–Hermite in h) through the Mellin identity of
-  :mod:`deepstart.theory._laplace`, and g solves 2 ln g + ⟨ln z⟩(g) = 0 by Brent's method on [1, 2]. Deterministic
+  :mod:`deepstart.theory._laplace`, and g solves 2 ln g + ⟨ln z⟩(g) = 0 by Brent's method (the smallest root,
+  in [1, 2] for N ≥ 10; for N ≤ 8 there is none, saturation shrinks the walk faster than g² grows it, and a
+  ValueError says so). Deterministic
   (no sampling) and cached; the finite-N fluctuations of q^l around q* are neglected (second order in 1/N).
 """
 from __future__ import annotations
@@ -74,11 +76,28 @@ def _log_z(name: str, width: int, gain: float) -> tuple[float, float]:
     return _tanh_log_z(width, float(gain))
 
 
+_TANH_SCAN = (2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0)  # upper bracket ends tried in turn (small N)
+# Below this width the mean log step ln g² + ⟨ln z⟩(g) is negative for every g: its maximum over g is −0.009 at
+# N = 8 (g ≈ 2.7) and lower for smaller N (computed on a grid of g in [1, 10]; tests/theory/test_random_walk.py).
+_TANH_MIN_WIDTH = 9
+
+
 @lru_cache(maxsize=256)
 def _exact_gain(name: str, width: int) -> float:
     if name != "tanh":
         return math.exp(-_log_z(name, width, 1.0)[0] / 2.0)
-    return float(optimize.brentq(lambda g: 2.0 * math.log(g) + _tanh_log_z(width, g)[0], 1.0, 2.0, xtol=1e-13))
+
+    def bias(g):  # mean log step ln g² + ⟨ln z⟩; at g = 1 it is ψ(N/2) + ln(2/N) < 0 (q* = 0, z = χ²_N/N)
+        return 2.0 * math.log(g) + _tanh_log_z(width, g)[0]
+
+    lo = 1.0
+    for hi in _TANH_SCAN if width >= _TANH_MIN_WIDTH else ():  # the smallest root: for N ≥ 10 it lies in [1, 2]; N = 9 just above 2
+        if bias(hi) >= 0:
+            return float(optimize.brentq(bias, lo, hi, xtol=1e-13))
+        lo = hi
+    raise ValueError(f"random-walk gain for tanh at width {width}: no gain makes ln|δ| unbiased (the mean log step "
+                     f"stays below 0 for every g; it has a root only for width >= {_TANH_MIN_WIDTH}), so tanh layers with "
+                     f"fan_in {width} cannot be random-walk initialized; use fan_in >= {_TANH_MIN_WIDTH}, or relu/linear")
 
 
 def random_walk_gain(activation: str, width: int, *, exact: bool = True) -> float:
@@ -92,6 +111,8 @@ def random_walk_gain(activation: str, width: int, *, exact: bool = True) -> floa
         (1.432304, 1.431709)
     """
     name, width = _check(activation, width)
+    if not isinstance(exact, (bool, np.bool_)):
+        raise ValueError(f"exact={exact!r} must be True (digamma/quadrature forms) or False (the paper's formulas)")
     if exact:
         return _exact_gain(name, width)
     if name == "linear":
