@@ -36,3 +36,174 @@ def test_bad_input():
         closed_form_moments(1, 1, 1, 2, "uniform")
     with pytest.raises(ValueError, match="depth"):
         fuss_catalan_density([1.0], 0)
+
+
+# ---------------------------------------------------------------- jacobian_spectrum (S-transform solver)
+import json  # noqa: E402
+
+from scipy.integrate import simpson  # noqa: E402
+
+from deepstart.theory import _free_solver as fs  # noqa: E402
+from deepstart.theory import jacobian_spectrum  # noqa: E402
+
+# (activation, depth, weights, q*): closed two-atom laws, the Fuss–Catalan case, an atom case and smooth φ
+CASES = [("relu", 8, "orthogonal", None), ("relu", 8, "gaussian", None), ("relu", 1, "gaussian", None),
+         ("hard_tanh", 2, "orthogonal", 1.0), ("hard_tanh", 8, "gaussian", 1.0), ("linear", 4, "gaussian", None),
+         ("tanh", 8, "orthogonal", 1 / 64), ("tanh", 8, "gaussian", 1 / 64), ("tanh", 4, "orthogonal", 1.0),
+         ("erf", 16, "gaussian", 0.5), ("tanh", 64, "orthogonal", 1 / 256)]
+
+
+def _grid_moments(spec):
+    """(mass, m1, m2) of the density integrated by Simpson on the spectrum's own adaptive grid in log λ."""
+    t, _ = spec._cdf_table()
+    f = np.append(np.exp(spec._log_lam_rho(t[:-1])), 0.0)  # λρ(λ): density per unit log λ
+    lam = np.exp(t)
+    return [simpson(f * lam ** k, x=t) for k in (0, 1, 2)]
+
+
+@pytest.mark.parametrize("activation,depth,weights,q", CASES)
+def test_density_integrates_to_one_minus_atoms_and_matches_moments(activation, depth, weights, q):
+    """∫ρ = 1 − Σ atoms; ∫λρ + Σλ_a w_a = m₁ and the same for m₂ (closed forms, THEORY.md §2). The solver is exact
+    for the (discretised) law of φ'²; the tolerance is the Simpson error of the adaptive grid (measured ≤ 1e-5 for the narrow tanh spectra, ≤ 1e-7
+    for the two-atom laws)."""
+    spec = jacobian_spectrum(activation, depth, weights=weights, q_star=q)
+    mass, m1, m2 = _grid_moments(spec)
+    mom = spec.moments()
+    assert mass == pytest.approx(1 - spec.atom_mass, abs=2e-5)
+    assert m1 + sum(a * w for a, w in spec.atoms) == pytest.approx(mom["m1"], rel=5e-5)
+    assert m2 + sum(a * a * w for a, w in spec.atoms) == pytest.approx(mom["m2"], rel=5e-5)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 7, 100, 1000])
+def test_solver_matches_fuss_catalan(depth):
+    """Linear Gaussian nets: the general u-solver (d ≡ 1) against the closed form λ(φ), ρ(φ) (THEORY.md §2);
+    difference ~1e-10 from the final height δ_f of the descent and the closed form's bisection."""
+    spec = jacobian_spectrum("linear", depth, weights="gaussian")
+    assert spec.method == "fuss_catalan"
+    assert spec.lambda_max == pytest.approx(fuss_catalan_lambda_max(depth), rel=1e-10)
+    lam = np.linspace(0.02, 0.999, 40) * spec.lambda_max
+    np.testing.assert_allclose(spec._density_by_solver(lam), fuss_catalan_density(lam, depth), rtol=1e-7)
+
+
+@pytest.mark.parametrize("activation,weights", [("relu", "orthogonal"), ("relu", "gaussian"),
+                                                ("hard_tanh", "orthogonal"), ("hard_tanh", "gaussian")])
+def test_solver_root_solves_the_closed_equation(activation, weights):
+    """The tracked root m satisfies THEORY.md §2's closed equations for D² ∈ {0, 1}, P(1) = p:
+    Gaussian M⁻¹(m) = ((1+m)/m)(m+p)^L σ_w^{2L}, orthogonal ((1+m)/m)((m+1)/(m+p))^{−L} σ_w^{2L}; and Im m ≤ 0."""
+    L = 6
+    spec = jacobian_spectrum(activation, L, weights=weights, q_star=1.0)
+    p, sw2 = spec.d_weights[0], spec.sigma_w ** 2
+    law, path = spec._solver()
+    lam = np.linspace(0.05, 0.98, 25) * spec.lambda_max
+    z = lam * np.exp(1j * fs.DELTA_F)
+    m = fs.solve(law, path, np.log(lam))
+    if weights == "gaussian":
+        inv = (1 + m) / m * (m + p) ** L * sw2 ** L
+    else:
+        inv = (1 + m) / m * ((m + 1) / (m + p)) ** (-L) * sw2 ** L
+    np.testing.assert_allclose(inv, z, rtol=1e-9)
+    assert np.all(m.imag < 0)
+
+
+def test_reference_lambda_max_relu_orthogonal():
+    """THEORY.md §2 reference: ReLU, orthogonal, critical (σ_w² = 2), L = 8: λ_max = 20.372."""
+    spec = jacobian_spectrum("relu", 8)
+    assert spec.lambda_max == pytest.approx(20.372, abs=5e-4)
+    assert spec.density(np.array([spec.lambda_max * 0.999]))[0] > 0
+    assert spec.density(np.array([spec.lambda_max * 1.001]))[0] == 0
+
+
+def test_reference_variances_from_spectrum():
+    """THEORY.md §2: hard-tanh q* = 1, L = 8: 3.7184 (orthogonal), 11.7184 (Gaussian); ReLU orth L, Gaussian 2L."""
+    for w, ref in (("orthogonal", 3.7184), ("gaussian", 11.7184)):
+        assert jacobian_spectrum("hard_tanh", 8, weights=w, q_star=1.0).moments()["variance"] == pytest.approx(
+            ref, rel=1e-4)
+    assert jacobian_spectrum("relu", 5).moments()["variance"] == pytest.approx(5, rel=1e-12)
+    assert jacobian_spectrum("relu", 5, weights="gaussian").moments()["variance"] == pytest.approx(10, rel=1e-12)
+    assert jacobian_spectrum("linear", 5).moments()["variance"] == pytest.approx(0, abs=1e-12)
+
+
+def test_tanh_small_q_variance_is_8Lq2():
+    """THEORY.md §2: tanh orthogonal on the critical line, σ² ≈ 8Lq*² for small q* (leading order)."""
+    for q in (1 / 64, 1 / 256):
+        var = jacobian_spectrum("tanh", 10, q_star=q).moments()["variance"]
+        assert var == pytest.approx(8 * 10 * q * q, rel=10 * q)  # next order: −8.6 q relative (measured)
+
+
+def test_atoms():
+    """Orthogonal ReLU/hard-tanh with L(1−p) ≤ 1: atom at p^{−L} (critical σ_w² = 1/p) of mass 1 − L(1−p);
+    every D² ∈ {0,1} net has an atom at 0 of mass 1 − p (rank of D). Linear orthogonal: one atom at σ_w^{2L}."""
+    spec = jacobian_spectrum("hard_tanh", 2, q_star=1.0)
+    p = spec.d_weights[0]
+    np.testing.assert_allclose(np.array(spec.atoms), [[0.0, 1 - p], [p ** -2, 1 - 2 * (1 - p)]], rtol=1e-12)
+    assert spec.lambda_max == pytest.approx(p ** -2)
+    assert np.exp(spec.log_edge) < p ** -2  # continuous part ends below the atom (gap)
+    assert [a for a, _ in jacobian_spectrum("relu", 2).atoms] == [0.0]  # L(1−p) = 1: mass 0
+    lin = jacobian_spectrum("linear", 3, sigma_w=1.1)
+    assert lin.method == "atoms" and lin.atoms == ((pytest.approx(1.1 ** 6), 1.0),)
+    assert np.all(lin.density(np.linspace(0.1, 3, 5)) == 0) and lin.quantile(0.5) == pytest.approx(1.1 ** 6)
+    assert jacobian_spectrum("relu", 3, weights="gaussian").atoms == ((0.0, 0.5),)
+
+
+@pytest.mark.parametrize("activation,weights,q", [("relu", "orthogonal", None), ("tanh", "gaussian", 1.0),
+                                                  ("tanh", "orthogonal", 1 / 256)])
+def test_depth_1000(activation, weights, q):
+    """L = 1000 stays finite and consistent (log-space equations): density ≥ 0 and finite, mass 1 − atoms."""
+    spec = jacobian_spectrum(activation, 1000, weights=weights, q_star=q, order=32)
+    lam = np.linspace(1e-3, 1.0, 200) * spec.lambda_max
+    rho = spec.density(lam)
+    assert np.all(np.isfinite(rho)) and np.all(rho >= 0) and rho.max() > 0
+    mass, m1, _ = _grid_moments(spec)
+    assert mass == pytest.approx(1 - spec.atom_mass, abs=1e-5)
+    assert m1 == pytest.approx(spec.moments()["m1"], rel=1e-4)
+
+
+def test_off_criticality_moments():
+    """With sigma_w, sigma_b given q* is the fixed point and m₁ = χ₁^L (chaotic or ordered)."""
+    from deepstart.theory import chi_1, fixed_point
+
+    for sw, sb in ((1.4, 0.1), (0.9, 0.2)):
+        spec = jacobian_spectrum("tanh", 6, sigma_w=sw, sigma_b=sb)
+        assert spec.q_star == pytest.approx(fixed_point("tanh", sw, sb), rel=1e-12)
+        assert spec.moments()["m1"] == pytest.approx(chi_1("tanh", sw, sb) ** 6, rel=1e-9)
+        mass, m1, _ = _grid_moments(spec)
+        assert mass == pytest.approx(1, abs=5e-5) and m1 == pytest.approx(spec.moments()["m1"], rel=2e-5)
+
+
+def test_quantile_inverts_cdf():
+    spec = jacobian_spectrum("tanh", 8, q_star=1 / 64)
+    q = np.array([0.01, 0.25, 0.5, 0.75, 0.99])
+    lam = spec.quantile(q)
+    assert np.all(np.diff(lam) > 0)
+    np.testing.assert_allclose(spec.cdf(lam), q, atol=1e-5)  # quantile() normalises the grid mass (1 − 2e-6)
+    assert spec.quantile(1.0) == pytest.approx(spec.lambda_max, rel=1e-6)
+    relu = jacobian_spectrum("relu", 4)
+    assert relu.quantile(0.3) == 0.0 and relu.quantile(0.6) > 0  # atom of mass ½ at 0
+    with pytest.raises(ValueError, match="q="):
+        spec.quantile(1.5)
+
+
+def test_to_dict_roundtrip_and_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    spec = jacobian_spectrum("hard_tanh", 2, q_star=1.0)
+    d = json.loads(json.dumps(spec.to_dict()))
+    back = type(spec).from_dict(d)
+    lam = np.linspace(0.1, 2.0, 7)
+    np.testing.assert_allclose(back.density(lam), spec.density(lam), rtol=1e-12)
+    assert back.atoms == spec.atoms and back.lambda_max == spec.lambda_max
+    fig, ax = spec.plot()
+    assert ax.lines and fig is ax.figure
+    matplotlib.pyplot.close(fig)
+
+
+def test_jacobian_spectrum_bad_input():
+    with pytest.raises(ValueError, match="weights"):
+        jacobian_spectrum("tanh", 3, weights="uniform")
+    with pytest.raises(ValueError, match="depth"):
+        jacobian_spectrum("tanh", 0)
+    with pytest.raises(ValueError, match="valid names"):
+        jacobian_spectrum("tanhh", 3)
+    with pytest.raises(ValueError, match="sigma_w"):
+        jacobian_spectrum("tanh", 3, sigma_w=-1.0)

@@ -30,6 +30,7 @@ from deepstart.theory.fractional import FRACTIONAL_ACTIVATIONS, fractional_log_n
 # --- end fractional block ---
 
 # --- free probability (Pennington et al.) ---
+from deepstart.theory.free_probability import JacobianSpectrum, jacobian_spectrum
 # --- end free probability block ---
 
 __all__ = sorted(name for name, value in dict(globals()).items()
