@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded generators whose seed appears in failure messages, and the data root."""
+"""Shared fixtures: seeded generators whose seed appears in failure messages, the data root, one torch thread."""
 from __future__ import annotations
 
 import os
@@ -31,3 +31,21 @@ def data_root() -> Path:
     if not (path / "mnist").is_dir():
         pytest.skip(f"real data not found at {path}; set DEEPSTART_DATA to the shared data folder")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Run torch single-threaded. The suite runs as 2 pytest-xdist workers on 2 cores (CI); two intra-op threads per
+    worker oversubscribe them and make the many small matmuls/QRs of the Monte Carlo and training tests several
+    times slower (a 200 × 200 QR ~10×). No result depends on the thread count."""
+    try:
+        import torch
+    except ImportError:  # theory-only environments
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

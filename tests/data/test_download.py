@@ -126,3 +126,28 @@ def test_fetch_cifar_from_mirror(http_server, data_root, tmp_path):
     [path] = fetch("cifar10", root=tmp_path, base_urls=[base], progress=False)
     assert path.name == "cifar10-jpg.tar.gz" and path.stat().st_size == 19765597
     assert [p for p, _ in server.requests] == ["/cifar-10-python.tar.gz", "/cifar10-jpg.tar.gz"]
+
+
+def test_present_but_corrupt_file_is_an_error_not_success(mirror, data_root, tmp_path, capsys):
+    """fetch never reports a bad local file as present: a truncated and a corrupted one are each named."""
+    from deepstart.cli import main
+
+    base, server = mirror
+    root = tmp_path / "root"
+    fetch("mnist", root=root, base_urls=[base], progress=False)
+    labels = root / "mnist" / T10K[1]
+    good = labels.read_bytes()
+    labels.write_bytes(good[:-50])  # truncated gzip
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz is already present but corrupt or truncated"
+                                         r".*delete it and run `deepstart data fetch mnist`"):
+        fetch("mnist", root=root, base_urls=[base], progress=False)
+    data = bytearray(gzip.decompress(good))
+    data[-1] = (data[-1] + 1) % 10  # valid gzip, valid IDX, wrong content
+    labels.write_bytes(gzip.compress(bytes(data)))
+    n = len(server.requests)
+    assert main(["data", "fetch", "mnist", "--root", str(root), "--mirror", base, "--no-progress"]) == 2
+    assert "SHA-256 of its content" in capsys.readouterr().err
+    assert len(server.requests) == n  # nothing was downloaded over the bad file
+    labels.unlink()  # the advice works: delete and fetch again
+    fetch("mnist", root=root, base_urls=[base], progress=False)
+    assert labels.read_bytes() == good

@@ -68,8 +68,31 @@ def test_conv_fast_path_with_stride_groups_and_padding_modes():
                           nn.Flatten(), nn.Linear(16, 10), nn.Softplus()).double()
     x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
     sv = jacobian_singular_values(model, x)
-    assert sv.path == "sequential" and sv.input_dim == 32 and sv.output_dim == 10
+    # n_in = 32 > n_out = 10: the fast path pulls back 10 cotangents instead of pushing 32 tangents
+    assert sv.path == "sequential-reverse" and sv.input_dim == 32 and sv.output_dim == 10
     np.testing.assert_allclose(sv.values, _reference_sv(model, x), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_sequential_modes_give_the_same_jacobian(mode):
+    """Both directions of the fast path equal autograd's Jacobian entry by entry, through convs (circular and
+    zero padding, stride, groups), Unflatten/Flatten and Linear layers (on flat inputs, where tangents are kept as
+    columns, and on the last axis of a 2-D input), for n_in < n_out and n_in > n_out."""
+    from deepstart.diagnose._sequential import sequential_jacobian
+
+    torch.manual_seed(0)  # only for the modules' default init of these throwaway models
+    wide_out = nn.Sequential(nn.Linear(6, 2 * 3 * 3), nn.Tanh(), nn.Unflatten(1, (2, 3, 3)),
+                             nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.Flatten()).double()
+    wide_in = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2), nn.ELU(), nn.Flatten(),
+                            nn.Linear(16, 5), nn.Sigmoid()).double()
+    linear_on_last_dim = nn.Sequential(nn.Unflatten(1, (2, 3)), nn.Linear(3, 4), nn.Tanh(), nn.Flatten(),
+                                       nn.Linear(8, 7), nn.Softplus()).double()
+    for model, shape in ((wide_out, (1, 6)), (wide_in, (1, 2, 4, 4)), (linear_on_last_dim, (1, 6))):
+        x = torch.randn(*shape, dtype=torch.float64)
+        ref = torch.autograd.functional.jacobian(model, x).reshape(-1, x.numel())
+        torch.testing.assert_close(sequential_jacobian(model, x, mode), ref, rtol=1e-12, atol=1e-13)
+    with pytest.raises(ValueError, match="mode"):
+        sequential_jacobian(wide_in, x, "sideways")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

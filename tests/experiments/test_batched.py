@@ -137,3 +137,25 @@ def test_real_mnist_small(data_root, monkeypatch):
     for r in results:
         assert r.history[-1]["test_acc"] > 0.75
         assert r.epochs_to(0.2) is not None
+
+
+def test_diverged_members_stop_costing_compute(monkeypatch):
+    """After a member's loss turns NaN/Inf, every later step runs on a stack without it (K shrinks from 3 to 2)."""
+    from deepstart.experiments.fastmlp import FastMLP
+
+    sizes = []
+    real = FastMLP.grad_and_loss
+
+    def counting(self, params, x, y):
+        sizes.append(next(iter(params.values())).shape[0])
+        return real(self, params, x, y)
+
+    monkeypatch.setattr(FastMLP, "grad_and_loss", counting)
+    trials = [Trial(dataset="toy", depth=3, width=16, batch_size=32, steps=30, lr=lr, seed=s, test_limit=0)
+              for s, lr in enumerate([0.05, 1e4, 0.05])]
+    results = train_group(trials, load_data(trials[0]))
+    at = results[1].diverged_at_step
+    assert results[1].diverged and at is not None and at < 30
+    assert not results[0].diverged and not results[2].diverged and results[0].steps_run == 30
+    assert sizes == [3] * at + [2] * (30 - at)
+    assert len(results[1].history) < len(results[0].history)  # no records after divergence

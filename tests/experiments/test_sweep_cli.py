@@ -127,3 +127,23 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     done = {row[0] for row in con.execute("SELECT trial_id FROM trials")}
     con.close()
     assert total == distinct == 16 and done == planned == {t.id for t in load_spec(spec).trials()}
+
+
+def test_progress_bars_per_sweep_and_per_batch_with_eta(tmp_path, capsys, monkeypatch):
+    import functools
+    import re
+
+    import tqdm.auto
+    import tqdm.std
+
+    # draw on every update (tqdm's default redraws at most every 0.1 s, which a fast batch can beat)
+    monkeypatch.setattr(tqdm.auto, "tqdm", functools.partial(tqdm.std.tqdm, mininterval=0, miniters=1))
+    spec = load_spec(_spec(tmp_path, name="bars", steps=20, members=4))
+    summary = run_sweep(spec, tmp_path / "p.db", progress=True)
+    assert summary.ran == 8
+    err = capsys.readouterr().err
+    # tqdm's "[elapsed<remaining, rate]": the remaining time is the ETA
+    eta = r"\[\d\d:\d\d<\d\d:\d\d"
+    assert re.search(rf"sweep bars: .*8/8 {eta}", err), err[-500:]
+    for depth in (1, 2):  # one step bar per batch
+        assert re.search(rf"batch of 4 \(mlp d={depth} w=16\): .*20/20 {eta}, .*step", err), err[-500:]

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--n-inits", type=int, default=8, help="initializations measured (default 8)")
     p.add_argument("--init", help="re-initialize with this scheme (e.g. he, 'critical(activation=tanh,q_star=1/64)')")
     p.add_argument("--batch", type=int, default=8, help="number of Gaussian inputs (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the zoo model, the inputs, the re-inits and the fix "
+                                                        "(independent streams derived from it; default 0)")
     p.add_argument("--html", help="write a self-contained HTML report here")
     p.add_argument("--json", help="write the JSON report here")
     p.add_argument("--fail-on", default="error",
@@ -57,14 +58,14 @@ def exit_code(report, level, categories) -> int:
     return 0
 
 
-def _load(target: str, input_shape):
+def _load(target: str, input_shape, seed: int = 0):
     """(model, input_shape, zoo or None) for TARGET."""
     from deepstart.diagnose.zoo import ZOO, parse_target, zoo_model
 
     head = target.split(":", 1)[0].strip().lower()
     if head in ZOO:
         name, params = parse_target(target)
-        built = zoo_model(name, input_shape=input_shape, **params)
+        built = zoo_model(name, seed=seed, input_shape=input_shape, **params)
         return built.model, input_shape or built.input_shape, built
     module_name, sep, attr = target.partition(":")
     if not sep or not attr or "=" in target:
@@ -108,10 +109,15 @@ def run(args) -> int:
             shape = tuple(int(s) for s in args.input_shape.split(",") if s.strip())
         except ValueError:
             raise ValueError(f"--input-shape {args.input_shape!r}: give sizes like 3,32,32") from None
-    model, shape, zoo = _load(args.target, shape)
+    import numpy as np
+
+    # independent streams: a zoo model and Gaussian inputs drawn from the same seed would be correlated
+    # (the inputs would be rows of the first weight matrix)
+    model_seed, input_seed, fix_seed = (int(s) for s in np.random.SeedSequence(args.seed).generate_state(3))
+    model, shape, zoo = _load(args.target, shape, model_seed)
     name = zoo.spec if zoo is not None else args.target
     kw = {"n_inits": args.n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian}
-    gen = torch.Generator().manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(input_seed)
     from deepstart.diagnose.checker import prepare_inputs
 
     inputs = prepare_inputs(model, None, shape, batch_size=args.batch, generator=gen)[0][0]
@@ -120,14 +126,17 @@ def run(args) -> int:
     _write(report, args.json, args.html)
     code = exit_code(report, level, categories)
     if args.fix:
-        result = fix_(model, inputs, n_inits=args.n_inits, generator=torch.Generator().manual_seed(args.seed + 1),
+        result = fix_(model, inputs, n_inits=args.n_inits, generator=torch.Generator().manual_seed(fix_seed),
                       report=report, rebuild=zoo.rebuild if zoo is not None else None, jacobian=not args.no_jacobian,
                       batch_size=args.batch)
         print(f"\n{result}")
         if result.applied:
             from dataclasses import replace
 
-            fixed_name = getattr(getattr(zoo, "rebuilt", None), "spec", None) or f"{name} (fixed)"
+            fixed_name = getattr(getattr(zoo, "rebuilt", None), "spec", None)
+            if fixed_name is None and zoo is not None and result.recommendation.kind == "init":
+                fixed_name = zoo.spec_with(init=result.recommendation.scheme)
+            fixed_name = fixed_name or f"{name} (fixed: {result.recommendation})"
             after = replace(result.after, model=fixed_name)
             _show(after, args.quiet)
             _write(after, args.json and _sibling(args.json, "fixed"), args.html and _sibling(args.html, "fixed"))

@@ -2,9 +2,12 @@
 
 For ``nn.Sequential`` of Linear/Conv layers, pointwise activations and reshapes, the Jacobian at ``x`` is
 ``J = D_L W_L ⋯ D_1 W_1`` (Pennington, Schoenholz & Ganguli 2017, eq. 2), with ``D_l = diag φ'(h^l)``. The fast
-path pushes the identity through the stack as a batch of tangents: a Linear layer is one matmul, a conv layer one
-batched convolution without bias (so padding modes, strides and groups are the module's own), an activation one
-row scaling. Everything else uses ``torch.func.jacfwd`` or ``jacrev``, whichever needs fewer passes.
+path stores ``D_l`` in one forward pass and then multiplies out the product in whichever direction is cheaper:
+forward (the ``n_in × n_in`` identity pushed through the stack as a batch of tangents: a Linear layer is one
+matmul, a conv layer one batched convolution without bias, so padding modes, strides and groups are the module's
+own, an activation one row scaling) when ``n_in ≤ n_out``, else reverse (the ``n_out × n_out`` identity pulled back
+as a batch of cotangents: ``u ↦ u W`` for Linear, the adjoint convolution for conv). Everything else uses
+``torch.func.jacfwd`` or ``jacrev``, whichever needs fewer passes.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["exact_jacobian", "flat_function", "forward_ad_quietly", "is_fast_sequential", "sequential_jacobian",
-           "sequential_tangent_map"]
+           "sequential_tangent_map", "sequential_cotangent_map"]
 
 _LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _RESHAPE_TYPES = (nn.Flatten, nn.Unflatten, nn.Identity)
@@ -77,35 +80,115 @@ def sequential_tangent_map(model: nn.Sequential, x: torch.Tensor):
     ``J t`` as ``[b, n_out]`` with one batched layer call per layer and no autograd (the forward primal is not
     recomputed, unlike ``torch.func.jvp``).
     """
+    # Tangents of flat (1-D per example) activations are kept as columns [n, b], so a Linear layer is the plain
+    # product W t with W as stored ([out, in]): no transposed operand, no copy of W. Conv and reshape layers work
+    # batch first [b, *shape]; the layout switches where they meet (one copy of the tangent batch).
     ops = []
     a = x
     with torch.no_grad():
         for module in _layers(model):
-            if isinstance(module, _LINEAR_TYPES):
-                a = module(a)
-                ops.append(lambda t, m=module: _linear_part(m, t))
+            flat = a.dim() == 2
+            if isinstance(module, nn.Linear) and flat:
+                ops.append(("cols", lambda t, w=module.weight: w @ t))
+            elif isinstance(module, _LINEAR_TYPES):
+                ops.append(("rows", lambda t, m=module: _linear_part(m, t)))
             elif isinstance(module, _RESHAPE_TYPES):
-                a = module(a)
-                ops.append(module)
+                ops.append(("rows", module))
             else:
-                a, d = _pointwise_derivative(module, a)
-                ops.append(lambda t, d=d: t * d)
+                h = a
+                a, d = _pointwise_derivative(module, h)
+                ops.append(("any", (d, d.reshape(-1, 1) if flat else None)))
+                continue
+            a = module(a)
 
     def push(t: torch.Tensor) -> torch.Tensor:
+        b = t.shape[0]
+        cols = False
         with torch.no_grad():
-            for op in ops:
-                t = op(t)
-        return t.reshape(t.shape[0], -1)
+            for kind, op in ops:
+                if kind == "any":
+                    t = t * (op[1] if cols else op[0])
+                elif kind == "cols":
+                    if not cols:
+                        t, cols = t.reshape(b, -1).T.contiguous(), True
+                    t = op(t)
+                else:
+                    if cols:
+                        t, cols = t.T.contiguous(), False
+                    t = op(t)
+        return t.T if cols else t.reshape(b, -1)
 
     return push
 
 
-def sequential_jacobian(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Jacobian ``[n_out, n_in]`` of a fast sequential stack at a single input ``x`` (batch dimension 1),
-    accumulated left to right as dense products (forward mode with the identity as the tangent batch)."""
+def _adjoint(module: nn.Module, in_shape: tuple):
+    """``u ↦ u A`` for the bias-free linear map ``A`` of a Linear/Conv layer whose input is ``[1, *in_shape]``."""
+    if isinstance(module, nn.Linear):
+        return lambda u: u @ module.weight
+    cache: dict = {}
+
+    def pull(u: torch.Tensor) -> torch.Tensor:  # the adjoint convolution (handles padding modes, stride, groups)
+        b = u.shape[0]
+        if b not in cache:
+            zeros = torch.zeros(b, *in_shape, dtype=u.dtype, device=u.device)
+            cache[b] = torch.func.vjp(lambda t: _linear_part(module, t), zeros)[1]
+        return cache[b](u)[0]
+
+    return pull
+
+
+def sequential_cotangent_map(model: nn.Sequential, x: torch.Tensor):
+    """Reverse-mode linearization of a fast sequential stack at ``x`` (batch dimension 1).
+
+    One pass stores ``D_l = φ'(h^l)``; the returned function maps a batch of cotangents ``[b, n_out]`` to
+    ``uᵀ J`` as ``[b, *x.shape[1:]]``: ``u ↦ u D_l`` then ``u ↦ u W_l`` (the adjoint convolution for conv layers),
+    from the last layer to the first, without recomputing the forward pass.
+    """
+    ops = []
+    a = x
+    with torch.no_grad():
+        for module in _layers(model):
+            shape = tuple(a.shape[1:])
+            if isinstance(module, _LINEAR_TYPES):
+                ops.append(_adjoint(module, shape))
+                a = module(a)
+            elif isinstance(module, _RESHAPE_TYPES):
+                ops.append(lambda u, shape=shape: u.reshape(u.shape[0], *shape))
+                a = module(a)
+            else:
+                a, d = _pointwise_derivative(module, a)
+                ops.append(lambda u, d=d: u * d)
+        out_shape = tuple(a.shape[1:])
+
+    def pull(u: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            u = u.reshape(u.shape[0], *out_shape)
+            for op in reversed(ops):
+                u = op(u)
+        return u
+
+    return pull
+
+
+def sequential_jacobian(model: nn.Sequential, x: torch.Tensor, mode: str = "auto") -> torch.Tensor:
+    """Jacobian ``[n_out, n_in]`` of a fast sequential stack at a single input ``x`` (batch dimension 1), as dense
+    products: ``mode="forward"`` pushes the ``n_in`` identity tangents, ``"reverse"`` pulls back the ``n_out``
+    identity cotangents, ``"auto"`` picks the smaller batch (the cost of each is proportional to its batch)."""
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"mode={mode!r} is not one of ('auto', 'forward', 'reverse')")
     n_in = x[0].numel()
-    eye = torch.eye(n_in, dtype=x.dtype, device=x.device).reshape(n_in, *x.shape[1:])
-    return sequential_tangent_map(model, x)(eye).T
+    if mode == "auto":
+        with torch.no_grad():
+            n_out = model(x).numel()
+        mode = "forward" if n_in <= n_out else "reverse"
+    if mode == "forward":
+        eye = torch.eye(n_in, dtype=x.dtype, device=x.device).reshape(n_in, *x.shape[1:])
+        return sequential_tangent_map(model, x)(eye).T
+    pull = sequential_cotangent_map(model, x)
+    with torch.no_grad():
+        n_out = model(x).numel()
+    eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
+    return pull(eye).reshape(n_out, n_in)
 
 
 @contextlib.contextmanager
@@ -128,11 +211,16 @@ def flat_function(model: nn.Module, x: torch.Tensor):
 
 
 def exact_jacobian(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """Dense Jacobian ``[n_out, n_in]`` of ``model`` at ``x`` and the path used: ``"sequential"`` (fast path),
-    ``"jacfwd"`` (n_in ≤ n_out: one jvp per input direction) or ``"jacrev"`` (one vjp per output)."""
-    if is_fast_sequential(model):
-        return sequential_jacobian(model, x), "sequential"
+    """Dense Jacobian ``[n_out, n_in]`` of ``model`` at ``x`` and the path used: ``"sequential"`` (fast path,
+    forward: n_in ≤ n_out) or ``"sequential-reverse"`` (fast path, reverse), else ``"jacfwd"`` (n_in ≤ n_out: one
+    jvp per input direction) or ``"jacrev"`` (one vjp per output)."""
     f, v = flat_function(model, x)
+    if is_fast_sequential(model):
+        with torch.no_grad():
+            n_out = f(v).numel()
+        if v.numel() <= n_out:
+            return sequential_jacobian(model, x, "forward"), "sequential"
+        return sequential_jacobian(model, x, "reverse"), "sequential-reverse"
     with torch.no_grad(), forward_ad_quietly():
         n_out = f(v).numel()
         if v.numel() <= n_out:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -168,7 +169,7 @@ class Site:
     numel: int                # elements per sample of the measured tensor
     shape: tuple              # measured tensor shape (with the batch dimension)
     fan_in: float | None = None
-    sigma_w: float | None = None    # √(fan_in · mean W²): weight std against fan-in
+    sigma_w: float | None = None    # √(fan_in · E W²) of the weights' law: weight std against fan-in
     sigma_b: float | None = None    # rms of the bias
     weight_std: float | None = None
     eta: float | None = None        # residual multiplier (blocks)
@@ -176,7 +177,17 @@ class Site:
     main: bool = True
     source: str | None = None       # "input", the name of the site whose measured tensor feeds this one, or None
     theory_layer: bool = False      # Linear/Conv: mean-field theory applies
+    sigma_w_measured: float | None = None  # √(fan_in · mean W²) of the given weights (sigma_w: of the law)
+    weight_family: str | None = None       # normal / uniform / orthogonal / … (deepstart.diagnose.law)
+    weight_law: str | None = None          # the standard law it matched ("he", "glorot", …) or "measured"
     notes: list = field(default_factory=list)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point():
+        t = t.double()
+    return t.numpy().astype(np.float64)
 
 
 def _weight_stats(module: nn.Module):
@@ -192,11 +203,15 @@ def _weight_stats(module: nn.Module):
     layout = "conv" if weight.ndim > 2 else "linear"
     groups = getattr(module, "groups", 1) if weight is getattr(module, "weight", None) else 1
     fan_in, _ = compute_fans(weight, layout=layout, groups=groups)
-    w = weight.detach().double()
-    sigma_w = math.sqrt(float(fan_in) * float((w ** 2).mean()))
+    w = _numpy(weight)  # NumPy: no thread-pool sync per small op
+    sigma_w = math.sqrt(float(fan_in) * float(np.mean(w * w)))
     bias = getattr(module, "bias", None)
-    sigma_b = math.sqrt(float((bias.detach().double() ** 2).mean())) if isinstance(bias, torch.Tensor) else 0.0
-    return float(fan_in), sigma_w, sigma_b, float(w.std()) if w.numel() > 1 else 0.0
+    if isinstance(bias, torch.Tensor):
+        b = _numpy(bias)
+        sigma_b = math.sqrt(float(np.mean(b * b)))
+    else:
+        sigma_b = 0.0
+    return float(fan_in), sigma_w, sigma_b, float(w.std(ddof=1)) if w.size > 1 else 0.0
 
 
 def _residual_eta(call: Call, last: Call | None) -> float | None:
@@ -211,6 +226,32 @@ def _residual_eta(call: Call, last: Call | None) -> float | None:
         return None
     eta = float((r * b).sum()) / bb
     return eta if float(((r - eta * b) ** 2).sum()) <= 1e-8 * rr else None
+
+
+def _multi_branch(call: Call, inner: list) -> bool:
+    """True if ``call.out − call.inp`` is exactly a combination of outputs of its descendants of the same shape
+    (``y = x + Σ_k η_k b_k``, e.g. a Transformer layer's attention and feed-forward branches); η_k not read."""
+    x, y = call.inp, call.out
+    if x is None or y is None or x.shape != y.shape:
+        return False
+    cands = []
+    for d in inner:  # distinct outputs only (dropout(p=0) repeats its input: a rank-deficient fit)
+        if d.out is not None and d.out.shape == y.shape and d.out is not y and \
+                not any(torch.equal(d.out, c) for c in cands):
+            cands.append(d.out)
+    cands = cands[-8:]
+    if not cands:
+        return False
+    r = (y - x).double().reshape(-1)
+    rr = float(r @ r)
+    if not (rr > 0 and math.isfinite(rr)):
+        return False
+    a = torch.stack([c.double().reshape(-1) for c in cands], dim=1)
+    if not bool(torch.isfinite(a).all()):
+        return False
+    coef = torch.linalg.lstsq(a, r[:, None]).solution
+    res = r[:, None] - a @ coef
+    return float((res ** 2).sum()) <= 1e-8 * rr
 
 
 def _descendant(name: str, parent: str) -> bool:
@@ -228,10 +269,12 @@ def find_sites(model: nn.Module, trace: Trace) -> list:
     for i, c in enumerate(calls):
         if c.name == "" or not list(c.module.children()):
             continue
-        last = next((d for d in reversed(calls[:i]) if d.start > c.start and _descendant(d.name, c.name)), None)
-        eta = _residual_eta(c, last)
+        inner = [d for d in calls[:i] if d.start > c.start and _descendant(d.name, c.name)]
+        eta = _residual_eta(c, inner[-1] if inner else None)
         if eta is not None:
             blocks.append((c, eta))
+        elif len(inner) >= 2 and _multi_branch(c, inner):
+            blocks.append((c, None))
     sites = []
     block_ids = {id(c) for c, _ in blocks}
     for c in calls:
@@ -255,6 +298,8 @@ def find_sites(model: nn.Module, trace: Trace) -> list:
     for c, eta in blocks:
         site = Site(c.name if c.call_no == 0 else f"{c.name}#{c.call_no}", "block", type(c.module).__name__, c.name,
                     c.call_no, c.name, c.call_no, None, _width(c.out), _numel(c.out), tuple(c.out.shape), eta=eta)
+        if eta is None:
+            site.notes.append(f"{site.name}: residual block with several branches (y = x + Σ η_k b_k); η not read")
         site._start = c.start
         sites.append(site)
     block_spans = [(c.start, c.end, s) for (c, _), s in zip(blocks, [s for s in sites if s.kind == "block"])]

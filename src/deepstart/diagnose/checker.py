@@ -9,13 +9,15 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
 from deepstart.diagnose.architecture import expected_input, find_sites, trace_model
-from deepstart.diagnose.measure import describe_reinit, infer_family, run_inits, stack_inits
+from deepstart.diagnose.law import infer_laws, weight_name
+from deepstart.diagnose.measure import as_numpy, describe_reinit, infer_family, run_inits, stack_inits
 from deepstart.diagnose.predict import predict
 from deepstart.diagnose.report import Report
 
@@ -87,7 +89,9 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         input_shape: shape of one input without the batch dimension (Linear-first models: inferred).
         n_inits: number of initializations measured (≥ 2).
         reinit: how inits 1..n−1 are drawn. ``None``/``"resample"``: each tensor redrawn from its own law (normal,
-            uniform, orthogonal or delta-orthogonal with its measured scale; init 0 is the model as given);
+            uniform, orthogonal or delta-orthogonal; the scale of the standard law it matches — He, LeCun,
+            Glorot, … by a test in :mod:`deepstart.diagnose.law` — or else its measured scale; init 0 is the
+            model as given). The theory predicts with the same laws (``site["weight_law"]`` names them);
             ``"reset"``: the modules' ``reset_parameters`` (seeded); a scheme (``"he"``, ``Scheme``) for
             ``deepstart.init.apply_``; or ``callable(model_copy, generator)``. With a scheme, all inits use it.
         loss: ``callable(output) -> scalar``; default ⟨u, output⟩ with a fixed Gaussian cotangent u.
@@ -103,18 +107,23 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
     generator = generator if generator is not None else torch.Generator()
     started = time.perf_counter()
     modes = {m: m.training for m in model.modules()}
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}  # train-mode BN updates running stats
     bar = _progress(progress)
     try:
         args, kwargs, batch, in_desc = prepare_inputs(model, inputs, input_shape, batch_size=batch_size,
                                                       generator=generator)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]):  # dropout & co. draw from a seeded, restored global RNG
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # dropout & co.: seeded, restored RNG
+            # vmap's fallback for ops without a batching rule (fused attention) is slower, not wrong
+            warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
             torch.manual_seed(seed)
             trace = trace_model(model, args, kwargs)
             sites = find_sites(model, trace)
             bar.update(1)
-            nonfinite = tuple(k for k, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
-            stacked = stack_inits(model, n_inits, reinit, generator) if sites else {}
+            nonfinite = tuple(k for k, p in model.named_parameters()
+                              if p.is_floating_point() and not np.isfinite(as_numpy(p)).all())
+            stacked, laws = _stack(model, n_inits, reinit, generator) if sites else ({}, {})
+            _set_laws(model, sites, laws)
             bar.update(1)
             cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                          for t in _float_outputs(trace.output)]
@@ -136,9 +145,13 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
     finally:
         for m, flag in modes.items():
             m.training = flag
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
         bar.close()
     site_dicts = tuple(_site_dict(s) for s in sites)
-    families = {s.name: infer_family(s_w) for s in sites if (s_w := _weight(model, s)) is not None}
+    families = {s.name: s.weight_family for s in sites if s.weight_family is not None}
     m0 = _input_m0(args, kwargs, batch)
     theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan, families)
     mode = _mode(model)
@@ -190,11 +203,30 @@ def _input_m0(args, kwargs, batch) -> np.ndarray:
     return np.full(batch, np.nan)
 
 
-def _weight(model, site):
-    if site.kind != "layer":
-        return None
-    w = getattr(model.get_submodule(site.module_name), "weight", None)
-    return w if isinstance(w, torch.Tensor) and w.ndim >= 2 else None
+def _stack(model, n_inits, reinit, generator):
+    """(stacked inits, laws): with resample the laws are read from the given weights and the re-draws use them;
+    otherwise they are read from all the stacked inits together (deepstart.diagnose.law)."""
+    if reinit is None or reinit == "resample":
+        arrays = {k: as_numpy(v) for k, v in model.named_parameters()}
+        families = {k: infer_family(a) for k, a in arrays.items()}
+        laws = infer_laws(model, {k: a[None] for k, a in arrays.items()}, families)
+        return stack_inits(model, n_inits, reinit, generator, laws=laws, families=families), laws
+    stacked = stack_inits(model, n_inits, reinit, generator)
+    arrays = {k: as_numpy(stacked[k]) for k, _ in model.named_parameters()}
+    return stacked, infer_laws(model, arrays, {k: infer_family(a[0]) for k, a in arrays.items()})
+
+
+def _set_laws(model, sites, laws) -> None:
+    """σ_w of each layer site from the law of its weight (the theory's input); the measured one is kept too."""
+    for s in sites:
+        if s.kind != "layer":
+            continue
+        law = laws.get(weight_name(s.module_name, model.get_submodule(s.module_name)) or "")
+        if law is None:
+            continue
+        s.sigma_w_measured, s.weight_family, s.weight_law = s.sigma_w, law.family, law.label
+        if law.sigma_w is not None and math.isfinite(law.sigma_w):
+            s.sigma_w = law.sigma_w
 
 
 def _site_dict(s) -> dict:
@@ -228,13 +260,34 @@ def _jacobian(model, stacked, args, kwargs, generator):
         for k, v in list(clone.named_parameters()) + list(clone.named_buffers()):
             if k in stacked:
                 v.copy_(stacked[k][0])
-    with torch.no_grad():
-        out = clone(x[:1])
-    net = clone if isinstance(out, torch.Tensor) else _Flat(clone)
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in clone.modules()):
+        return None, ("Jacobian: not measured (train-mode batch normalization couples the samples of a batch, so "
+                      "there is no per-input Jacobian; check the model in eval mode for it)")
     try:
-        sv = jacobian_singular_values(net, x[:1], generator=generator)
+        with torch.no_grad():
+            out = clone(x[:1])
+        net = clone if isinstance(out, torch.Tensor) else _Flat(clone)
+        try:
+            sv = jacobian_singular_values(net, x[:1], generator=generator)
+        except NotImplementedError:  # no forward-mode AD (e.g. fused attention on CPU): reverse mode only
+            return _reverse_exact(net, x[:1]), "Jacobian: exact by reverse mode (forward-mode AD not available)"
     except Exception as exc:  # noqa: BLE001 - the report says why instead of failing the whole check
-        return None, f"Jacobian: not measured ({type(exc).__name__}: {exc})"
+        return None, f"Jacobian: not measured ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     values = np.asarray(sv.values, float)
     return {"values": values, "method": sv.method, "complete": bool(sv.complete), "moments": tuple(sv.moments),
             "moment_errors": tuple(sv.moment_errors), "input_dim": sv.input_dim, "output_dim": sv.output_dim}, None
+
+
+def _reverse_exact(net, x):
+    """All singular values of J by ``torch.func.jacrev`` (one vjp per output), for models without forward AD."""
+    from deepstart.diagnose._sequential import flat_function
+
+    f, v = flat_function(net, x)
+    n_out = int(f(v).numel())
+    if min(n_out, v.numel()) > 2048:
+        raise ValueError(f"Jacobian of size {n_out} × {v.numel()} too large for reverse mode")
+    jac = torch.func.jacrev(f)(v).reshape(n_out, -1)
+    values = torch.linalg.svdvals(jac.detach()).double().cpu().numpy()
+    lam = values ** 2
+    return {"values": values, "method": "exact", "complete": True, "moments": (float(lam.mean()),
+            float((lam ** 2).mean())), "moment_errors": (0.0, 0.0), "input_dim": int(v.numel()), "output_dim": n_out}

@@ -69,7 +69,8 @@ def _site_table(report) -> list:
         s = report.sites[j]
         rows.append({"index": k + 1, "site": s["name"], "type": s["module_type"] + ("" if s["kind"] == "layer"
                                                                                     else " (block)"),
-                     "activation": s["activation"] or ("–" if s["kind"] == "layer" else f"η={s['eta']:.3g}"),
+                     "activation": s["activation"] or ("–" if s["kind"] == "layer" else
+                                                      "η=?" if s["eta"] is None else f"η={s['eta']:.3g}"),
                      "width": s["width"], "sigma_w": s["sigma_w"], "M": m_meas[j],
                      "M_theory": m_pred[k] if k < m_pred.size else math.nan, "var_log_M": lv[j],
                      "var_log_M_theory": lv_pred[k] if k < lv_pred.size else math.nan, "G": g_meas[j],
@@ -154,21 +155,24 @@ def _plot_report(report, ax):
     a = axes[0]
     for i in range(logm.shape[0]):
         a.plot(depth, np.nanmean(logm[i], axis=0), color="C0", alpha=0.3, lw=0.8)
+    if logm.size:
+        a.plot(depth, np.log(np.nanmean(report.sq[..., idx], axis=(0, 1))), "C0-", lw=2, label="measured log mean M_j")
     m_pred = np.asarray(report.theory.get("m_pred", []), float)
     if m_pred.size and np.any(np.isfinite(m_pred)):
         lv = np.asarray(report.theory.get("log_var_pred", []), float)
         a.plot(depth, np.log(m_pred), "k--", label="theory log E[M_j]")
         if lv.size and np.any(np.isfinite(lv)):
-            sd = np.sqrt(lv)
-            a.fill_between(depth, np.log(m_pred) - sd, np.log(m_pred) + sd, color="k", alpha=0.12, label="± sd")
+            # log M_j ≈ N(log E[M_j] − Var/2, Var) (Hanin & Rolnick 2018, Thm 5; lognormal approximation)
+            sd, centre = np.sqrt(lv), np.log(m_pred) - lv / 2
+            a.fill_between(depth, centre - sd, centre + sd, color="k", alpha=0.12, label="theory log M_j: mean ± sd")
     a.set(xlabel="site j (main path)", ylabel="log M_j", title="squared length per init (FM1)")
     a.legend(fontsize=8) if a.get_legend_handles_labels()[0] else None
     a = axes[1]
     if logg.size:
-        a.plot(depth, np.nanmean(logg, axis=(0, 1)), "C1-", label="measured mean log G_j")
+        a.plot(depth, np.log(np.nanmean(report.grad[..., idx], axis=(0, 1))), "C1-", label="measured log mean G_j")
         back = np.asarray(report.theory.get("back_ratio", []), float)
         if back.size >= 2 and np.all(np.isfinite(back[1:])):
-            anchor = np.nanmean(logg[..., -1])
+            anchor = math.log(np.nanmean(report.grad[..., idx[-1]]))
             pred = anchor + np.concatenate([np.cumsum(np.log(back[1:])[::-1])[::-1], [0.0]])
             a.plot(depth, pred, "k--", label="theory (Π χ)")
         a.legend(fontsize=8)
@@ -184,20 +188,60 @@ def _plot_report(report, ax):
     a.set(xlabel="site j", ylabel="Var log M_j", title="fluctuation across inits (FM2)")
     a = axes[3]
     if report.jacobian:
-        lam = np.asarray(report.jacobian["values"], float) ** 2
-        a.hist(lam, bins=40, density=True, color="C4", alpha=0.7, label="measured λ = σ²")
+        lam_all = np.asarray(report.jacobian["values"], float) ** 2
+        # eigenvalues at float rounding level are zeros (rank loss through D = diag φ' = 0: the theory's atom at 0)
+        lam = lam_all[lam_all > 1e-10 * np.max(lam_all, initial=0.0)]
+        if lam.size < lam_all.size:
+            a.text(0.02, 0.72, f"{lam_all.size - lam.size} of {lam_all.size} eigenvalues ≈ 0\n(rank loss) not shown",
+                   ha="left", va="top", fontsize=7, transform=a.transAxes)
+        scale = float(np.mean(lam)) if lam.size else 1.0
+        t = np.log10(lam / scale)  # log10(λ/mean λ): the shape of the spectrum whatever its overall scale (FM1)
+        if t.size:
+            a.hist(t, bins=40, density=True, color="C4", alpha=0.7, label="measured (λ = σ² of JJᵀ)")
         jac = report.theory.get("jacobian")
-        if jac:
-            m1, sd = jac["m1"], jac["m1"] * math.sqrt(max(jac["relative_variance"], 0.0))
-            a.axvline(m1, color="k", ls="--", label="theory m₁")
-            a.axvspan(max(m1 - sd, 0), m1 + sd, color="k", alpha=0.1, label="theory ± sd")
-        a.legend(fontsize=8)
+        if jac and t.size:
+            grid, dens, why = _theory_density(jac, t)
+            if dens is not None:
+                a.plot(grid, dens, "k-", lw=1.2, label="theory density (free probability)")
+            else:
+                sd = math.sqrt(max(jac["relative_variance"], 0.0))
+                a.axvspan(np.log10(max(1 - sd, 1e-3)), np.log10(1 + sd), color="k", alpha=0.1,
+                          label="theory mean ± sd")
+                a.text(0.02, 0.97, f"density: {why}", ha="left", va="top", fontsize=7, transform=a.transAxes)
+        a.axvline(0.0, color="k", ls="--", lw=0.8)
+        a.legend(fontsize=8, loc="upper right")
     else:
         a.text(0.5, 0.5, "Jacobian not measured", ha="center", va="center", transform=a.transAxes)
-    a.set(xlabel="eigenvalue λ of JJᵀ", ylabel="density", title="Jacobian spectrum (isometry)")
+    a.set(xlabel="log₁₀(λ / mean λ), λ eigenvalues of JJᵀ", ylabel="density",
+          title="Jacobian spectrum (isometry: all λ near the mean)")
     fig.suptitle(f"{report.model}: {'healthy' if report.healthy else 'FAILING'}")
     fig.tight_layout()
     return fig, axes
+
+
+def _theory_density(jac: dict, t: np.ndarray):
+    """(grid, density, why-not) of ``deepstart.theory.jacobian_spectrum`` in the plot's coordinate
+    t = log₁₀(λ/m₁): density_t(t) = ρ(λ)·λ·ln 10 at λ = m₁·10^t. The density is None (``why`` says why) when the
+    net is not L equal layers or the theory is not available."""
+    params = jac.get("spectrum")
+    if not params:
+        return None, None, "the net is not L equal layers"
+    try:
+        from deepstart.theory import jacobian_spectrum
+    except ImportError:
+        return None, None, "deepstart.theory.jacobian_spectrum not available"
+    try:
+        spec = jacobian_spectrum(params["activation"], params["depth"], weights=params["weights"],
+                                 sigma_w=params["sigma_w"], sigma_b=params["sigma_b"])
+        m1 = float(spec.moments()["m1"])
+        top = math.log10(spec.lambda_max / m1) if spec.lambda_max > 0 else float(np.max(t))
+        grid = np.linspace(min(float(np.min(t)), top - 3.0), max(float(np.max(t)), top) + 0.05, 400)
+        lam = m1 * 10.0 ** grid
+        dens = np.asarray(spec.density(lam), float) * lam * math.log(10.0)
+    except Exception as exc:  # noqa: BLE001 - the figure still shows the moments
+        return None, None, f"theory failed ({type(exc).__name__})"
+    ok = np.isfinite(dens)
+    return (grid[ok], dens[ok], "") if ok.any() and np.max(dens[ok]) > 0 else (None, None, "no continuous part")
 
 
 def _figure_png(report) -> str:

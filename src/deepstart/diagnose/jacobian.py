@@ -35,7 +35,8 @@ class SingularValues:
 
     Attributes:
         values: singular values, descending (all of them when ``complete``, else the top ``k``).
-        method: ``"exact"`` or ``"lanczos"``; ``path`` says how (``sequential``/``jacfwd``/``jacrev``/``JtJ``/``JJt``).
+        method: ``"exact"`` or ``"lanczos"``; ``path`` says how (``sequential``/``sequential-reverse``/``jacfwd``/
+            ``jacrev``/``JtJ``/``JJt``).
         complete: whether ``values`` holds every singular value.
         input_dim, output_dim: flattened sizes of the input and output.
         moments: ``(m₁, m₂)`` with ``m_k = mean σ^{2k}`` over ``min(input_dim, output_dim)`` singular values.

@@ -35,77 +35,100 @@ class Raw:
     path: str          # "vmap" or "loop"
 
 
-def infer_family(p: torch.Tensor) -> str:
+def as_numpy(p) -> np.ndarray:
+    """A float64 NumPy copy of a tensor (parameter statistics run in NumPy: hundreds of small torch ops cost
+    a thread-pool synchronization each, which dominates on a loaded machine)."""
+    if isinstance(p, np.ndarray):
+        return p.astype(np.float64, copy=False)
+    t = p.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point():
+        t = t.double()
+    return t.numpy().astype(np.float64, copy=False)
+
+
+def infer_family(p) -> str:
     """How a parameter looks initialized: constant, orthogonal, delta_orthogonal, uniform or normal."""
-    w = p.detach().double()
-    if w.numel() <= 1 or float(w.std()) == 0.0 or not bool(torch.isfinite(w).all()):
+    w = as_numpy(p)
+    if w.size <= 1 or not np.all(np.isfinite(w)) or float(w.std()) == 0.0:
         return "constant"
     if w.ndim >= 3 and all(k % 2 == 1 for k in w.shape[2:]):
-        centre = tuple(k // 2 for k in w.shape[2:])
-        mask = torch.ones_like(w, dtype=torch.bool)
-        mask[(slice(None), slice(None), *centre)] = False
-        if float(w[mask].abs().max()) == 0.0 and _is_orthogonal(w[(slice(None), slice(None), *centre)]):
+        centre = (slice(None), slice(None), *(k // 2 for k in w.shape[2:]))
+        mask = np.ones(w.shape, dtype=bool)
+        mask[centre] = False
+        if float(np.abs(w[mask]).max()) == 0.0 and _is_orthogonal(w[centre]):
             return "delta_orthogonal"
     if w.ndim >= 2 and _is_orthogonal(w.reshape(w.shape[0], -1)):
         return "orthogonal"
-    if w.numel() >= 64 and float((w - w.mean()).abs().max()) <= 3 ** 0.5 * float(w.std()) * 1.01:
+    if w.size >= 64 and float(np.abs(w - w.mean()).max()) <= 3 ** 0.5 * float(w.std()) * 1.01:
         return "uniform"
     return "normal"
 
 
-def _is_orthogonal(w2: torch.Tensor) -> bool:
-    g = w2 @ w2.T if w2.shape[0] <= w2.shape[1] else w2.T @ w2
-    s2 = float(torch.diagonal(g).mean())
-    if s2 <= 0 or g.shape[0] < 2:
+def _is_orthogonal(w2: np.ndarray) -> bool:
+    if min(w2.shape) < 2:
         return False
-    eye = torch.eye(g.shape[0], dtype=g.dtype)
-    return float(torch.linalg.norm(g - s2 * eye)) <= _ORTHO_RTOL * s2 * g.shape[0] ** 0.5
+    short = w2 if w2.shape[0] <= w2.shape[1] else w2.T  # orthonormal rows of the short side: equal norms first
+    norms = np.einsum("ij,ij->i", short, short)
+    if float(np.ptp(norms)) > 2 * _ORTHO_RTOL * float(norms.mean()):
+        return False
+    g = w2 @ w2.T if w2.shape[0] <= w2.shape[1] else w2.T @ w2
+    s2 = float(np.diagonal(g).mean())
+    if s2 <= 0:
+        return False
+    g[np.diag_indices_from(g)] -= s2
+    return float(np.linalg.norm(g)) <= _ORTHO_RTOL * s2 * g.shape[0] ** 0.5
 
 
-def _resample(p: torch.Tensor, family: str, n: int, generator) -> torch.Tensor:
-    """n new draws of a tensor from the family it was drawn from, keeping mean and std (orthogonal: scale)."""
-    w = p.detach().to("cpu", torch.float64)
-    shape = (n, *w.shape)
+def _resample(p: torch.Tensor, family: str, n: int, generator, law=None, noise=None) -> torch.Tensor:
+    """The tensor and n new draws of it, stacked (``[n + 1, *shape]``): draws from the family it was drawn from,
+    keeping mean and std (orthogonal: scale); with a :class:`~deepstart.diagnose.law.Law`, normal/uniform draws
+    use its mean and variance. ``noise``: pre-drawn N(0, 1) (normal) or U(0, 1) (uniform), ``[n, *p.shape]``."""
+    shape = (n, *p.shape)
+    if family in ("normal", "uniform"):
+        mean, std = _mean_std(p, law)
+        if noise is None:
+            noise = (torch.randn if family == "normal" else torch.rand)(shape, generator=generator, dtype=p.dtype)
+        a = 3 ** 0.5 * std
+        draws = noise * std + mean if family == "normal" else noise * (2 * a) + (mean - a)
+        return torch.cat([p.detach()[None], draws.to(p.device)])
     if family == "constant":
-        out = w.expand(shape).clone()
-    elif family in ("orthogonal", "delta_orthogonal"):
-        from deepstart.init.orthogonal import haar_orthogonal
+        return p.detach()[None].expand(n + 1, *p.shape).clone()
+    from deepstart.init.orthogonal import haar_orthogonal  # orthogonal / delta_orthogonal
 
-        core = w if family == "orthogonal" else w[(slice(None), slice(None), *(k // 2 for k in w.shape[2:]))]
-        rows, cols = core.shape[0], int(core[0].numel())
-        scale = (float((core.reshape(rows, -1) ** 2).sum()) / min(rows, cols)) ** 0.5
-        mats = torch.stack([haar_orthogonal(rows, cols, generator=generator) for _ in range(n)]) * scale
-        if family == "orthogonal":
-            out = mats.reshape(shape)
-        else:
-            out = torch.zeros(shape, dtype=torch.float64)
-            out[(slice(None), slice(None), slice(None), *(k // 2 for k in w.shape[2:]))] = mats
-    elif family == "uniform":
-        a = 3 ** 0.5 * float(w.std())
-        out = float(w.mean()) + a * (2 * torch.rand(shape, generator=generator, dtype=torch.float64) - 1)
+    w = p.detach().to("cpu", torch.float64)
+    centre = (slice(None), slice(None), *(k // 2 for k in w.shape[2:]))
+    core = w if family == "orthogonal" else w[centre]
+    rows, cols = core.shape[0], int(core[0].numel())
+    scale = (float((core.reshape(rows, -1) ** 2).sum()) / min(rows, cols)) ** 0.5
+    mats = torch.stack([haar_orthogonal(rows, cols, generator=generator) for _ in range(n)]) * scale
+    if family == "orthogonal":
+        out = mats.reshape(shape)
     else:
-        out = float(w.mean()) + float(w.std()) * torch.randn(shape, generator=generator, dtype=torch.float64)
-    return out.to(p.device, p.dtype)
+        out = torch.zeros(shape, dtype=torch.float64)
+        out[(slice(None), *centre)] = mats
+    return torch.cat([p.detach()[None], out.to(p.device, p.dtype)])
 
 
 def describe_reinit(reinit) -> str:
     if reinit is None or reinit == "resample":
-        return "resample (each tensor redrawn from its own law: normal/uniform with its mean and std, " \
-               "Haar orthogonal or delta-orthogonal with its scale; the given parameters are init 0)"
+        return "resample (each tensor redrawn from its own law: normal/uniform with the standard variance it " \
+               "matches (deepstart.diagnose.law) or else its measured mean and std, Haar orthogonal or " \
+               "delta-orthogonal with its scale; the given parameters are init 0)"
     if reinit == "reset":
         return "reset (the modules' own reset_parameters, seeded)"
     return f"scheme {getattr(reinit, 'id', reinit)} (deepstart.init.apply_, seeded)"
 
 
-def stack_inits(model, n_inits: int, reinit, generator) -> dict:
-    """Parameter and buffer sets of ``n_inits`` initializations, stacked on a leading axis (name -> tensor)."""
+def stack_inits(model, n_inits: int, reinit, generator, laws=None, families=None) -> dict:
+    """Parameter and buffer sets of ``n_inits`` initializations, stacked on a leading axis (name -> tensor).
+    ``laws`` (name -> Law, resample only): the law each weight is redrawn from; ``families`` (name -> family):
+    as :func:`infer_family` of the given parameters (computed when not given)."""
+    laws = laws or {}
     state = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     if reinit is None or reinit == "resample":
-        stacked = {}
-        for k, v in state.items():
-            draws = _resample(v, infer_family(v), n_inits - 1, generator)
-            stacked[k] = torch.cat([v[None], draws]).contiguous()
+        families = families if families is not None else {k: infer_family(v) for k, v in state.items()}
+        stacked = _stack_resampled(state, families, laws, n_inits - 1, generator)
     else:
         copies = []
         for _ in range(n_inits):
@@ -116,6 +139,51 @@ def stack_inits(model, n_inits: int, reinit, generator) -> dict:
     for k, v in buffers.items():
         stacked[k] = v[None].expand(n_inits, *v.shape).clone()
     return stacked
+
+
+def _stack_resampled(state, families, laws, n, generator) -> dict:
+    """``[n + 1, *shape]`` per tensor: the given one and n redraws. All normal (uniform) tensors of one dtype are
+    drawn as one flat buffer, scaled by a per-entry std and shifted by a per-entry mean in one op each: a handful
+    of tensor ops for the whole model instead of several per tensor."""
+    stacked, groups = {}, {}
+    for k, v in state.items():
+        if families[k] in ("normal", "uniform") and v.is_floating_point():
+            groups.setdefault((families[k], v.dtype, v.device), []).append(k)
+        else:
+            stacked[k] = _resample(v, families[k], n, generator, laws.get(k))
+    for (family, dtype, device), keys in groups.items():
+        sizes = [state[k].numel() for k in keys]
+        buf = torch.empty((n + 1, sum(sizes)), dtype=dtype, device=device)
+        draw = torch.randn if family == "normal" else torch.rand
+        draw((n, sum(sizes)), generator=generator, dtype=dtype, device=device, out=buf[1:])
+        affine = []  # (scale, shift) per tensor; runs of equal values are applied in one op
+        for k in keys:
+            mean, std = _mean_std(state[k], laws.get(k))
+            a = 3 ** 0.5 * std
+            affine.append((std, mean) if family == "normal" else (2 * a, mean - a))
+        start = 0
+        for i, size in enumerate(sizes):  # keys are in model order: equal laws are usually runs (one op each)
+            if i + 1 == len(sizes) or affine[i + 1] != affine[i]:
+                end = sum(sizes[:i + 1])
+                scale, shift = affine[i]
+                view = buf[1:, start:end]
+                view.mul_(scale)
+                if shift != 0.0:
+                    view.add_(shift)
+                start = end
+        torch.cat([state[k].reshape(-1) for k in keys], out=buf[0])
+        offset = 0
+        for k, size in zip(keys, sizes):
+            stacked[k] = buf[:, offset:offset + size].view(n + 1, *state[k].shape)
+            offset += size
+    return stacked
+
+
+def _mean_std(p, law):
+    if law is not None and law.var > 0:
+        return law.mean, law.var ** 0.5
+    w = as_numpy(p)
+    return float(w.mean()), float(w.std(ddof=1)) if w.size > 1 else 0.0
 
 
 def _init_copy(clone, reinit, generator) -> None:
@@ -150,19 +218,46 @@ def _replace_first(out, t, new):
     return None
 
 
-def _per_sample_sq(t: torch.Tensor, batch: int, mean: bool = True) -> torch.Tensor:
-    """‖t_b‖²/numel per sample (``mean``) or ‖t_b‖² (for gradients)."""
-    if t.ndim >= 1 and t.shape[0] == batch:
-        sq = t.double().pow(2).reshape(batch, -1)
-        return sq.mean(1) if mean else sq.sum(1)
-    return (t.double().pow(2).mean() if mean else t.double().pow(2).sum() / batch).expand(batch)
+def _grouped(tensors, fn):
+    """``fn`` applied once per group of equal-shape tensors (stacked on a new leading axis), results returned in
+    the original order: a few ops per distinct shape instead of several per site (hundreds in a deep net)."""
+    groups = {}
+    for j, t in enumerate(tensors):
+        groups.setdefault((tuple(t.shape), t.dtype), []).append(j)
+    order, parts = [], []
+    for js in groups.values():
+        order += js
+        parts.append(fn(torch.stack([tensors[j] for j in js])))
+    out = torch.cat(parts)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return out.index_select(0, inverse.to(out.device))
 
 
-def _dead(t: torch.Tensor) -> torch.Tensor:
-    if t.ndim >= 2:
-        dims = (0, *range(2, t.ndim))
-        return (t.abs().amax(dim=dims) == 0).double().mean()
-    return (t == 0).double().mean()
+def _sq_stats(tensors, batch: int, mean: bool = True) -> torch.Tensor:
+    """``[S, B]``: ‖t_b‖²/numel per sample (``mean``) or ‖t_b‖² (gradients), for each tensor t (float64)."""
+    def fn(st):
+        st = st.double()
+        g = st.shape[0]
+        if st.ndim >= 2 and st.shape[1] == batch:
+            sq = st.pow(2).reshape(g, batch, -1)
+            return sq.mean(2) if mean else sq.sum(2)
+        sq = st.pow(2).reshape(g, -1)
+        return (sq.mean(1) if mean else sq.sum(1) / batch)[:, None].expand(g, batch)
+    return _grouped(tensors, fn) if tensors else torch.zeros(0, batch, dtype=torch.float64)
+
+
+def _dead_stats(tensors) -> torch.Tensor:
+    """``[S]``: fraction of units (axis 1: features / channels) that are exactly 0 for every input."""
+    def fn(st):
+        g = st.shape[0]
+        if st.ndim >= 3:
+            alive = st.ne(0).any(dim=1)  # over the batch -> [G, C, ...]
+            if alive.ndim > 2:
+                alive = alive.reshape(g, alive.shape[1], -1).any(dim=2)
+            return 1.0 - alive.double().mean(1)
+        return st.eq(0).double().reshape(g, -1).mean(1)
+    return _grouped(tensors, fn) if tensors else torch.zeros(0, dtype=torch.float64)
 
 
 def run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch) -> Raw:
@@ -194,8 +289,7 @@ def run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch) -> Ra
         out = torch.func.functional_call(model, pb, args, kwargs)
         value = loss_of(out)
         seen = [state["seen"].get(j) for j in range(n_sites)]
-        sq = torch.stack([_per_sample_sq(t, batch) for t in seen]) if n_sites else torch.zeros(0, batch)
-        dead = torch.stack([_dead(t) for t in seen]) if n_sites else torch.zeros(0)
+        sq, dead = _sq_stats(seen, batch), _dead_stats(seen)
         return value, (sq.detach(), dead.detach())
 
     p0 = next(iter(model.parameters()), None)
@@ -217,9 +311,7 @@ def run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch) -> Ra
 
 
 def _grad_norms(grads, batch):
-    if not grads:
-        return torch.zeros(0, batch, dtype=torch.float64)
-    return torch.stack([_per_sample_sq(g, batch, mean=False) for g in grads])
+    return _sq_stats(list(grads), batch, mean=False)
 
 
 def _vmapped(forward, stacked, eps0, batch):

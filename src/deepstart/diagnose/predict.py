@@ -101,7 +101,7 @@ def predict(sites: list, m0: float, weight_families: dict) -> dict:
             s1 = 0.0 if family in ("orthogonal", "delta_orthogonal") else -1.0
             jac_terms.append((r, mu2 / mu1 ** 2 - 1.0 - s1 if mu1 > 0 else np.inf, family))
         elif s["kind"] == "block" and connected and math.isfinite(m_prev):
-            br = _branch(sites, s, m_prev)
+            br = _branch(sites, s, m_prev) if s["eta"] is not None else None
             if br is None:
                 notes.append(f"{s['name']}: residual branch is not a Linear/Conv chain; no prediction")
             else:
@@ -121,7 +121,24 @@ def predict(sites: list, m0: float, weight_families: dict) -> dict:
         m1 = float(np.prod([t[0] for t in jac_terms]))
         relvar = float(np.sum([t[1] for t in jac_terms]))
         jac = {"m1": m1, "relative_variance": relvar, "weights": sorted({t[2] for t in jac_terms})}
+        jac.update(_spectrum_params(main, jac["weights"]))
     elif n:
         notes.append("Jacobian spectrum: theory needs every main-path site to be a Linear/Conv chain layer")
     return {"m_pred": m_pred, "q_pred": q_pred, "back_ratio": back, "log_var_pred": log_var, "jacobian": jac,
             "notes": notes}
+
+
+def _spectrum_params(main: list, weights: list) -> dict:
+    """Parameters of the free-probability spectrum (Pennington et al. 2017) when the main path is L equal
+    layers ``W, φ`` (one activation, one σ_w, one σ_b, one weight law): ``spectrum`` holds the keyword arguments
+    of ``deepstart.theory.jacobian_spectrum``; otherwise ``spectrum`` is None (only m₁ and the variance apply)."""
+    acts = [s for s in main if s["kind"] == "layer" and s["activation"]]
+    if not acts or len(weights) != 1 or len({s["activation"] for s in acts}) != 1:
+        return {"spectrum": None}
+    sw = np.array([s["sigma_w"] for s in acts], float)
+    sb = np.array([s["sigma_b"] or 0.0 for s in acts], float)
+    if not (np.all(np.isfinite(sw)) and np.ptp(sw) <= 1e-6 * sw.max() and np.ptp(sb) <= 1e-6 * max(sb.max(), 1e-12)):
+        return {"spectrum": None}
+    family = "orthogonal" if weights[0] in ("orthogonal", "delta_orthogonal") else "gaussian"
+    return {"spectrum": {"activation": acts[0]["activation"], "depth": len(acts), "weights": family,
+                         "sigma_w": float(sw[0]), "sigma_b": float(sb[0])}}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from deepstart.diagnose.verdicts import THRESHOLDS, findings, path_stats
+from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_stats
 
 __all__ = ["Report"]
 
@@ -80,25 +80,33 @@ class Report:
 
     @property
     def stats(self) -> dict:
-        return path_stats(self.sq, self.grad, self.m0, self.main_idx)
+        return path_stats(self.sq, self.grad, self.m0, self.main_idx, self.links)
+
+    @property
+    def links(self) -> np.ndarray:
+        """Main-path links the verdicts read (:func:`deepstart.diagnose.verdicts.chain_links`)."""
+        return chain_links(self.main_sites, bool(np.size(self.m0) and np.all(np.isfinite(self.m0))))
 
     @property
     def predicted_stats(self) -> dict:
         """The theory's values of the verdict statistics (NaN where not applicable)."""
         m = np.asarray(self.theory.get("m_pred", []), float)
         out = {}
-        m0 = float(np.nanmean(self.m0)) if np.size(self.m0) else math.nan
+        m0 = float(np.mean(self.m0)) if np.size(self.m0) and np.all(np.isfinite(self.m0)) else math.nan
         chain = np.concatenate([[m0], m]) if math.isfinite(m0) else m
-        if chain.size >= 2 and np.all(np.isfinite(chain)) and np.all(chain > 0):
-            logs = np.diff(np.log(chain))
-            depth = logs.size
-            out["fm1_drift"] = float(depth * np.mean(logs[depth // 2:]))
-        lv = np.asarray(self.theory.get("log_var_pred", []), float)
-        if lv.size and np.isfinite(lv[-1]):
-            out["fm2_var"] = float(lv[-1])
+        links = self.links
+        read = np.flatnonzero(links)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.diff(np.log(chain)) if chain.size >= 2 else np.zeros(0)
+        if read.size and logs.size == links.size and np.all(np.isfinite(logs[read])):
+            out["fm1_drift"] = float(read.size * np.mean(logs[read[read.size // 2:]]))
+        xi = np.diff(np.r_[0.0, np.asarray(self.theory.get("log_var_pred", []), float)])
+        if read.size and xi.size >= links.size and np.all(np.isfinite(xi[-links.size:][read])):
+            out["fm2_var"] = float(np.sum(xi[-links.size:][read]))
         back = np.asarray(self.theory.get("back_ratio", []), float)
-        if back.size >= 2 and np.all(np.isfinite(back[1:])):
-            out["grad_log_ratio"] = float(np.sum(np.log(back[1:])))
+        guse = links[-(back.size - 1):] if back.size >= 2 else np.zeros(0, dtype=bool)
+        if guse.any() and np.all(np.isfinite(back[1:][guse])):
+            out["grad_log_ratio"] = float(np.sum(np.log(back[1:][guse])))
         jac = self.theory.get("jacobian")
         if jac and self.jacobian is not None:
             out["isometry_relvar"] = float(jac["relative_variance"])

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "SEVERITIES", "CATEGORIES", "Finding", "path_stats", "findings"]
+__all__ = ["THRESHOLDS", "SEVERITIES", "CATEGORIES", "Finding", "chain_links", "path_stats", "findings"]
 
 THRESHOLDS = {
     "fm1_nats": 1.0,            # |drift of log E[M] over the depth| (a factor e in mean squared length)
@@ -93,15 +93,35 @@ def _nanvar(x, axis):
         return np.where(count > 1, ss / np.maximum(count - 1, 1), np.nan), count
 
 
-def path_stats(sq, grad, m0, main_idx) -> dict:
-    """Summary statistics along the main path (see the module docstring). Arrays are [inits, inputs, sites]."""
+def chain_links(main_sites, with_input: bool) -> np.ndarray:
+    """Which links of the main path the verdicts read: link j goes into main site j (from the input M_0 when
+    ``with_input``, else from site j−1; the first site has no link then). A link counts when the site's input *is*
+    the previous measured tensor (``source``), so pooling, flattening or an unseen skip between two sites is not
+    read as a length change of the net; a trailing output layer without activation (a head) after activated
+    layers or blocks is left out too: FM1 and vanishing gradients are rates per hidden layer (H&R 2018, §1)."""
+    n = len(main_sites)
+    use = np.zeros(n, dtype=bool)
+    for j, s in enumerate(main_sites):
+        use[j] = s.get("source") == ("input" if j == 0 else main_sites[j - 1]["name"])
+    hidden = [s["kind"] == "block" or bool(s.get("activation")) for s in main_sites]
+    k = n
+    while k > 1 and not hidden[k - 1] and any(hidden[:k - 1]):
+        k -= 1
+    use[k:] = False
+    return use if with_input else use[1:]
+
+
+def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
+    """Summary statistics along the main path (see the module docstring). Arrays are [inits, inputs, sites];
+    ``links`` (from :func:`chain_links`) selects the per-layer ratios read (default: all)."""
     sq, grad = np.asarray(sq, float), np.asarray(grad, float)
     idx = list(main_idx)
     if not idx:
         return {"depth": 0}
     m = sq[..., idx]
     m0 = np.asarray(m0, float)
-    if m0.size and np.all(np.isfinite(m0)):
+    with_input = bool(m0.size and np.all(np.isfinite(m0)))
+    if with_input:
         chain = np.concatenate([np.broadcast_to(m0[None, :, None], (m.shape[0], m.shape[1], 1)), m], axis=-1)
     else:
         chain = m
@@ -109,26 +129,35 @@ def path_stats(sq, grad, m0, main_idx) -> dict:
     out = {"depth": depth}
     if depth < 1:
         return out
+    use = np.ones(depth, dtype=bool) if links is None else np.asarray(links, dtype=bool)[-depth:]
     mean, se, ratio = _ratio_stats(chain)
-    half = list(range(depth // 2, depth))
+    mean, se = np.where(use, mean, np.nan), np.where(use, se, np.nan)
+    ratio = np.where(use, ratio, np.nan)
+    read = np.flatnonzero(use)
+    out["links_read"] = int(read.size)
+    if read.size == 0:
+        return out
+    half = read[read.size // 2:]
     with np.errstate(invalid="ignore", divide="ignore"):
         logs = np.log(mean)
         out["fm1_rate"] = float(np.mean(logs[half]))
-        out["fm1_drift"] = depth * out["fm1_rate"]
-        out["fm1_se"] = depth / len(half) * float(np.sqrt(np.sum((se[half] / mean[half]) ** 2)))
-        out["log_mean_ratio"] = float(np.sum(logs))
+        out["fm1_drift"] = read.size * out["fm1_rate"]
+        out["fm1_se"] = read.size / len(half) * float(np.sqrt(np.sum((se[half] / mean[half]) ** 2)))
+        out["log_mean_ratio"] = float(np.sum(logs[read]))
         log_xi = np.log(ratio)
         var_j, count = _nanvar(log_xi, axis=0)
         var_layer = _nanmean(var_j, axis=0)
         n_eff = np.nanmean(count, axis=0)
-        out["fm2_var"] = float(np.nansum(var_layer))
-        out["fm2_se"] = float(np.sqrt(np.nansum((var_layer * np.sqrt(2.0 / np.maximum(n_eff - 1, 1))) ** 2)))
+        out["fm2_var"] = float(np.nansum(var_layer[read]))
+        out["fm2_se"] = float(np.sqrt(np.nansum((var_layer * np.sqrt(2.0 / np.maximum(n_eff - 1, 1)))[read] ** 2)))
         direct, _ = _nanvar(np.log(np.where(m[..., -1] > 0, m[..., -1], np.nan)), axis=0)
         out["log_var_direct"] = float(_nanmean(direct, axis=0))
         out["collapsed_fraction"] = float(np.mean(np.any(np.all(m == 0, axis=1), axis=-1)))
         g = grad[..., idx]
-        if g.shape[-1] >= 2:
+        guse = use[-(g.shape[-1] - 1):] if g.shape[-1] >= 2 else np.zeros(0, dtype=bool)
+        if g.shape[-1] >= 2 and guse.any():
             gmean, gse, _ = _ratio_stats(g[..., ::-1])
+            gmean, gse = gmean[::-1][guse], gse[::-1][guse]  # link j−1 → j, in forward order
             out["grad_log_ratio"] = float(np.sum(np.log(gmean)))
             out["grad_se"] = float(np.sqrt(np.sum((gse / gmean) ** 2)))
     out["ratio_mean"] = mean

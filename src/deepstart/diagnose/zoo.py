@@ -45,6 +45,11 @@ class ZooModel:
     def spec(self) -> str:
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.params.items() if v is not None)
 
+    def spec_with(self, **changes) -> str:
+        """The target text of this model with ``changes`` (e.g. ``init="he"``)."""
+        params = {**self.params, **changes}
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in params.items() if v is not None)
+
     def rebuild(self, rec):
         """A new model with ``rec`` applied (``init`` scheme, ``residual_eta`` or ``widths``), or None."""
         changes = {}
@@ -57,6 +62,9 @@ class ZooModel:
             if key is None:
                 return None
             changes[key] = int(rec.params["width"])
+            if self.name in ("mlp", "tanh-mlp"):  # same inputs and outputs as before: only hidden widths change
+                changes["in_features"] = self.input_shape[0]
+                changes["out_features"] = self.params.get("out_features") or self.params["width"]
         else:
             return None
         built = zoo_model(self.name, seed=self.generator_seed, **{**self.params, **changes})

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.integrate import cumulative_simpson
 from scipy.special import comb
 
+from deepstart.theory import _pushforward as _pf
 from deepstart.theory._results import plain
 
 _S1 = {"orthogonal": 0.0, "gaussian": -1.0}
@@ -100,7 +101,8 @@ class JacobianSpectrum:
     * ``atoms``: ``((λ, mass), ...)``: at 0 with mass P(d = 0) (rank loss through D), and for orthogonal weights at
       ``σ_w^{2L} d^L`` with mass ``1 − L(1 − P(d))`` when positive (hard-tanh/ReLU: λ = p^{−L} at criticality).
     * ``method``: ``"fuss_catalan"`` (linear Gaussian closed form), ``"closed"`` (linear/ReLU/hard-tanh two-atom
-      equations), ``"quadrature"`` (u-parameterization, any φ) or ``"atoms"`` (no continuous part).
+      equations), ``"quadrature"`` (u-parameterization, any φ), ``"pushforward"`` (one orthogonal layer of a smooth φ:
+      the exact law of σ_w² φ'(h)², :mod:`._pushforward`) or ``"atoms"`` (no continuous part).
     """
 
     activation: str
@@ -155,6 +157,9 @@ class JacobianSpectrum:
 
     def _log_lam_rho(self, t) -> np.ndarray:
         """log(λρ(λ)) at t = log λ inside the support: the density per unit log λ."""
+        if self.method == "pushforward":
+            with np.errstate(divide="ignore"):
+                return np.log(_pf.density(self._act(), self.q_star, self.sigma_w, np.exp(t))) + t
         if self.method == "fuss_catalan":
             s = self.depth * np.log(self.sigma_w ** 2)
             with np.errstate(divide="ignore"):
@@ -187,6 +192,13 @@ class JacobianSpectrum:
             self._cache.update(law=law, path=path)
         return self._cache["law"], self._cache["path"]
 
+    def _act(self):
+        if "act" not in self._cache:
+            from deepstart.theory.activations import get_activation
+
+            self._cache["act"] = get_activation(self.activation)
+        return self._cache["act"]
+
     def _cache_edge_u(self, law):
         from deepstart.theory import _free_solver as fs
 
@@ -202,6 +214,9 @@ class JacobianSpectrum:
     def _cdf_table(self):
         """(t grid, CDF of the continuous part per unit log λ, integrated by trapezoid on an adaptive grid)."""
         if "cdf" in self._cache:
+            return self._cache["cdf"]
+        if self.method == "pushforward":
+            self._cache["cdf"] = _pf.cdf_table(self._act(), self.q_star, self.sigma_w)
             return self._cache["cdf"]
         if not np.isfinite(self.log_edge):
             self._cache["cdf"] = (np.array([0.0, 1.0]), np.zeros(2))
@@ -356,6 +371,9 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
     atoms = []
     if w.sum() < 1 - 1e-14:
         atoms.append((0.0, float(1 - w.sum())))
+    if weights == "orthogonal" and L == 1 and method == "quadrature":  # JJᵀ = σ_w² D²: the exact push-forward
+        return JacobianSpectrum(act.name, L, weights, sw, sb, q, tuple(d.tolist()), tuple(w.tolist()),
+                                _pf.log_edge(act, q, sw), tuple(atoms), "pushforward", {"act": act})
     if weights == "orthogonal":
         for dk, wk in zip(d, w):
             if 1 - L * (1 - wk) > 1e-14:

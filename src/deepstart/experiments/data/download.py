@@ -108,6 +108,9 @@ def fetch(name: str, *, root=None, base_urls: Sequence[str] | str | None = None,
     if info.name == "cifar10":
         existing = find_source(root_path)
         if existing is not None:
+            known = {registry.CIFAR_PYTHON[0]: registry.CIFAR_PYTHON, registry.CIFAR_JPG[0]: registry.CIFAR_JPG}
+            if existing.name in known and existing.is_file():
+                _verify_present(existing, _digest_check(*known[existing.name]), info.name)
             return [existing]
         candidates = [registry.CIFAR_PYTHON, registry.CIFAR_JPG] if bases else [registry.CIFAR_PYTHON]
         errors = []
@@ -124,12 +127,32 @@ def fetch(name: str, *, root=None, base_urls: Sequence[str] | str | None = None,
     for split in registry.SPLITS:
         for file in info.files[split]:
             found = find_idx(directory, file.name)
-            if found is None:
+            if found is not None:
+                _verify_present(found, _content_check(file), info.name)
+            else:
                 urls = [b + (f"{info.subdir}/" if bases else "") + file.name + ".gz" for b in (bases or info.mirrors)]
                 found = download(urls, directory / f"{file.name}.gz", _idx_check(file), progress=progress,
                                  timeout=timeout)
             paths.append(found)
     return paths
+
+
+def _content_check(file: registry.IdxFile) -> Callable[[Path], None]:
+    """SHA-256 of the uncompressed content of a present IDX file (raw or ``.gz``)."""
+    def check(path: Path) -> None:
+        digest = hashlib.sha256(read_bytes(path)).hexdigest()  # a truncated gzip is a ValueError here already
+        if digest != file.sha256:
+            raise ValueError(f"SHA-256 of its content is {digest}, expected {file.sha256}")
+    return check
+
+
+def _verify_present(path: Path, check: Callable[[Path], None], name: str) -> None:
+    """A file already in the data root must pass ``check``: fetch never reports a bad file as present."""
+    try:
+        check(path)
+    except ValueError as exc:
+        raise ValueError(f"{path} is already present but corrupt or truncated ({exc}); delete it and run "
+                         f"`deepstart data fetch {name}` again to download a good copy") from None
 
 
 def _digest_check(fname: str, algorithm: str, expected: str) -> Callable[[Path], None]:

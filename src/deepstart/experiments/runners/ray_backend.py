@@ -3,11 +3,13 @@
 Tasks are retried on failure (``max_retries``, exceptions included); results stream back with ``ray.wait`` and the
 driver alone writes the store, so a lost worker costs only its batch.
 
-Pointing it at an existing cluster: start the cluster (``ray start --head`` on one machine, ``ray start
---address=HEAD:6379`` on the others), make sure deepstart (and the data, via ``DEEPSTART_DATA``) is installed on
-every node, then run on the head node ``deepstart sweep run SPEC --store results.db --backend ray --ray-address auto``,
-or from elsewhere ``--ray-address ray://HEAD:10001`` (Ray Client). In code: ``run_sweep(spec, store, backend="ray",
-ray_address="auto")``. Without an address a local Ray instance is started (``num_cpus=workers``) and shut down after.
+Pointing it at an existing cluster (details: ``docs/ray.md``): start the cluster (``ray start --head`` on one
+machine, ``ray start --address=HEAD:6379`` on the others), make sure deepstart (and the data, via
+``DEEPSTART_DATA``) is installed on every node, then run on the head node ``deepstart sweep run SPEC --store
+results.db --backend ray --ray-address auto``, or from elsewhere ``--ray-address ray://HEAD:10001`` (Ray Client).
+In code: ``run_sweep(spec, store, backend="ray", ray_address="auto")``. Without an address, ``$RAY_ADDRESS`` is
+used when set; otherwise a fresh local Ray instance is started (``num_cpus=workers``) and shut down after. A Ray
+session the caller already started (``ray.init(...)`` before ``run_sweep``) is used as it is and left running.
 """
 from __future__ import annotations
 
@@ -34,7 +36,12 @@ def run_ray(batches: list[list[dict]], *, address: str | None = None, workers: i
                          "or use backend='local'") from None
     started = False
     if not ray.is_initialized():
-        kwargs = {"address": address} if address else {"num_cpus": workers}
+        import os
+
+        if address or os.environ.get("RAY_ADDRESS"):  # an existing cluster brings its own resources
+            kwargs = {"address": address}
+        else:  # "local": never attach to some other Ray instance this machine happens to run
+            kwargs = {"address": "local", "num_cpus": workers}
         ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
         started = True
     try:

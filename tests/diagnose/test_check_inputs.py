@@ -1,0 +1,238 @@
+"""deepstart.check on bad input and unusual models: clear errors or findings, never a changed model."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepstart.diagnose import ModelForwardError, Report, check
+
+
+@pytest.fixture(autouse=True)
+def _seeded_default_init():
+    """Models built with PyTorch's default init draw from the global RNG: seed it so every run is the same."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    yield
+    torch.random.set_rng_state(state)
+
+
+def small_mlp(generator, depth=3, width=16, n_in=8):
+    layers, n = [], n_in
+    for _ in range(depth):
+        lin = nn.Linear(n, width)
+        with torch.no_grad():
+            lin.weight.normal_(0, math.sqrt(2 / n), generator=generator)
+            lin.bias.zero_()
+        layers += [lin, nn.ReLU()]
+        n = width
+    return nn.Sequential(*layers)
+
+
+def snapshot(model):
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            {n: m.training for n, m in model.named_modules()})
+
+
+def assert_unchanged(model, snap):
+    state, modes = snap
+    now = model.state_dict()
+    assert state.keys() == now.keys()
+    for k, v in state.items():
+        assert torch.equal(v, now[k]), f"{k} changed"  # bitwise (NaNs compare by position below)
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    for m in model.modules():
+        assert not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks
+
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(8, 16)
+        self.broken = Broken()
+
+    def forward(self, x):
+        return self.broken(self.first(x))
+
+
+class Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 4)
+
+    def forward(self, x):
+        raise RuntimeError("deliberately broken")
+
+
+def test_forward_raises_names_module_and_shapes_and_leaves_model_unchanged(generator):
+    model = Raises()
+    model.broken.eval()  # mixed modes must be restored as they were
+    snap = snapshot(model)
+    with pytest.raises(ModelForwardError) as info:
+        check(model, torch.randn(4, 8, generator=generator), generator=generator)
+    text = str(info.value)
+    assert "'broken'" in text and "Broken" in text and "(4, 16)" in text and "deliberately broken" in text
+    assert isinstance(info.value, ValueError)
+    assert_unchanged(model, snap)
+
+
+def test_wrong_input_shape_says_what_the_first_layer_expects(generator):
+    model = small_mlp(generator)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \[N, 8\]"):
+        check(model, torch.randn(4, 5, generator=generator), generator=generator)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \[N, 8\]"):
+        check(model, input_shape=(5,), generator=generator)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
+        check(conv, input_shape=(1, 8, 8), generator=generator)
+    with pytest.raises(ValueError, match="input_shape"):
+        check(conv, generator=generator)  # conv input shapes cannot be inferred
+
+
+def test_no_parameters_is_an_info_finding(generator):
+    report = check(nn.Sequential(nn.ReLU(), nn.Tanh()), input_shape=(5,), generator=generator)
+    assert report.healthy
+    assert [f.category for f in report.findings] == ["structure"]
+
+
+def test_integer_inputs_embedding_model(generator):
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 16), nn.ReLU())
+    tokens = torch.randint(0, 50, (4, 6), generator=generator)
+    snap = snapshot(model)
+    report = check(model, tokens, n_inits=3, generator=generator)
+    assert "integer" not in report.inputs or "int64" in report.inputs
+    assert np.all(np.isnan(report.m0))  # M_0 undefined for token ids
+    assert report.jacobian is None and any("Jacobian: not applicable" in n for n in report.notes)
+    assert np.all(np.isfinite(report.sq))
+    assert_unchanged(model, snap)
+    with pytest.raises(ValueError, match=r"integer inputs in \[0, 50\)"):
+        check(model, torch.randint(50, 60, (4, 6), generator=generator), generator=generator)
+
+
+def test_nan_and_inf_weights_are_findings_not_crashes(generator):
+    model = small_mlp(generator)
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+        model[4].bias[1] = float("inf")
+    snap = snapshot(model)
+    report = check(model, input_shape=(8,), n_inits=3, generator=generator)
+    bad = [f for f in report.findings if f.category == "nonfinite"]
+    assert {"2.weight", "4.bias"} <= {f.layer for f in bad}
+    assert not report.healthy
+    state, modes = snap
+    for k, v in model.state_dict().items():
+        assert torch.equal(torch.nan_to_num(v), torch.nan_to_num(state[k]))
+        assert torch.equal(torch.isnan(v), torch.isnan(state[k]))
+    Report.from_dict(report.to_dict())  # NaNs survive the round trip
+
+
+class Mystery(nn.Module):
+    """A module type the theory does not know: measured as a black box."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(n))
+
+    def forward(self, x):
+        return torch.sin(x) * self.scale
+
+
+def test_unknown_module_is_a_black_box_with_theory_not_applicable(generator):
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), Mystery(8), nn.Linear(8, 8))
+    report = check(model, input_shape=(8,), n_inits=3, generator=generator)
+    site = next(s for s in report.sites if s["module_type"] == "Mystery")
+    assert not site["theory_layer"]
+    assert any("Mystery" in n and "black box" in n for n in report.notes)
+    assert any("theory not applicable" in n for n in report.notes)
+    k = report.main_sites.index(site)
+    assert np.isnan(report.theory["m_pred"][k]) and np.isfinite(report.theory["m_pred"][0])
+    assert np.all(np.isfinite(report.sq))
+
+
+def test_check_never_changes_the_model(generator):
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4),
+                          nn.BatchNorm1d(4))
+    model[1].eval()  # mixed modes; model[5] stays in train mode and would update its running statistics
+    snap = snapshot(model)
+    state_rng = torch.random.get_rng_state()
+    for reinit in (None, "reset", "he"):
+        check(model, input_shape=(8,), n_inits=3, reinit=reinit, generator=generator)
+        assert_unchanged(model, snap)
+    assert torch.equal(state_rng, torch.random.get_rng_state())  # the global RNG is not touched
+
+
+def test_round_trip_reproduces_verdicts(generator):
+    model = small_mlp(generator, depth=12, width=16)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(0.6)
+    report = check(model, input_shape=(8,), n_inits=4, generator=generator)
+    assert not report.healthy
+    again = Report.from_json(report.to_json())
+    assert [f.to_dict() for f in again.findings] == [f.to_dict() for f in report.findings]
+    assert [r.to_dict() for r in again.recommend()] == [r.to_dict() for r in report.recommend()]
+    assert again.stats.keys() == report.stats.keys()
+    np.testing.assert_array_equal(again.sq, report.sq)
+
+
+class TwoInputs(nn.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.a = nn.Linear(8, 32)
+        self.b = nn.Linear(4, 32)
+        self.head = nn.Linear(32, 3)
+        with torch.no_grad():
+            for lin in (self.a, self.b, self.head):
+                lin.weight.normal_(0, (1 / lin.in_features) ** 0.5, generator=generator)
+                lin.bias.zero_()
+
+    def forward(self, x, y=None, *, z=None):
+        y = z if y is None else y
+        h = torch.relu(self.a(x) + self.b(y))
+        return {"logits": self.head(h), "hidden": (h,)}
+
+
+def test_tuple_and_dict_inputs_and_dict_outputs(generator):
+    x, y = torch.randn(4, 8, generator=generator), torch.randn(4, 4, generator=generator)
+    model = TwoInputs(generator)
+    by_tuple = check(model, (x, y), n_inits=3, generator=generator)
+    by_dict = check(model, {"x": x, "z": y}, n_inits=3, generator=generator)
+    by_call = check(model, lambda g: (torch.randn(4, 8, generator=g), torch.randn(4, 4, generator=g)),
+                    n_inits=3, generator=generator)
+    for r in (by_tuple, by_dict, by_call):
+        assert {s["module_name"] for s in r.sites} == {"a", "b", "head"}
+        assert np.all(np.isfinite(r.sq)) and np.all(r.grad > 0)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_normalization_models_say_which_mode_was_measured(generator, norm):
+    layers = []
+    for _ in range(6):
+        layers += [nn.Linear(16, 16), nn.BatchNorm1d(16) if norm == "batch" else nn.LayerNorm(16), nn.ReLU()]
+    model = nn.Sequential(*layers)
+    train = check(model, input_shape=(16,), n_inits=3, generator=generator)
+    model.eval()
+    evald = check(model, input_shape=(16,), n_inits=3, generator=generator)
+    assert train.mode == "train" and evald.mode == "eval"
+    assert any("measured in train mode" in n for n in train.notes)
+    assert any("measured in eval mode" in n for n in evald.notes)
+    assert all(model.training is False for model in model.modules())
+    # normalization fixes the length at every norm layer: no FM1 in either mode
+    assert "fm1" not in {f.category for f in train.findings}
+
+
+def test_small_transformer_from_the_zoo(generator):
+    from deepstart.diagnose import zoo_model
+
+    built = zoo_model("transformer", depth=2, width=32, heads=4, seq=8)
+    snap = snapshot(built.model)
+    report = check(built.model, input_shape=built.input_shape, n_inits=3, generator=generator, batch_size=4)
+    types = {s["module_type"] for s in report.sites}
+    assert {"Linear", "LayerNorm", "MultiheadAttention"} <= types
+    assert np.all(np.isfinite(report.sq))
+    assert report.jacobian is not None
+    assert_unchanged(built.model, snap)
