@@ -47,7 +47,7 @@ def test_adam_shared_data_order():
     _check_equivalent(trials)
 
 
-@pytest.mark.parametrize("arch", ["resnet", "cnn"])
+@pytest.mark.parametrize("arch", ["resnet", "cnn", "conv-mlp"])
 def test_other_architectures(arch):
     trials = [Trial(dataset="toy", arch=arch, depth=2, width=6, eta="1/l", batch_size=64, steps=8, lr=0.05,
                     seed=s) for s in range(2)]

@@ -106,3 +106,20 @@ def test_bad_arguments():
         mlp(4, 2, depth=2.5, width=3)
     with pytest.raises(ValueError, match="'mlp' or 'conv'"):
         resnet(4, 2, depth=2, width=3, kind="dense")
+
+
+def test_conv_mlp_two_stride_two_convs_in_front_of_the_mlp():
+    # Gurbuzbalaban & Hu's CIFAR-10 set-up: two conv layers, then the depth-d fully connected stack
+    from deepstart.experiments.models import conv_mlp
+
+    g = torch.Generator().manual_seed(0)
+    net = conv_mlp((3, 32, 32), 10, depth=4, width=16, generator=g)
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [c.stride for c in convs] == [(2, 2), (2, 2)] and len(linears) == 5
+    assert linears[0].in_features == 32 * 8 * 8
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    # every layer gets the scheme: He on the conv, fan_in = c_in·k² = 27
+    assert float(convs[0].weight.detach().var()) == pytest.approx(2 / 27, rel=5 * (2 / (16 * 27)) ** 0.5)
+    with pytest.raises(ValueError, match="channels, height, width"):
+        conv_mlp((784,), 10, depth=2, width=8)

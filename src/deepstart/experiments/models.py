@@ -177,6 +177,30 @@ def cnn(in_channels: int, num_classes: int, *, depth: int, channels: int, activa
     return _initialize(nn.Sequential(*layers), init, generator)
 
 
+def conv_mlp(in_shape: Sequence[int], num_classes: int, *, depth: int, width: int, channels: Sequence[int] = (16, 32),
+             activation="relu", init="he", generator: torch.Generator | None = None) -> nn.Sequential:
+    """Two (or ``len(channels)``) 3×3 stride-2 convolutions, each followed by φ, in front of :func:`mlp`'s stack of
+    ``depth`` hidden layers of ``width`` (Gurbuzbalaban & Hu 2021, CIFAR-10 experiments: "two conv layers" before the
+    fully connected net). Input ``[N, C, H, W]`` with ``in_shape = (C, H, W)``; every layer takes ``init``.
+
+    Example::
+
+        net = conv_mlp((3, 32, 32), 10, depth=20, width=64, init="fractional-moment(s=0.8, activation=relu)")
+    """
+    if len(in_shape) != 3:
+        raise ValueError(f"in_shape must be (channels, height, width), got {tuple(in_shape)!r}")
+    c_in, h, w = (_check_int(n, v, 1) for n, v in zip(("channels", "height", "width"), in_shape))
+    layers: list[nn.Module] = []
+    for c_out in channels:
+        layers += [torch.nn.utils.skip_init(nn.Conv2d, c_in, _check_int("channels", c_out, 1), 3, stride=2,
+                                            padding=1), make_activation(activation)]
+        c_in, h, w = c_out, (h + 1) // 2, (w + 1) // 2
+    head = mlp(c_in * h * w, num_classes, depth=depth, width=width if depth else None, activation=activation,
+               init=init, generator=generator)
+    front = _initialize(nn.Sequential(*layers, nn.Flatten()), init, generator)
+    return nn.Sequential(*front, *head)
+
+
 def eta_schedule(eta, depth: int) -> list[float]:
     """Branch weights ``η_1..η_L`` for :func:`resnet`.
 

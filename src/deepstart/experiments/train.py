@@ -48,6 +48,8 @@ def build_model(trial: Trial, data: Data, generator: torch.Generator | None = No
     if trial.arch == "mlp":
         return models.mlp(shape[0], n_cls, width=trial.width if trial.depth else None,
                           activation=trial.activation, **common)
+    if trial.arch == "conv-mlp":
+        return models.conv_mlp(shape, n_cls, width=trial.width, activation=trial.activation, **common)
     if trial.arch == "cnn":
         return models.cnn(shape[0], n_cls, channels=trial.width, activation=trial.activation, **common)
     kind = "mlp" if trial.arch == "resnet" else "conv"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["Trial", "Data", "load_data", "ARCHS", "OPTIMIZERS", "TRIAL_FIELDS"]
 
-ARCHS = ("mlp", "cnn", "resnet", "resnet-conv")
+ARCHS = ("mlp", "conv-mlp", "cnn", "resnet", "resnet-conv")
 OPTIMIZERS = ("sgd", "adam")
 # Fields that may differ inside one vectorized batch (they only change parameter values or update rules' numbers).
 _PER_MEMBER = ("init", "init_params", "lr", "momentum", "weight_decay", "seed", "data_seed")
@@ -134,7 +134,7 @@ def _validate(t: Trial) -> None:
             raise TypeError(f"trial field {name} must be a non-empty string, got {getattr(t, name)!r}")
     if not isinstance(t.init_params, dict):
         raise TypeError(f"init_params must be a table/dict of scheme parameters, got {t.init_params!r}")
-    need_int("depth", 0 if t.arch == "mlp" else 1)
+    need_int("depth", 0 if t.arch in ("mlp", "conv-mlp") else 1)
     for name in ("width", "batch_size", "epochs"):
         need_int(name, 1)
     need_int("steps", 1, optional=True)
@@ -169,7 +169,8 @@ class Data:
         return int(max(int(self.y_train.max()), int(self.y_test.max()) if len(self.y_test) else 0)) + 1
 
     def for_arch(self, arch: str, limit: int | None = None, test_limit: int | None = None) -> Data:
-        """Flattened for ``mlp``/``resnet``, image-shaped for ``cnn``/``resnet-conv``; limited to the first examples."""
+        """Flattened for ``mlp``/``resnet``, image-shaped for ``conv-mlp``/``cnn``/``resnet-conv``; limited to the
+        first examples."""
         flat = arch in ("mlp", "resnet")
         xtr, xte = self.x_train[:limit], self.x_test[:test_limit]
         if flat:
