@@ -77,9 +77,9 @@ def test_eta_schedules():
     assert eta_schedule("geometric(0.5)", 3) == [0.5, 0.25, 0.125]
     assert eta_schedule("1/sqrt(L)", 4) == [0.5] * 4
     assert eta_schedule([1, 2], 2) == [1.0, 2.0]
-    with pytest.raises(ValueError, match="valid: a number, '1/l'"):
+    with pytest.raises(ValueError, match="valid: a number, 1/l"):
         eta_schedule("1/x", 3)
-    with pytest.raises(ValueError, match="one η per residual block"):
+    with pytest.raises(ValueError, match="one per residual branch"):
         eta_schedule([1.0], 3)
 
 

@@ -164,6 +164,14 @@ def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
     return out
 
 
+def _q_ends(report):
+    """Predicted pre-activation variance q at the first and last main-path layer, or (None, None)."""
+    q = (report.theory or {}).get("q_pred")
+    q = np.asarray([] if q is None else q, dtype=float)
+    q = q[np.isfinite(q) & (q > 0)]
+    return (float(q[0]), float(q[-1])) if q.size >= 2 else (None, None)
+
+
 def _remedy(category: str, report) -> str:
     acts = {s["activation"] for s in report.sites if s["main"] and s["kind"] == "layer"}
     has_blocks = any(s["kind"] == "block" for s in report.sites)
@@ -173,6 +181,11 @@ def _remedy(category: str, report) -> str:
             return "scale residual branches by η_l with Σ η_l² < ∞ (e.g. η_l = 1/l) and use a length-preserving init."
         if relu_like:
             return "initialize with variance 2/fan_in for ReLU (scheme 'he'; 1/fan_in if linear), zero biases."
+        q_first, q_last = _q_ends(report)
+        if q_first is not None and max(q_first / q_last, q_last / q_first) > 2:
+            return (f"the pre-activation variance moves from q = {q_first:.3g} at the first layer to {q_last:.3g}: "
+                    "χ₁ = 1 holds only at a fixed point q*, so use a critical init (scheme 'critical(q_star=...)') and "
+                    "scale the inputs (or the first layer) so that the first layer starts at that q*.")
         return "use the critical init for this activation (scheme 'critical', χ₁ = 1)."
     if category == "fm2":
         return "widen the net: FM2 depends only on β = Σ 1/n_j; constant width ≳ depth keeps Var log M ≈ 5."

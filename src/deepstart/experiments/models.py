@@ -24,7 +24,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -202,41 +201,12 @@ def conv_mlp(in_shape: Sequence[int], num_classes: int, *, depth: int, width: in
 
 
 def eta_schedule(eta, depth: int) -> list[float]:
-    """Branch weights ``η_1..η_L`` for :func:`resnet`.
+    """Branch weights ``η_1..η_L`` for :func:`resnet`: :func:`deepstart.init.residual_etas` (a number, ``"1/l"``,
+    ``"1/L"``, ``"1/sqrt(L)"``, ``"geometric(r)"`` or a sequence of ``depth`` numbers) as a list, depth ≥ 1."""
+    from deepstart.init.residual import residual_etas
 
-    ``eta`` is a number (constant), ``"1/l"`` (η_l = 1/l, Σ η_l² < ∞ for any depth), ``"1/L"`` (η_l = 1/L),
-    ``"1/sqrt(L)"``, ``"geometric(r)"`` (η_l = r^l, 0 < r < 1) or a sequence of ``depth`` numbers.
-    """
     _check_int("depth", depth, 1)
-    if isinstance(eta, bool):
-        raise TypeError(f"eta must be a number, a schedule name or a list, got {eta!r}")
-    if isinstance(eta, (int, float)):
-        values = [float(eta)] * depth
-    elif isinstance(eta, str):
-        raw = eta.replace(" ", "")
-        geo = re.fullmatch(r"geometric\(([^)]+)\)", raw)
-        if raw == "1/l":
-            values = [1.0 / l for l in range(1, depth + 1)]
-        elif raw == "1/L":
-            values = [1.0 / depth] * depth
-        elif raw == "1/sqrt(L)":
-            values = [1.0 / math.sqrt(depth)] * depth
-        elif geo:
-            try:
-                r = float(geo.group(1))
-            except ValueError:
-                raise ValueError(f"eta {eta!r}: geometric ratio must be a number, e.g. 'geometric(0.9)'") from None
-            values = [r**l for l in range(1, depth + 1)]
-        else:
-            raise ValueError(f"unknown eta schedule {eta!r}; valid: a number, '1/l', '1/L', '1/sqrt(L)', "
-                             "'geometric(r)' or a list of depth numbers")
-    else:
-        values = [float(v) for v in eta]
-        if len(values) != depth:
-            raise ValueError(f"eta list has {len(values)} entries but depth={depth}; give one η per residual block")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"eta schedule {eta!r} has non-finite entries")
-    return values
+    return list(residual_etas(list(eta) if not isinstance(eta, (str, int, float)) else eta, depth))
 
 
 def resnet(in_features_or_channels: int, num_classes: int, *, depth: int, width: int, eta=1.0, kind: str = "mlp",

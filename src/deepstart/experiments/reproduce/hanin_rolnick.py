@@ -71,7 +71,6 @@ def _theory_resnet(width: int, etas):
 
 def _fm1(b: ReportBuilder, s: dict, generator) -> None:
     fig, (ax,) = new_axes()
-    d_max = max(s["depths"])
     worst = {}
     for c in s["cs"]:
         rows = []
