@@ -108,8 +108,9 @@ def _training(b: ReportBuilder, s: dict, seed: int) -> None:
                            for r in range(s["runs"])] for init in inits}
             for k, init in enumerate(inits):
                 a = np.array(accs[init])
-                ax.errorbar([x], [a.mean()], yerr=[[a.mean() - a.min()], [a.max() - a.mean()]], fmt="o",
-                            color=f"C{k}", label=init.split("(")[0] if x < len(inits) else None)
+                spread = [[max(a.mean() - a.min(), 0.0)], [max(a.max() - a.mean(), 0.0)]]  # ≥ 0 despite rounding
+                ax.errorbar([x], [a.mean()], yerr=spread, fmt="o", color=f"C{k}",
+                            label=init.split("(")[0] if x < len(inits) else None)
                 x += 1
             x += 1
             means = {init: float(np.mean(v)) for init, v in accs.items()}

@@ -75,6 +75,20 @@ def _measure(activation, depth, width, weights, q_star, n_samples, generator):
     return ev.ravel(), float(ev.var()), float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else float("nan")
 
 
+def _log_panel(ax, ev, spec) -> None:
+    """Histogram of log₁₀ λ (area = fraction of all eigenvalues) and the theory ρ(λ)·λ·ln 10 on the same axis: on a
+    linear axis the heavy-tailed ReLU/Gaussian spectra are a spike at 0."""
+    top = float(ev.max())
+    pos = ev[ev > 1e-9 * top]  # below: the rank loss of D (φ' = 0), the atom at λ = 0
+    x = np.log10(pos)
+    lo = float(np.quantile(x, 0.002))
+    keep = x >= lo
+    width = (np.log10(top) - lo) / 50
+    ax.hist(x[keep], bins=50, weights=np.full(int(keep.sum()), 1.0 / (ev.size * width)), alpha=0.5)
+    grid = np.linspace(lo, np.log10(top) + 0.05 * (np.log10(top) - lo), 400)
+    ax.plot(grid, spec.density(10.0 ** grid) * 10.0 ** grid * np.log(10.0), "k-", lw=1)
+
+
 def _spectra(b: ReportBuilder, s: dict, generator) -> None:
     configs = [CONFIGS[i] for i in s["configs"]]
     L = max(s["depths"])
@@ -86,13 +100,11 @@ def _spectra(b: ReportBuilder, s: dict, generator) -> None:
             spec = _theory(act, depth, w, q)
             rows[(label, depth)] = (var, se, theory_variance(spec))
             if depth == L:
-                hi = float(np.quantile(ev, 0.995))
-                ax.hist(ev[ev <= hi], bins=50, density=True, alpha=0.5)
-                lam = np.linspace(max(float(ev.min()), hi / 1000), hi, 300)
-                ax.plot(lam, spec.density(lam), "k-", lw=1)
-        ax.set(title=f"{label}, L = {L}", xlabel="λ (JJᵀ)")
+                _log_panel(ax, ev, spec)
+        ax.set(title=f"{label}, L = {L}", xlabel="log₁₀ λ (JJᵀ)")
     b.figure(fig, "spectra", f"Eigenvalues of JJᵀ of random critical nets (width {s['width']}, {s['n_samples']} nets "
-             "each; histograms) against the free-probability density (black).")
+             "each; histograms) against the free-probability density (black), both per unit log₁₀ λ and normalised "
+             "to the whole spectrum (the zero eigenvalues of ReLU/hard-tanh nets, an atom, are not drawn).")
     fig, (ax,) = new_axes()
     for k, (label, *_rest) in enumerate(configs):
         ds = s["depths"]
