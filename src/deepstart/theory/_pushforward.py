@@ -3,11 +3,14 @@
 With W orthogonal, WWᵀ = I, so the eigenvalues of JJᵀ = σ_w² D W Wᵀ D are exactly λ_i = σ_w² φ'(h_i)², h_i ~ N(0, q*):
 the law is the push-forward of the Gaussian through g(z) = σ_w² φ'(√q* z)². For smooth φ it has a density,
 ρ(λ) = Σ_{z: g(z) = λ} N(z)/|g'(z)|, which the quadrature law of d = φ'² used for L ≥ 2 can only show as atoms.
-The roots are bracketed on a fine z grid and refined by a secant step and Newton steps; g'(z) = 2σ_w²√q* φ'φ''.
+The roots are bracketed on a fine z grid and refined from a secant step by bracketed Newton (:mod:`._roots`);
+g'(z) = 2σ_w²√q* φ'φ''.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from deepstart.theory._roots import newton_in_bracket
 
 Z_MAX = 12.0  # N(0, 1) mass beyond |z| = 12 is 3.6e-33: below any tolerance
 N_GRID = 24001  # z spacing 1e-3 brackets every root of g(z) = λ
@@ -24,21 +27,6 @@ def _g_and_slope(act, q: float, sigma_w: float, z):
     h = np.sqrt(q) * z
     d1, d2 = np.asarray(act.dphi(h), float), np.asarray(act.d2phi(h), float)
     return sigma_w ** 2 * d1 ** 2, 2 * sigma_w ** 2 * np.sqrt(q) * d1 * d2
-
-
-def _refine(act, q, sigma_w, lam, lo, hi, zr, n_iter: int = 40):
-    """Safeguarded Newton on g(z) = λ inside the brackets [lo, hi]: a Newton step that leaves the bracket is
-    replaced by bisection (plain Newton crawls near the maximum of g, where g' → 0 and roots cluster)."""
-    side_lo = _g_and_slope(act, q, sigma_w, lo)[0] > lam
-    for _ in range(n_iter):
-        value, slope = _g_and_slope(act, q, sigma_w, zr)
-        low_side = (value > lam) == side_lo
-        lo, hi = np.where(low_side, zr, lo), np.where(low_side, hi, zr)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = zr - (value - lam) / slope
-        inside = np.isfinite(newton) & (newton > lo) & (newton < hi)
-        zr = np.where(inside, newton, 0.5 * (lo + hi))
-    return zr
 
 
 def log_edge(act, q: float, sigma_w: float) -> float:
@@ -62,7 +50,13 @@ def density(act, q: float, sigma_w: float, lam, *, chunk: int = 256) -> np.ndarr
         i, k = np.nonzero(above[:, :-1] != above[:, 1:])  # λ_i crosses g between z_k and z_{k+1}
         g0, g1 = g[k], g[k + 1]
         zr = z[k] + (part[i] - g0) / (g1 - g0) * (z[k + 1] - z[k])
-        zr = _refine(act, q, sigma_w, part[i], z[k], z[k + 1], zr)
+        target = part[i]
+
+        def F(x, a, target=target):
+            value, slope = _g_and_slope(act, q, sigma_w, x)
+            return value - target[a], slope
+
+        zr = newton_in_bracket(F, z[k], z[k + 1], zr, positive_at_lo=g0 > target, tol=0.0, atol=1e-13, max_iter=40)
         slope = np.abs(_g_and_slope(act, q, sigma_w, zr)[1])
         pdf = np.exp(-0.5 * zr ** 2) / np.sqrt(2 * np.pi)
         with np.errstate(divide="ignore"):

@@ -20,6 +20,7 @@ from deepstart.theory.activations import Activation, get_activation
 from deepstart.theory.gaussian import DEFAULT_ORDER, gaussian_nodes
 from deepstart.theory._correlation import two_point
 from deepstart.theory._results import scalar_or_array
+from deepstart.theory._roots import newton_in_bracket
 
 __all__ = ["q_map", "fixed_point", "chi_1", "q_map_slope", "c_map", "c_star", "depth_scales", "DepthScales",
            "gradient_growth", "critical_point", "CriticalPoint", "phase_diagram", "PhaseDiagram"]
@@ -133,7 +134,7 @@ def _fixed_point_general(act, sw2, sb2, order, q0, tol, max_iter):
         out[idx[diverged]] = np.inf
         keep = ~diverged
         idx, lo, hi = idx[keep], lo[keep], hi[keep]
-    out[idx] = _newton_in_bracket(F, idx, lo, hi, tol, max_iter)
+    out[idx] = newton_in_bracket(lambda q, a: F(q, idx[a]), lo, hi, hi, tol=tol, max_iter=max_iter)
     return out
 
 
@@ -177,29 +178,6 @@ def _bracket_unbounded(F, idx, q0, max_iter=20000):
         lo[a[under]] = 0.0
         active = a[~(crossed | same | over | under)]
     return lo, np.where(diverged, lo, hi), diverged
-
-
-def _newton_in_bracket(F, idx, lo, hi, tol, max_iter):
-    """Newton on F from the bracket's upper end, falling back to bisection when a step leaves (lo, hi)."""
-    lo, hi = lo.copy(), hi.copy()
-    x = hi.copy()
-    active = np.arange(idx.size)
-    for _ in range(max_iter):
-        f, fp = F(x[active], idx[active])
-        pos = f > 0
-        lo[active] = np.where(pos, x[active], lo[active])
-        hi[active] = np.where(pos, hi[active], x[active])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = x[active] - f / fp
-        ok = np.isfinite(step) & (step > lo[active]) & (step < hi[active])
-        new = np.where(ok, step, 0.5 * (lo[active] + hi[active]))
-        done = (np.abs(new - x[active]) <= tol * np.maximum(x[active], 1e-300)) | (f == 0) | (
-            hi[active] - lo[active] <= tol * np.maximum(hi[active], 1e-300))
-        x[active] = np.where(f == 0, x[active], new)
-        active = active[~done]
-        if active.size == 0:
-            break
-    return x
 
 
 def _q_star(act, sigma_w, sigma_b, q_star, order):

@@ -18,6 +18,7 @@ from scipy.interpolate import CubicSpline
 
 from deepstart.theory._depth import xi_from_rate
 from deepstart.theory._results import ResultMixin
+from deepstart.theory._roots import newton_in_bracket
 from deepstart.theory.activations import get_activation
 from deepstart.theory.gaussian import gaussian_nodes
 
@@ -122,29 +123,13 @@ class _QTable:
 
 def _fixed_point_table(table, sw2, sb2, tol=1e-13, max_iter=60):
     """Safeguarded Newton on F(q) = σ_w²V(q) + σ_b² − q with V from the table, from the upper end q_hi."""
+    def F(q, a):
+        v, dv = table.v_and_slope(q)
+        return sw2[a] * v + sb2[a] - q, sw2[a] * dv - 1.0
+
     lo, hi = np.full(sw2.shape, table.q_lo), np.full(sw2.shape, table.q_hi)
-    x = np.minimum(sw2 * table.q_hi + sb2, table.q_hi)
-    x = np.maximum(x, table.q_lo)
-    active = np.arange(sw2.size)
-    for _ in range(max_iter):
-        v, dv = table.v_and_slope(x[active])
-        f, fp = sw2[active] * v + sb2[active] - x[active], sw2[active] * dv - 1.0
-        pos = f > 0
-        lo[active] = np.where(pos, x[active], lo[active])
-        hi[active] = np.where(pos, hi[active], x[active])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = x[active] - f / fp
-        ok = np.isfinite(step) & (step > lo[active]) & (step < hi[active])
-        # converged: the Newton correction is negligible (also f = 0 exactly, where the step equals x and so is
-        # not strictly inside the bracket; bisecting there would throw the converged point away)
-        converged = (f == 0) | (np.abs(step - x[active]) <= tol * x[active])
-        new = np.where(converged, x[active], np.where(ok, step, np.sqrt(lo[active] * hi[active])))
-        done = converged | (np.abs(new - x[active]) <= tol * x[active])
-        x[active] = new
-        active = active[~done]
-        if active.size == 0:
-            break
-    return x
+    x0 = np.maximum(np.minimum(sw2 * table.q_hi + sb2, table.q_hi), table.q_lo)
+    return newton_in_bracket(F, lo, hi, x0, tol=tol, max_iter=max_iter, geometric=True)
 
 
 def _horner(a2t, c):
