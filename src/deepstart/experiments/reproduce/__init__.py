@@ -7,9 +7,11 @@ Signal-propagation simulations run first (theory + plain batched torch forward p
 sweep store (:func:`deepstart.experiments.runners.run_sweep`), so a rerun with the same ``store`` resumes.
 
 Testing and CI: every reproduction runs at ``tiny`` sizes in ``tests/experiments/test_reproduce_papers.py`` (seconds,
-toy data). The ``--quick`` runs are *not* a CI step: measured at about 1-3 minutes per paper on the shared 2-core
-machine (training through the vectorized batches), all four together exceed the few-minute budget of the CI suite;
-they are run by hand to produce the gallery::
+toy data). The ``--quick`` runs are *not* a CI step. Measured from an empty store on an idle 2-core machine
+(2026-12-01): hanin-rolnick 103 s, sussillo-abbott 29 s, gurbuzbalaban-hu 181 s, pennington 76 s, about 6.5 minutes
+together (several times longer on shared cores: hanin-rolnick took 32 minutes beside four other jobs). That would
+fit CI's budget, but CI runs exactly the README's test command, which should stay a few minutes; the quick runs are
+made by hand to produce the gallery, and a rerun against the same store resumes (training is not repeated)::
 
     deepstart reproduce all --quick --out docs/reproductions --gallery docs/reproductions.md
 
