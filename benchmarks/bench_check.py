@@ -17,12 +17,13 @@ import argparse
 import json
 import math
 import platform
-import time
 
 import torch
 from torch import nn
 
 from deepstart.diagnose import check, zoo_model
+
+from _timing import best_of
 
 
 def _mlp(depth, width, generator):
@@ -67,15 +68,6 @@ def straightforward_loop(model, x, n_inits, generator):
     return torch.stack(lengths), torch.stack(grads)
 
 
-def _best(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=100)
@@ -95,15 +87,15 @@ def main() -> None:
     straightforward_loop(model, x, 2, torch.Generator().manual_seed(1))
     t_check, t_loop = math.inf, math.inf
     for _ in range(args.repeats):  # interleaved, best of each: a loaded machine slows both alike
-        t, report = _best(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1),
+        t, report = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1),
                                         jacobian=False), 1)
         t_check = min(t_check, t)
-        t, _ = _best(lambda: straightforward_loop(model, x, args.n_inits, torch.Generator().manual_seed(1)), 1)
+        t, _ = best_of(lambda: straightforward_loop(model, x, args.n_inits, torch.Generator().manual_seed(1)), 1)
         t_loop = min(t_loop, t)
-    t_check_jac, _ = _best(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1)),
+    t_check_jac, _ = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1)),
                            1)
     n_params = sum(p.numel() for p in model.parameters() if p.ndim >= 2)
-    t_rng, _ = _best(lambda: torch.randn((args.n_inits - 1, n_params), generator=torch.Generator().manual_seed(3)),
+    t_rng, _ = best_of(lambda: torch.randn((args.n_inits - 1, n_params), generator=torch.Generator().manual_seed(3)),
                      args.repeats)  # the floor: both must draw every re-initialized weight
     ratio = t_loop / t_check
     result = {"benchmark": "check", "mlp": [args.depth, args.width], "n_inits": args.n_inits, "batch": args.batch,
@@ -117,7 +109,7 @@ def main() -> None:
             f"with the Jacobian {t_check_jac:.2f} s")
     if not args.skip_resnet:
         built = zoo_model("resnet", depth=56, kind="conv", eta=1.0)
-        t_res, rep = _best(lambda: check(built.model, input_shape=(3, 32, 32), n_inits=args.n_inits,
+        t_res, rep = best_of(lambda: check(built.model, input_shape=(3, 32, 32), n_inits=args.n_inits,
                                          generator=torch.Generator().manual_seed(2)), 1)
         result.update({"resnet56_s": round(t_res, 2), "resnet56_target_s": 60, "resnet56_path": rep.path,
                        "resnet56_jacobian": None if rep.jacobian is None else rep.jacobian["method"]})

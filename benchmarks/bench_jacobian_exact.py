@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import torch
 
 from deepstart.diagnose import jacobian_singular_values
+
+from _timing import best_of
 
 
 def _model(width, depth, generator):
@@ -28,16 +29,6 @@ def _model(width, depth, generator):
             lin.bias.normal_(0.0, 8.1252e-3 ** 0.5, generator=generator)
         layers += [lin, torch.nn.Tanh()]
     return torch.nn.Sequential(*layers)
-
-
-def _best(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def main() -> None:
@@ -60,8 +51,8 @@ def main() -> None:
     def ours():
         return torch.as_tensor(jacobian_singular_values(model, x, method="exact").values)
 
-    t_base, s_base = _best(baseline, args.repeats)
-    t_ours, s_ours = _best(ours, args.repeats)
+    t_base, s_base = best_of(baseline, args.repeats, warmup=True)
+    t_ours, s_ours = best_of(ours, args.repeats, warmup=True)
     rel = float(((s_ours - s_base.double()).abs() / s_base.double().max()).max())
     result = {"bench": "jacobian_exact", "width": args.width, "depth": args.depth, "device": args.device,
               "threads": args.threads, "baseline_s": t_base, "deepstart_s": t_ours, "speedup": t_base / t_ours,
