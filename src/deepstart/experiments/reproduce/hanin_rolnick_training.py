@@ -14,7 +14,8 @@ FM1_TRAIN_CLAIMS = (("Training: c = 2 starts fastest", "Nets initialized at c = 
 FM2_TRAIN_CLAIMS = (("Training: larger β starts slower", "At equal depth, epochs to 20% grow with β = Σ 1/n_j "
                      "(FM2: narrow layers delay the start of training)."),)
 RES_TRAIN_CLAIMS = (("ResNets: Σ η_l² < ∞ trains early", "Residual nets with η_l = 1/l or geometric η_l = r^l start "
-                     "training, while η_l = 1 (E[M_L] = 2^L) starts later or not at all."),)
+                     "training, while η_l = 1 (E[M_L] exponential in L: 2^L for length-preserving branches, 3^L for the "
+                     "He-initialized branches of models.resnet trained here) starts later or not at all."),)
 TARGET = 0.2  # Hanin & Rolnick's threshold: 20% test accuracy
 
 
