@@ -235,3 +235,14 @@ def test_one_orthogonal_layer_is_the_exact_pushforward(activation, q_star):
     assert stats.kstest(samples, s.cdf).pvalue > 1e-4
     med = float(np.median(samples))
     assert s.quantile(0.5) == pytest.approx(med, rel=5 * 1.25 / (2 * np.sqrt(20000) * s.density(med) * med))
+
+
+def test_default_order_is_accurate_for_shallow_orthogonal_tanh():
+    # the law of φ'² has a 1/√(1−d) edge: shallow orthogonal nets get more nodes by default (SHALLOW_ORDER);
+    # against order 256 the max density error relative to the peak must be ≤ 3e-4 at L = 2 (1.4e-3 with order 64)
+    from deepstart.theory import jacobian_spectrum
+
+    ref = jacobian_spectrum("tanh", 2, q_star=1 / 64, order=256)
+    lam = np.linspace(ref.quantile(0.001), ref.lambda_max * 0.999, 200)
+    r = ref.density(lam)
+    assert np.abs(jacobian_spectrum("tanh", 2, q_star=1 / 64).density(lam) - r).max() <= 3e-4 * r.max()

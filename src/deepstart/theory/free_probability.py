@@ -11,54 +11,13 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from scipy.integrate import cumulative_simpson
-from scipy.special import comb
 
 from deepstart.theory import _pushforward as _pf
+from deepstart.theory._fuss_catalan import (  # noqa: F401 - fuss_catalan_* re-exported
+    _check_depth, fuss_catalan_density, fuss_catalan_lambda_max, fuss_catalan_moment)
 from deepstart.theory._results import plain
 
 _S1 = {"orthogonal": 0.0, "gaussian": -1.0}
-
-
-def fuss_catalan_lambda_max(depth: int) -> float:
-    """λ_max = (L+1)^{L+1}/L^L for linear Gaussian nets (THEORY.md §2)."""
-    L = _check_depth(depth)
-    return float(np.exp((L + 1) * np.log(L + 1) - L * np.log(L)))
-
-
-def fuss_catalan_moment(depth: int, k: int) -> float:
-    """m_k = C((L+1)k, k)/(Lk+1) (Fuss–Catalan numbers, THEORY.md §2)."""
-    L = _check_depth(depth)
-    return float(comb((L + 1) * k, k, exact=True)) / (L * k + 1)
-
-
-def fuss_catalan_density(lam, depth: int, n_iter: int = 60) -> np.ndarray:
-    """Density of JJᵀ for a depth-L linear Gaussian net (σ_w=1), vectorized over λ.
-
-    Parameterisation (THEORY.md §2): λ(φ) = sin^{L+1}((L+1)φ)/(sin φ sin^L(Lφ)) decreasing on
-    φ ∈ (0, π/(L+1)); ρ = sin²φ sin^{L−1}(Lφ)/(π sin^L((L+1)φ)). φ found by bisection in log λ.
-    """
-    L = _check_depth(depth)
-    lam = np.asarray(lam, dtype=float)
-    out = np.zeros_like(lam)
-    inside = (lam > 0) & (lam < fuss_catalan_lambda_max(L))
-    target = np.log(lam[inside])
-    lo = np.zeros_like(target)
-    hi = np.full_like(target, np.pi / (L + 1))
-    for _ in range(n_iter):
-        mid = 0.5 * (lo + hi)
-        big = _log_lam_fc(mid, L) > target
-        lo = np.where(big, mid, lo)
-        hi = np.where(big, hi, mid)
-    phi = 0.5 * (lo + hi)
-    log_rho = (2 * np.log(np.sin(phi)) + (L - 1) * np.log(np.sin(L * phi))
-               - L * np.log(np.sin((L + 1) * phi)) - np.log(np.pi))
-    out[inside] = np.exp(log_rho)
-    return out
-
-
-def _log_lam_fc(phi, L):
-    return ((L + 1) * np.log(np.sin((L + 1) * phi)) - np.log(np.sin(phi))
-            - L * np.log(np.sin(L * phi)))
 
 
 def closed_form_moments(mu1: float, mu2: float, sigma_w2: float, depth: int,
@@ -75,17 +34,13 @@ def closed_form_moments(mu1: float, mu2: float, sigma_w2: float, depth: int,
     return {"m1": m1, "m2": var + m1 ** 2, "variance": var}
 
 
-def _check_depth(depth) -> int:
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth={depth!r} invalid; pass an integer >= 1")
-    return int(depth)
-
-
 # ================================================================ general spectrum (S-transform solver)
 WEIGHTS = ("orthogonal", "gaussian")
-DEFAULT_ORDER = 64  # Gauss nodes per smooth piece of the law of φ'(h)². Convergence (tanh, max density error
-# relative to the peak, order 64 vs 128): ~1e-3 orthogonal q* = 1/64 L = 2, ~1e-4 at L = 8; < 1e-6 for Gaussian
-# weights or q* = 1 at L ≥ 2 (measured in the issue note; the d-law's 1/√(1−d) edge at d = 1 limits orthogonal nets)
+DEFAULT_ORDER = 64  # Gauss nodes per smooth piece of the law of φ'(h)². Max density error relative to the peak
+# against order 256 (tanh orthogonal q* = 1/64): L = 2: 1.4e-3 at 64, 1.3e-4 at 128; L = 4: 2.3e-4 / 5.3e-6;
+# L = 8: 1.0e-5 / 3.8e-9 (< 1e-6 for Gaussian weights or q* = 1 at L ≥ 2). The d-law's 1/√(1−d) edge at d = 1 makes
+# shallow orthogonal nets converge slowly, so they get SHALLOW_ORDER; deep ones keep 64 (L = 1000 at 128 costs 2×).
+SHALLOW_ORDER, SHALLOW_DEPTH = 128, 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -334,12 +289,13 @@ class JacobianSpectrum:
 
 
 def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_star=None, sigma_w=None,
-                      sigma_b=None, order: int = DEFAULT_ORDER) -> JacobianSpectrum:
+                      sigma_b=None, order: int | None = None) -> JacobianSpectrum:
     """Spectrum of JJᵀ for a depth-L random net (Pennington, Schoenholz & Ganguli 2017, eqs. 12–17).
 
     Without ``sigma_w`` the net sits on the critical line at ``q_star`` (:func:`~deepstart.theory.critical_point`;
     ReLU σ_w² = 2, linear 1, σ_b = 0). With ``sigma_w`` (σ_b default 0) q* is the q-map fixed point unless
-    ``q_star`` is given. ``order``: Gauss nodes per smooth piece for the law of φ'(h)² (smooth φ only).
+    ``q_star`` is given. ``order``: Gauss nodes per smooth piece for the law of φ'(h)² (smooth φ only; default
+    :data:`SHALLOW_ORDER` below depth :data:`SHALLOW_DEPTH`, else :data:`DEFAULT_ORDER`).
 
     Example:
         >>> s = jacobian_spectrum("relu", 8)
@@ -353,6 +309,8 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
     L = _check_depth(depth)
     if weights not in WEIGHTS:
         raise ValueError(f"weights={weights!r} invalid; choose one of {list(WEIGHTS)}")
+    if order is None:
+        order = SHALLOW_ORDER if L < SHALLOW_DEPTH else DEFAULT_ORDER
     act = get_activation(activation)
     if sigma_w is None:
         cp = critical_point(act, q_star=q_star, sigma_b=sigma_b)
