@@ -73,30 +73,9 @@ def test_he_relu_width_equal_depth_is_healthy(generator):
     assert abs(report.predicted_stats["fm1_drift"]) < 1e-9
 
 
-class ScaledBlock(nn.Module):
-    """x + η·branch(x), branch = Linear(He) → ReLU → Linear(variance 1/n): length-preserving branch."""
-
-    def __init__(self, width, eta, generator):
-        super().__init__()
-        self.eta = eta
-        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-        with torch.no_grad():
-            self.branch[0].weight.normal_(0, math.sqrt(2 / width), generator=generator)
-            self.branch[2].weight.normal_(0, math.sqrt(1 / width), generator=generator)
-            self.branch[0].bias.zero_()
-            self.branch[2].bias.zero_()
-
-    def forward(self, x):
-        return x + self.eta * self.branch(x)
-
-
-def resnet(depth, width, etas, generator):
-    return nn.Sequential(*[ScaledBlock(width, eta, generator) for eta in etas])
-
-
-def test_resnet_eta_1_explodes_like_2_to_the_L(generator):
+def test_resnet_eta_1_explodes_like_2_to_the_L(generator, scaled_resnet):
     depth = 10
-    report = check(resnet(depth, 64, [1.0] * depth, generator), n_inits=8, generator=generator)
+    report = check(scaled_resnet(64, [1.0] * depth, generator), n_inits=8, generator=generator)
     blocks = [s for s in report.main_sites]
     assert len(blocks) == depth and all(s["kind"] == "block" and s["eta"] == pytest.approx(1.0) for s in blocks)
     assert "fm1" in categories(report)
@@ -108,9 +87,9 @@ def test_resnet_eta_1_explodes_like_2_to_the_L(generator):
     assert report.recommend()[0].kind == "residual_eta"
 
 
-def test_resnet_eta_one_over_l_is_healthy(generator):
+def test_resnet_eta_one_over_l_is_healthy(generator, scaled_resnet):
     depth = 10
-    report = check(resnet(depth, 64, [1.0 / l for l in range(1, depth + 1)], generator), n_inits=8,
+    report = check(scaled_resnet(64, [1.0 / l for l in range(1, depth + 1)], generator), n_inits=8,
                    generator=generator)
     assert report.healthy, [str(f) for f in report.findings]
     expected = sum(math.log(1 + 1 / l**2) for l in range(1, depth + 1))

@@ -26,23 +26,8 @@ def test_fix_glorot_relu_mlp_with_he(generator):
     assert again.verified and again.after.healthy
 
 
-class Block(nn.Module):
-    def __init__(self, width, eta, generator):
-        super().__init__()
-        self.eta = eta
-        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-        with torch.no_grad():
-            self.branch[0].weight.normal_(0, math.sqrt(2 / width), generator=generator)
-            self.branch[2].weight.normal_(0, math.sqrt(1 / width), generator=generator)
-            self.branch[0].bias.zero_()
-            self.branch[2].bias.zero_()
-
-    def forward(self, x):
-        return x + self.eta * self.branch(x)
-
-
-def test_fix_resnet_eta_1_sets_eta_one_over_l(generator):
-    model = nn.Sequential(*[Block(32, 1.0, generator) for _ in range(8)])
+def test_fix_resnet_eta_1_sets_eta_one_over_l(generator, scaled_resnet):
+    model = scaled_resnet(32, [1.0] * 8, generator)
     result = fix_(model, input_shape=(32,), n_inits=6, generator=generator, jacobian=False)
     assert "fm1" in _errors(result.before)
     assert result.recommendation.kind == "residual_eta"
