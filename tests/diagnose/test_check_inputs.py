@@ -140,16 +140,19 @@ class Mystery(nn.Module):
         return torch.sin(x) * self.scale
 
 
-def test_unknown_module_is_a_black_box_with_theory_not_applicable(generator):
+def test_unknown_elementwise_module_is_a_black_box_activation(generator):
+    """Elementwise ops the theory doesn't know (here ReLU, sin and a per-unit scale) are the layer's activation,
+    measured as a black box: the site is read after them and the theory says why it has no prediction."""
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), Mystery(8), nn.Linear(8, 8))
     report = check(model, input_shape=(8,), n_inits=3, generator=generator)
-    site = next(s for s in report.sites if s["module_type"] == "Mystery")
-    assert not site["theory_layer"]
-    assert any("Mystery" in n and "black box" in n for n in report.notes)
-    assert any("theory not applicable" in n for n in report.notes)
-    k = report.main_sites.index(site)
-    assert np.isnan(report.theory["m_pred"][k]) and np.isfinite(report.theory["m_pred"][0])
+    first = report.sites[0]
+    assert first["activation"].startswith("blackbox:") and "sin" in first["activation"]
+    assert first["source"] == "input" and report.sites[1]["source"] == first["name"]
+    assert any("not known to the theory" in n for n in report.notes)
+    assert np.isnan(report.theory["m_pred"][0])
     assert np.all(np.isfinite(report.sq))
+    gain = report.activation_gain[0]  # E φ(h)²/E h² of relu → sin → ×1 on N(0, q) pre-activations: < 1/2
+    assert 0 < gain < 0.5
 
 
 def test_check_never_changes_the_model(generator):

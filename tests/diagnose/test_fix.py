@@ -20,7 +20,8 @@ def test_fix_glorot_relu_mlp_with_he(generator):
     assert "fm1" in _errors(result.before)
     assert result.applied and result.recommendation.scheme == "he"
     assert result.verified and result.after.healthy and not _errors(result.after)
-    assert abs(result.after.stats["fm1_drift"]) < 1.0
+    st = result.after.stats
+    assert abs(st["fm1_drift"]) < 3 * st["fm1_se"]  # He: E ξ_j = 1 exactly; the drift is noise at 3 SE
     assert {s["weight_law"] for s in result.after.sites if s["kind"] == "layer"} == {"he"}
     again = FixResult.from_dict(result.to_dict())
     assert again.verified and again.after.healthy

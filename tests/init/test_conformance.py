@@ -1,6 +1,7 @@
 """One conformance suite for every tensor initializer (STYLE.md): real modules × dtypes.
 
-For each initializer × {Linear, Conv1d, Conv2d, Conv3d, grouped Conv2d, ConvTranspose2d} × {float32, float64}:
+For each initializer × {Linear, Hugging Face Conv1D, Conv1d, Conv2d, Conv3d, grouped Conv2d, ConvTranspose2d} ×
+{float32, float64}:
 the same tensor object is returned with its shape and dtype; the same generator seed gives the same tensor even
 after the global RNG is disturbed, and the global RNG is never consumed; empty tensors warn and are left alone;
 tensors with fewer than 2 dimensions raise ValueError with advice.
@@ -16,6 +17,15 @@ from deepstart.init import (
     layout_of, lecun_normal_, lecun_uniform_, orthogonal_, random_walk_, variance_scaling_)
 
 SEED = 20181128  # tests/conftest.py's seed
+
+
+class Conv1D(nn.Module):
+    """Duck-typed stand-in for Hugging Face's ``transformers.pytorch_utils.Conv1D``: weight ``[in, out]``, nf = out."""
+
+    def __init__(self, nf, nx, dtype=None):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf, dtype=dtype))
 
 
 def _fans_kw(layout, groups):
@@ -52,6 +62,7 @@ INITIALIZERS = {
 # tanh random-walk gain exists (it does not below width 9, tests/theory/test_random_walk.py)
 MODULES = {
     "Linear": lambda dtype: nn.Linear(12, 16, dtype=dtype),
+    "HF Conv1D": lambda dtype: Conv1D(16, 12, dtype=dtype),
     "Conv1d": lambda dtype: nn.Conv1d(4, 6, 3, dtype=dtype),
     "Conv2d": lambda dtype: nn.Conv2d(4, 6, 3, dtype=dtype),
     "Conv3d": lambda dtype: nn.Conv3d(2, 3, (3, 1, 3), dtype=dtype),

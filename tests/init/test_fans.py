@@ -28,12 +28,13 @@ def test_matches_torch_for_ungrouped_layers(shape):
 
 
 def test_layouts_and_errors():
-    assert LAYOUTS == ("auto", "linear", "conv", "conv_transpose")
+    assert LAYOUTS == ("auto", "linear", "conv", "conv_transpose", "linear_transposed", "embedding")
     assert layout_of(nn.Linear(2, 2)) == "auto" and layout_of(nn.Conv2d(1, 1, 1)) == "conv"
     assert layout_of(nn.ConvTranspose3d(1, 1, 1)) == "conv_transpose"
+    assert layout_of(nn.Embedding(9, 4)) == "embedding"  # Hugging Face Conv1D: tests/init/test_hf_layers.py
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         compute_fans((5,))
-    with pytest.raises(ValueError, match="valid choices: auto, linear, conv, conv_transpose"):
+    with pytest.raises(ValueError, match="valid choices: auto, linear, conv, conv_transpose, linear_transposed, emb"):
         compute_fans((5, 5), layout="dense")
     with pytest.raises(ValueError, match="layout='conv'"):
         compute_fans((5, 5, 3), layout="linear")

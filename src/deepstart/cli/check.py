@@ -59,14 +59,15 @@ def exit_code(report, level, categories) -> int:
 
 
 def _load(target: str, input_shape, seed: int = 0):
-    """(model, input_shape, zoo or None) for TARGET."""
+    """(model, input_shape, zoo or None, factory) for TARGET; the factory builds the same architecture again
+    from torch's global RNG (inits 1.. of ``check`` are drawn by it: the model's own law)."""
     from deepstart.diagnose.zoo import ZOO, parse_target, zoo_model
 
     head = target.split(":", 1)[0].strip().lower()
     if head in ZOO:
         name, params = parse_target(target)
         built = zoo_model(name, seed=seed, input_shape=input_shape, **params)
-        return built.model, input_shape or built.input_shape, built
+        return built.model, input_shape or built.input_shape, built, _zoo_factory(built)
     module_name, sep, attr = target.partition(":")
     if not sep or not attr or "=" in target:
         raise ValueError(f"unknown target {target!r}: give a zoo model ({', '.join(ZOO)}), e.g. "
@@ -83,7 +84,19 @@ def _load(target: str, input_shape, seed: int = 0):
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{target} returned {type(model).__name__}, expected a torch.nn.Module")
-    return model, input_shape, None
+    return model, input_shape, None, factory
+
+
+def _zoo_factory(zoo):
+    """Builds the zoo model again with a seed drawn from torch's global RNG (``check`` seeds it per init)."""
+    import torch
+
+    from deepstart.diagnose.zoo import zoo_model
+
+    def build():
+        seed = int(torch.randint(0, 2**62, (1,)))
+        return zoo_model(zoo.name, seed=seed, input_shape=zoo.input_shape, **zoo.params).model
+    return build
 
 
 def _sibling(path: str, tag: str) -> str:
@@ -114,14 +127,15 @@ def run(args) -> int:
     # independent streams: a zoo model and Gaussian inputs drawn from the same seed would be correlated
     # (the inputs would be rows of the first weight matrix)
     model_seed, input_seed, fix_seed = (int(s) for s in np.random.SeedSequence(args.seed).generate_state(3))
-    model, shape, zoo = _load(args.target, shape, model_seed)
+    model, shape, zoo, factory = _load(args.target, shape, model_seed)
     name = zoo.spec if zoo is not None else args.target
     kw = {"n_inits": args.n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian}
     gen = torch.Generator().manual_seed(input_seed)
     from deepstart.diagnose.checker import prepare_inputs
 
     inputs = prepare_inputs(model, None, shape, batch_size=args.batch, generator=gen)[0][0]
-    report = check(model, inputs, reinit=args.init, generator=gen, progress=not args.quiet, name=name, **kw)
+    report = check(model, inputs, reinit=args.init, factory=factory, generator=gen, progress=not args.quiet, name=name,
+                   **kw)
     _show(report, args.quiet)
     _write(report, args.json, args.html)
     code = exit_code(report, level, categories)

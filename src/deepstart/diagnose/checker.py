@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepstart.diagnose.architecture import expected_input, find_sites, trace_model
-from deepstart.diagnose.law import infer_laws, weight_name
-from deepstart.diagnose.measure import as_numpy, describe_reinit, infer_family, run_inits, stack_inits
+from deepstart.diagnose.architecture import expected_input
+from deepstart.diagnose.law import infer_laws
+from deepstart.diagnose.measure import as_numpy, infer_family
 from deepstart.diagnose.predict import predict
 from deepstart.diagnose.report import Report
 
-__all__ = ["check", "prepare_inputs"]
+__all__ = ["check", "prepare_inputs", "float_outputs"]
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
@@ -77,10 +77,15 @@ def _check_args(model, n_inits):
         raise ValueError(f"n_inits={n_inits!r} must be an int >= 2 (variances across inits need two)")
 
 
-def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, loss=None,
-          generator: torch.Generator | None = None, batch_size: int = 8, jacobian: bool = True,
+def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, factory=None,
+          loss=None, generator: torch.Generator | None = None, batch_size: int = 8, jacobian: bool = True,
           progress: bool = False, name: str | None = None) -> Report:
     """Check whether ``model`` starts training at initialization; return a :class:`Report`.
+
+    The pipeline is capture → structure → law → verdict (``docs/laws.md``): one recorded forward
+    (:mod:`.capture`), sites and the normalization family read from the graph (:mod:`.structure`), ``n_inits``
+    initializations measured one at a time (:mod:`.stream`), and verdicts against the family's law
+    (:mod:`.verdicts`, :mod:`.families`).
 
     Args:
         model: any ``nn.Module``; measured in its current train/eval mode (the report says which) and never changed.
@@ -88,57 +93,73 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             returning one of those. Default: Gaussian inputs of ``input_shape``.
         input_shape: shape of one input without the batch dimension (Linear-first models: inferred).
         n_inits: number of initializations measured (≥ 2).
-        reinit: how inits 1..n−1 are drawn. ``None``/``"resample"``: each tensor redrawn from its own law (normal,
-            uniform, orthogonal or delta-orthogonal; the scale of the standard law it matches — He, LeCun,
-            Glorot, … by a test in :mod:`deepstart.diagnose.law` — or else its measured scale; init 0 is the
-            model as given). The theory predicts with the same laws (``site["weight_law"]`` names them);
-            ``"reset"``: the modules' ``reset_parameters`` (seeded); a scheme (``"he"``, ``Scheme``) for
-            ``deepstart.init.apply_``; or ``callable(model_copy, generator)``. With a scheme, all inits use it.
+        reinit: how inits 1..n−1 are drawn when no ``factory`` is given. ``None``: a Hugging Face model is built
+            again from its config (its own ``_init_weights``); other models ``"resample"``: each tensor redrawn
+            from its own law (normal, uniform, orthogonal or delta-orthogonal; the scale of the standard law it
+            matches — He, LeCun, Glorot, … by a test in :mod:`deepstart.diagnose.law` — or else its measured
+            scale), tied and cloned tensors kept equal; init 0 is the model as given. ``"reset"``: the modules'
+            ``reset_parameters`` (seeded); a scheme (``"he"``, ``Scheme``) for ``deepstart.init.apply_``; or
+            ``callable(model_copy, generator)``. With ``"reset"``, a scheme or a callable, all inits use it.
+        factory: ``callable() -> nn.Module`` building the same architecture from torch's global RNG; inits
+            1..n−1 are built by it under new seeds (the model's own law: cloned layers, weight tying, custom init).
         loss: ``callable(output) -> scalar``; default ⟨u, output⟩ with a fixed Gaussian cotangent u.
         generator: ``torch.Generator`` for inputs, re-initializations, cotangent and Lanczos probes.
         batch_size: number of Gaussian inputs when ``inputs`` is None.
         jacobian: measure the input-output Jacobian's singular values (exact or Lanczos by size).
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr (one step per init).
 
     Raises:
         ModelForwardError (a ValueError): the forward pass raised; names the module and the shapes it got.
+        ControlFlowError (a ValueError): the inits ran different ops (data-dependent control flow).
     """
+    from deepstart.diagnose.capture import capture
+    from deepstart.diagnose.stream import _buffers, _with_grad, init_sources, measure
+    from deepstart.diagnose.structure import read_sites
+
     _check_args(model, n_inits)
+    if factory is not None and not callable(factory):
+        raise TypeError(f"factory must be a callable returning an nn.Module, got {type(factory).__name__}")
     generator = generator if generator is not None else torch.Generator()
     started = time.perf_counter()
     modes = {m: m.training for m in model.modules()}
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}  # train-mode BN updates running stats
-    bar = _progress(progress)
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}  # safety: every forward uses copies
+    bar = _progress(progress, n_inits + 2)
     try:
         args, kwargs, batch, in_desc = prepare_inputs(model, inputs, input_shape, batch_size=batch_size,
                                                       generator=generator)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # dropout & co.: seeded, restored RNG
-            # vmap's fallback for ops without a batching rule (fused attention) is slower, not wrong
             warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
             torch.manual_seed(seed)
-            trace = trace_model(model, args, kwargs)
-            sites = find_sites(model, trace)
+            graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
+            sites, info = read_sites(graph, dict(model.named_parameters()))
+            cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+                         for t in float_outputs(graph.output)]
+            if sites and loss is None and not cotangent:
+                raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
             bar.update(1)
             nonfinite = tuple(k for k, p in model.named_parameters()
                               if p.is_floating_point() and not np.isfinite(as_numpy(p)).all())
-            stacked, laws = _stack(model, n_inits, reinit, generator) if sites else ({}, {})
-            _set_laws(model, sites, laws)
-            bar.update(1)
-            cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
-                         for t in _float_outputs(trace.output)]
+            given = {k: as_numpy(v) for k, v in model.named_parameters()}
+            families = {k: infer_family(a) for k, a in given.items()}
+            laws = infer_laws(model, {k: a[None] for k, a in given.items()}, families)
+            reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws)
+            source = iter(source)
+            first = next(source)
+            if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
+                drawn = {k: as_numpy(v) for k, v in first.items() if k in given}
+                families = {k: infer_family(a) for k, a in drawn.items()}
+                laws = infer_laws(model, {k: a[None] for k, a in drawn.items()}, families)
+            _set_laws(sites, laws)
             if sites:
-                if loss is None and not cotangent:
-                    raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
-                raw = run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch)
-                sq, grad, dead, path = raw.sq, raw.grad, raw.dead, raw.path
+                raw = measure(model, graph, sites, info, args, kwargs, _chain_first(first, source), loss,
+                              cotangent, batch, seed=seed, bar=bar)
             else:
-                sq, grad, dead, path = (np.zeros((n_inits, batch, 0)), np.zeros((n_inits, batch, 0)),
-                                        np.zeros((n_inits, 0)), "none")
-            bar.update(1)
-            jac, notes = None, [s_note for s in sites for s_note in s.notes]
+                raw = None
+            graph.tensors.clear()
+            jac, notes = None, [note for s in sites for note in s.notes]
             if jacobian and sites:
-                jac, note = _jacobian(model, stacked, args, kwargs, generator)
+                jac, note = _jacobian(model, first, args, kwargs, generator)
                 if note:
                     notes.append(note)
             bar.update(1)
@@ -150,22 +171,54 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                 if k in buffers:
                     b.copy_(buffers[k])
         bar.close()
+    if raw is None:
+        raw = _empty_measured(n_inits, batch)
     site_dicts = tuple(_site_dict(s) for s in sites)
-    families = {s.name: s.weight_family for s in sites if s.weight_family is not None}
+    weight_families = {s.name: s.weight_family for s in sites if s.weight_family is not None}
     m0 = _input_m0(args, kwargs, batch)
-    theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan, families)
+    family = info["family"]
     mode = _mode(model)
-    norms = tuple(n for n, m in model.named_modules() if isinstance(m, _NORM_TYPES))
+    if family in ("plain", "residual"):
+        theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan,
+                         weight_families)
+    else:
+        theory = {"m_pred": np.full(sum(s["main"] for s in site_dicts), np.nan), "q_pred": None,
+                  "back_ratio": None, "log_var_pred": None, "jacobian": None,
+                  "notes": [f"family {family}: mean-field predictions cover plain and residual nets without "
+                            "normalization; this model is judged against its family's law (docs/laws.md)"]}
+    norms = tuple(dict.fromkeys(s.module_name for s in sites if s.kind == "norm"))
     if norms:
         notes.append(f"normalization layers {list(norms)[:4]}{'…' if len(norms) > 4 else ''} measured in {mode} "
                      "mode: train mode normalizes by batch statistics, eval mode by running statistics "
                      "(≈ identity at init)")
     notes += theory["notes"]
+    if any(not t.is_floating_point() for t in _all_tensors(args, kwargs)) and not np.all(np.isfinite(m0)):
+        notes.append("integer inputs (token ids): lengths are read from the embedding output on; the "
+                     "input-output Jacobian is not defined")
     return Report(model=name or type(model).__name__, mode=mode, n_inits=n_inits, batch=batch,
-                  reinit=describe_reinit(reinit), inputs=in_desc, path=path, sites=site_dicts, m0=m0,
-                  sq=sq, grad=grad, dead=dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
-                  norm_layers=norms, weight_families=families, notes=tuple(notes),
-                  seconds=time.perf_counter() - started)
+                  reinit=reinit_desc, inputs=in_desc, path=raw.path, sites=site_dicts, m0=m0,
+                  sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
+                  norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
+                  seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
+                  branch_sq=raw.branch_sq, token_cos=raw.token_cos)
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
+
+
+def _empty_measured(n, batch):
+    from deepstart.diagnose.stream import Measured
+
+    z = np.zeros((n, batch, 0))
+    return Measured(z, z, np.zeros((n, 0)), z, z, z, np.zeros((n, 0)), "none")
+
+
+def _all_tensors(args, kwargs):
+    from deepstart.diagnose.capture import _tensors
+
+    return _tensors((args, kwargs), [])
 
 
 class _NoBar:
@@ -176,23 +229,23 @@ class _NoBar:
         pass
 
 
-def _progress(enabled: bool):
+def _progress(enabled: bool, total: int):
     if not enabled:
         return _NoBar()
     import sys
 
     from tqdm import tqdm
 
-    return tqdm(total=4, desc="deepstart check", unit="step", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc="deepstart check", unit="init", file=sys.stderr, leave=False)
 
 
-def _float_outputs(out):
+def float_outputs(out):
     if isinstance(out, torch.Tensor):
         return [out] if out.is_floating_point() else []
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (tuple, list)):
-        return [t for item in out for t in _float_outputs(item)]
+        return [t for item in out for t in float_outputs(item)]
     return []
 
 
@@ -203,30 +256,15 @@ def _input_m0(args, kwargs, batch) -> np.ndarray:
     return np.full(batch, np.nan)
 
 
-def _stack(model, n_inits, reinit, generator):
-    """(stacked inits, laws): with resample the laws are read from the given weights and the re-draws use them;
-    otherwise they are read from all the stacked inits together (deepstart.diagnose.law)."""
-    if reinit is None or reinit == "resample":
-        arrays = {k: as_numpy(v) for k, v in model.named_parameters()}
-        families = {k: infer_family(a) for k, a in arrays.items()}
-        laws = infer_laws(model, {k: a[None] for k, a in arrays.items()}, families)
-        return stack_inits(model, n_inits, reinit, generator, laws=laws, families=families), laws
-    stacked = stack_inits(model, n_inits, reinit, generator)
-    arrays = {k: as_numpy(stacked[k]) for k, _ in model.named_parameters()}
-    return stacked, infer_laws(model, arrays, {k: infer_family(a[0]) for k, a in arrays.items()})
-
-
-def _set_laws(model, sites, laws) -> None:
+def _set_laws(sites, laws) -> None:
     """σ_w of each layer site from the law of its weight (the theory's input); the measured one is kept too."""
     for s in sites:
-        if s.kind != "layer":
-            continue
-        law = laws.get(weight_name(s.module_name, model.get_submodule(s.module_name)) or "")
+        law = laws.get(s.weight_param or "") if s.kind == "layer" else None
         if law is None:
             continue
         s.sigma_w_measured, s.weight_family, s.weight_law = s.sigma_w, law.family, law.label
-        if law.sigma_w is not None and math.isfinite(law.sigma_w):
-            s.sigma_w = law.sigma_w
+        if s.fan_in and math.isfinite(law.var) and law.var >= 0:
+            s.sigma_w = math.sqrt(s.fan_in * (law.var + law.mean ** 2))
 
 
 def _site_dict(s) -> dict:
@@ -245,10 +283,10 @@ class _Flat(nn.Module):
         self.inner = inner
 
     def forward(self, x):
-        return torch.cat([t.reshape(t.shape[0], -1) for t in _float_outputs(self.inner(x))], dim=1)
+        return torch.cat([t.reshape(t.shape[0], -1) for t in float_outputs(self.inner(x))], dim=1)
 
 
-def _jacobian(model, stacked, args, kwargs, generator):
+def _jacobian(model, first, args, kwargs, generator):
     """Singular values of the input-output Jacobian of init 0 at the first input (Pennington et al. 2017, eq. 2)."""
     x = args[0] if len(args) == 1 and not kwargs else None
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -258,8 +296,8 @@ def _jacobian(model, stacked, args, kwargs, generator):
     clone = copy.deepcopy(model)
     with torch.no_grad():
         for k, v in list(clone.named_parameters()) + list(clone.named_buffers()):
-            if k in stacked:
-                v.copy_(stacked[k][0])
+            if k in first:
+                v.copy_(first[k])
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in clone.modules()):
         return None, ("Jacobian: not measured (train-mode batch normalization couples the samples of a batch, so "
                       "there is no per-input Jacobian; check the model in eval mode for it)")

@@ -55,7 +55,7 @@ def infer_family(p) -> str:
         centre = (slice(None), slice(None), *(k // 2 for k in w.shape[2:]))
         mask = np.ones(w.shape, dtype=bool)
         mask[centre] = False
-        if float(np.abs(w[mask]).max()) == 0.0 and _is_orthogonal(w[centre]):
+        if mask.any() and float(np.abs(w[mask]).max()) == 0.0 and _is_orthogonal(w[centre]):
             return "delta_orthogonal"
     if w.ndim >= 2 and _is_orthogonal(w.reshape(w.shape[0], -1)):
         return "orthogonal"

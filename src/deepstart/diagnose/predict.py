@@ -55,7 +55,9 @@ def _layer(site, m_in):
 
 
 def _fits(site) -> bool:
-    return bool(site["theory_layer"]) and site["sigma_w"] is not None and math.isfinite(site["sigma_w"])
+    """A Linear/Conv layer with a known law and an activation the theory knows (not ``blackbox:…``)."""
+    return bool(site["theory_layer"]) and site["sigma_w"] is not None and math.isfinite(site["sigma_w"]) and \
+        not (site["activation"] or "").startswith("blackbox")
 
 
 def _branch(sites, block, m_in):
@@ -111,6 +113,8 @@ def predict(sites: list, m0: float, weight_families: dict) -> dict:
         else:
             why = ("its input is not the previous site's output" if not connected else
                    "no prediction for the site before it" if not math.isfinite(m_prev) else
+                   f"activation {s['activation'][9:]} is not known to the theory (measured as a black box)"
+                   if (s["activation"] or "").startswith("blackbox") else
                    f"{s['module_type']} is not covered by the theory")
             notes.append(f"{s['name']}: theory not applicable ({why})")
             jac_terms.append(None)

@@ -7,6 +7,9 @@
 * FM1 in residual nets: η_l = 1/l, so Σ η_l² < ∞ and E[M_L]/M_0 = ∏(1 + g η_l²) stays bounded (H&R 2018 §4).
 * FM2: widths, since Var log M_d ≈ 5β depends only on β = Σ 1/n_j (H&R 2018 Thm 5): the smallest constant width
   with Var log M_d ≤ half the FM2 threshold (exact digamma variance per layer).
+* normalized families (pre-/post-LN transformers): GPT-2's rule, N(0, 0.02²) weights with the branch output
+  projections scaled by 1/√(number of residual additions) (Radford et al. 2019); BatchNorm nets: no init change
+  (their gradient explosion is BatchNorm's, Yang et al. 2019), architectural advice only.
 * poor isometry: tanh-like nets, orthogonal weights on the critical line at q* = 1/64 (Pennington et al. 2017 §4);
   ReLU nets cannot reach isometry, orthogonal weights with gain √2 halve the spread (Var λ ≈ L instead of 2L).
 """
@@ -23,7 +26,8 @@ CRITICAL_Q_STAR = "1/64"  # Pennington et al. 2017's best runs used small q* (TH
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One change. ``kind``: ``"init"`` (apply ``scheme``), ``"residual_eta"`` (set η_l), ``"widths"``."""
+    """One change. ``kind``: ``"init"`` (apply ``scheme``), ``"transformer_init"`` (GPT-2's rule on the weights
+    in ``params``), ``"residual_eta"`` (set η_l), ``"widths"``, ``"architecture"`` (advice; not applied)."""
 
     kind: str
     addresses: tuple
@@ -42,6 +46,8 @@ class Recommendation:
 
     def __str__(self) -> str:
         what = {"init": f"init scheme {self.scheme!r}",
+                "transformer_init": f"re-initialize {self.scheme}",
+                "architecture": "change the architecture",
                 "residual_eta": f"residual η_l = {self.params.get('eta')}",
                 "widths": f"constant width {self.params.get('width')}"}[self.kind]
         return f"{what} (fixes {', '.join(self.addresses)}): {self.reason}"
@@ -85,9 +91,52 @@ def suggest_width(depth: int, var_target: float) -> int:
     return hi
 
 
+TRANSFORMER_FAMILIES = ("pre-ln", "post-ln", "sandwich", "deepnorm")
+GPT2_STD = 0.02   # Radford et al. 2019 (GPT-2) / Devlin et al. 2019 (BERT): N(0, 0.02²) for every weight matrix
+
+
+def _branch_outputs(report) -> list:
+    """Parameter names of the layers whose output closes a residual branch (the output projections)."""
+    by_name = {s["name"]: s for s in report.sites}
+    out = []
+    for b in report.sites:
+        site = by_name.get(b.get("branch_site") or "") if b["kind"] == "block" else None
+        if site is None or not site.get("weight_params"):
+            continue
+        named = [p for p in site["weight_params"] if "out_proj" in p]
+        out += named or [site["weight_param"]]
+    return out
+
+
+def _normalized(report, errors: set) -> list:
+    """Remedies that fit normalized families: no He on BatchNorm nets, no scheme chosen from a pooler's tanh."""
+    if report.family in TRANSFORMER_FAMILIES and errors & {"fm1", "branches", "gradients"}:
+        blocks = [s for s in report.main_sites if s["kind"] == "block"]
+        scale = 1.0 / math.sqrt(max(len(blocks), 1))
+        weights = sorted({p for s in report.sites if s["kind"] == "layer" for p in s.get("weight_params") or []})
+        return [Recommendation(
+            "transformer_init", tuple(sorted(errors & {"fm1", "branches", "gradients"})),
+            f"weights N(0, {GPT2_STD}²) and the {len(blocks)} branch output projections scaled by "
+            f"1/√{len(blocks)} = {scale:.3g} keep every branch's output small against the stream, so the stream "
+            "grows additively by a bounded amount (Radford et al. 2019, GPT-2; for deep post-LN stacks DeepNorm's "
+            "α skip scaling, Wang et al. 2022, is the architectural alternative)",
+            scheme=f"gpt2(std={GPT2_STD}, residual_scale={scale:.6g})",
+            params={"std": GPT2_STD, "residual_scale": scale, "weights": weights,
+                    "outputs": _branch_outputs(report)})]
+    if "bn" in report.family and errors & {"gradients", "fm1"}:
+        return [Recommendation("architecture", ("gradients",), "BatchNorm's gradient explosion at init grows with "
+                               "depth whatever the weights (Yang et al. 2019): residual connections around each few "
+                               "layers, or fewer layers; a different weight init does not help")]
+    return []
+
+
 def recommend(report) -> list:
     """Recommendations for ``report`` (see the module docstring), best first; empty when nothing needs fixing."""
+    from deepstart.diagnose.families import NORMALIZED
+
     cats = {f.category for f in report.findings if f.severity in ("error", "warning")}
+    if report.family in NORMALIZED:
+        return _normalized(report, {f.category for f in report.findings if f.severity == "error"})
     main = report.main_sites
     layers = [s for s in main if s["kind"] == "layer"]
     blocks = [s for s in main if s["kind"] == "block"]

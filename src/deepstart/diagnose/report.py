@@ -18,6 +18,7 @@ from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_
 __all__ = ["Report"]
 
 _ARRAYS = ("m0", "sq", "grad", "dead")
+_OPTIONAL_ARRAYS = ("pre_sq", "pre_grad", "branch_sq", "token_cos")
 _THEORY_ARRAYS = ("m_pred", "q_pred", "back_ratio", "log_var_pred")
 
 
@@ -63,6 +64,11 @@ class Report:
     notes: tuple = ()
     thresholds: dict = field(default_factory=lambda: dict(THRESHOLDS))
     seconds: float = math.nan
+    family: str = "plain"                   # normalization family (deepstart.diagnose.structure.family_of)
+    pre_sq: np.ndarray | None = None        # [i, b, j] M of the pre-activation h of layer sites (NaN: none)
+    pre_grad: np.ndarray | None = None      # [i, b, j] ‖∂ℓ/∂h‖² of the same
+    branch_sq: np.ndarray | None = None     # [i, b, j] M of the branch output of blocks not measured at a site
+    token_cos: np.ndarray | None = None     # [i, j] mean cosine similarity of tokens at [B, T, C] blocks
 
     # ----- derived quantities (pure functions of the fields) -----
     @property
@@ -125,9 +131,24 @@ class Report:
         return findings(self)
 
     @property
+    def activation_gain(self) -> np.ndarray:
+        """Per site: E φ(h)²/E h² of the elementwise ops after a layer, measured (NaN: none)."""
+        from deepstart.diagnose.families import activation_gain
+
+        return activation_gain(self)
+
+    @property
+    def assessed(self) -> bool:
+        """False when the verdicts could read too few links of the main path (a ``not assessed`` finding)."""
+        from deepstart.diagnose.verdicts import NOT_ASSESSED
+
+        return not any(f.category == "structure" and f.message.startswith(NOT_ASSESSED) for f in self.findings)
+
+    @property
     def healthy(self) -> bool:
-        """No finding of severity ``error``."""
-        return not any(f.severity == "error" for f in self.findings)
+        """No finding of severity ``error``, and the verdicts could be read (:attr:`assessed`)."""
+        found = self.findings
+        return not any(f.severity == "error" for f in found) and self.assessed
 
     def recommend(self) -> list:
         """Concrete changes that address this report's findings, best first (:mod:`.recommend`)."""
@@ -147,6 +168,9 @@ class Report:
         kw = {k: v for k, v in d.items() if k in names}
         for k in _ARRAYS:
             kw[k] = np.asarray(kw[k], dtype=float)
+        for k in _OPTIONAL_ARRAYS:
+            if kw.get(k) is not None:
+                kw[k] = np.asarray(kw[k], dtype=float)
         theory = dict(kw.get("theory") or {})
         for k in _THEORY_ARRAYS:
             if k in theory:
@@ -187,7 +211,7 @@ class Report:
         return self.render()
 
     def __repr__(self) -> str:
-        verdict = "healthy" if self.healthy else "FAILING"
+        verdict = "healthy" if self.healthy else "FAILING" if not self.assessed is False else "NOT ASSESSED"
         return (f"Report({self.model}: {verdict}, {len(self.main_sites)} main-path sites, {self.n_inits} inits, "
                 f"{len(self.findings)} findings)")
 

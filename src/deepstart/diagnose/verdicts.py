@@ -18,6 +18,7 @@ A drift counts only when it also exceeds ``significance`` standard errors, so no
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,9 +33,16 @@ THRESHOLDS = {
     "dead_fraction": 0.9,       # fraction of a site's units that are 0 for every input (deep ReLU nets correlate
                                 # their inputs, c → 1, so ~50% of units are off for all inputs without being "dead")
     "significance": 3.0,        # drifts must also exceed this many standard errors
+    # family laws (deepstart.diagnose.families, docs/laws.md)
+    "layer_gain_nats": 10.0,    # |log M(h_j)/M(x_{j−1})| of one layer: weights orders of magnitude off their input
+    "branch_gain": 4.0,         # v_l / M(branch input): the branch doubles the length of its (normalized) input
+    "normalized_gradient_nats": 10.0,  # normalized families: gradient imbalance that is an error, not a warning
+    "rank_cos": 0.9,            # mean token cosine similarity at the last block: rank collapse
+    "links_read": 0.5,          # plain nets: FM1 is "not assessed" when fewer of the main path's links are read
 }
 SEVERITIES = ("info", "warning", "error")
-CATEGORIES = ("fm1", "fm2", "gradients", "isometry", "dead", "nonfinite", "structure")
+CATEGORIES = ("fm1", "fm2", "gradients", "isometry", "dead", "nonfinite", "structure", "branches", "attention")
+NOT_ASSESSED = "not assessed"
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,24 @@ def _q_ends(report):
 
 
 def _remedy(category: str, report) -> str:
+    from deepstart.diagnose.families import NORMALIZED
+
+    transformer = report.family in ("pre-ln", "post-ln", "sandwich", "deepnorm")
+    if category in ("layer", "branches", "fm1", "gradients") and transformer:
+        return ("re-initialize as GPT-2 does: weights N(0, 0.02²), the branches' output projections scaled by "
+                "1/√(2L) (Radford et al. 2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
+    if category == "gradients" and "bn" in report.family:
+        return ("BatchNorm's gradient explosion grows with depth, not with the init (Yang et al. 2019): use fewer "
+                "layers between skips (residual blocks), or normalization without batch statistics.")
+    if category == "branches":
+        return "scale the residual branches down (η_l = 1/√(2L) on the branch output, or zero-init the last layer)."
+    if category == "attention":
+        return ("keep attention logits O(1) at init: smaller query/key weights (std ≈ 0.02) or 1/√d scaling; "
+                "residual connections around attention preserve rank (Dong et al. 2021).")
+    if category == "layer":
+        return "re-initialize the layer's weights at a length-preserving scale (variance 1/fan_in times the gain)."
+    if report.family in NORMALIZED and category == "fm1":
+        return "re-initialize the layer's weights at a length-preserving scale (variance 1/fan_in times the gain)."
     acts = {s["activation"] for s in report.sites if s["main"] and s["kind"] == "layer"}
     has_blocks = any(s["kind"] == "block" for s in report.sites)
     relu_like = acts <= {"relu", "linear", None}
@@ -215,10 +241,21 @@ def findings(report) -> list:
         out.append(Finding("nonfinite", "error", report.sites[j]["name"], float(bad[j]), 0.0, None,
                            f"{int(bad[j])} non-finite lengths or gradients measured.", _remedy("nonfinite", report)))
         break
+    from deepstart.diagnose.families import NORMALIZED, family_findings
+
+    out += family_findings(report, t, lambda category: _remedy(category, report))
+    if report.family in NORMALIZED:
+        return out + _dead_findings(report, t)
     st = report.stats
     last = report.main_sites[-1]["name"] if report.main_sites else "output"
     sig = t["significance"]
     pred = report.predicted_stats
+    links = report.links
+    if links.size >= 3 and st.get("links_read", 0) < t["links_read"] * links.size:
+        out.append(Finding("structure", "warning", "main path", float(st.get("links_read", 0)), float(links.size),
+                           None, f"{NOT_ASSESSED}: FM1 and gradients read {st.get('links_read', 0)} of "
+                           f"{links.size} links of the main path (the others are not a site feeding the next).",
+                           "pass inputs that reach every layer, or check a submodule with a chain of layers."))
     drift, se = st.get("fm1_drift", math.nan), st.get("fm1_se", math.nan)
     if abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
         way = "vanishing" if drift < 0 else "exploding"
@@ -241,8 +278,17 @@ def findings(report) -> list:
         out.append(Finding("isometry", "warning", "input-output Jacobian", rel, t["isometry_relvar"],
                            pred.get("isometry_relvar"), f"poor dynamical isometry: Var(λ)/m₁² = {rel:.3g} for the "
                            "eigenvalues λ of JJᵀ.", _remedy("isometry", report)))
-    dead = np.nanmean(report.dead, axis=0)
-    if dead.size and np.nanmax(dead) > t["dead_fraction"]:
+    return out + _dead_findings(report, t)
+
+
+def _dead_findings(report, t) -> list:
+    out = []
+    st = report.stats
+    last = report.main_sites[-1]["name"] if report.main_sites else "output"
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (sites not measured)
+        dead = np.nanmean(report.dead, axis=0)
+    if dead.size and np.isfinite(dead).any() and np.nanmax(dead) > t["dead_fraction"]:
         j = int(np.nanargmax(dead))
         out.append(Finding("dead", "warning", report.sites[j]["name"], float(dead[j]), t["dead_fraction"], None,
                            f"{dead[j]:.0%} of units output 0 for every input.", _remedy("dead", report)))

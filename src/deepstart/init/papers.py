@@ -21,8 +21,11 @@ CRITICAL_WEIGHTS = ("orthogonal", "gaussian")
 
 
 def output_units(tensor, layout: str = "auto", groups: int = 1) -> int:
-    """Units a layer writes at one position: ``shape[0]`` (linear/conv), ``shape[1]·groups`` (conv_transpose)."""
-    return tensor.shape[1] * groups if layout == "conv_transpose" else tensor.shape[0]
+    """Units a layer writes at one position: ``shape[0]`` (linear/conv), ``shape[1]·groups`` (conv_transpose),
+    ``shape[1]`` (linear_transposed ``[in, out]``, embedding ``[num_embeddings, dim]``)."""
+    if layout in ("conv_transpose", "linear_transposed", "embedding"):
+        return tensor.shape[1] * groups
+    return tensor.shape[0]
 
 
 def random_walk_(tensor: torch.Tensor, activation: str, *, exact: bool = True,
@@ -95,15 +98,21 @@ def critical_parameters(activation: str, q_star=None, sigma_b=None) -> tuple[flo
 
 
 def orthogonal_gain(tensor, sigma_w: float, layout: str = "auto", groups: int = 1) -> float:
-    """Gain g such that an orthogonal (2-D) or delta-orthogonal (conv) matrix × g gives pre-activations of variance
-    σ_w²·mean(x²), as Gaussian weights of variance σ_w²/fan_in do: g = σ_w·√max(rows/cols, 1) (per group)."""
+    """Gain g such that an orthogonal (2-D) or delta-orthogonal (conv) matrix × g has the per-entry variance of
+    Gaussian weights of variance σ_w²/fan_in: a Haar ``rows × cols`` matrix × g has entries of variance
+    g²/max(rows, cols), so g = σ_w·√(max(rows, cols)/fan_in), with the centre tap's ``c_out/g × c_in/g`` block for
+    convs. For ``[out, in]`` matrices and conv taps this is σ_w·√max(out/in, 1), which gives pre-activations of
+    variance σ_w²·mean(x²); an embedding (fan_in 1) gets σ_w·√max(num_embeddings, dim), rows of mean square σ_w²."""
     if tensor.dim() == 2:
-        rows, cols = tensor.shape[0], tensor.shape[1]
-    elif layout == "conv_transpose":
+        rows, cols = tensor.shape
+        fan_in = compute_fans(tensor, layout, groups=groups)[0]
+    elif layout == "conv_transpose":  # [c_in, c_out/g, *k]
         rows, cols = tensor.shape[1], tensor.shape[0] // groups
-    else:
+        fan_in = cols
+    else:  # [c_out, c_in/g, *k]
         rows, cols = tensor.shape[0] // groups, tensor.shape[1]
-    return sigma_w * math.sqrt(max(rows / cols, 1.0))
+        fan_in = cols
+    return sigma_w * math.sqrt(max(rows, cols) / fan_in)
 
 
 def critical_(tensor: torch.Tensor, activation: str, *, q_star: float | None = None, sigma_b: float | None = None,

@@ -131,7 +131,8 @@ class ResidualScaled(Scheme):
         for e in entries:
             prefix = e.name.rsplit(".", 1)[0] + "." if "." in e.name else ""
             if prefix in scaled:
-                e = type(e)(e.name, e.shape, e.fan_in, e.std * abs(scaled[prefix]), self.id, f"eta={scaled[prefix]:g}")
+                note = "; ".join(filter(None, (e.note, f"eta={scaled[prefix]:g}")))
+                e = type(e)(e.name, e.shape, e.fan_in, e.std * abs(scaled[prefix]), self.id, note)
             else:
                 e = type(e)(e.name, e.shape, e.fan_in, e.std, self.id, e.note)
             out.append(e)

@@ -93,19 +93,38 @@ class Scheme:
         layout, groups = layout_of(module), int(getattr(module, "groups", 1))
         fan_in = compute_fans(weight, layout, groups=groups)[0]
         std = self.init_weight_(weight, layout=layout, groups=groups, generator=generator)
-        entries = [InitEntry(prefix + "weight", tuple(weight.shape), fan_in, float(std), self.id)]
+        note = zero_padding_row_(module, layout)
+        entries = [InitEntry(prefix + "weight", tuple(weight.shape), fan_in, float(std), self.id, note)]
         entry = init_bias_(module, self.bias_std(), bias, generator=generator, prefix=prefix, scheme=self.id,
                            fan_in=fan_in)
         return entries + ([entry] if entry else [])
 
     def apply_to_(self, modules: list, *, bias="zeros", generator=None, model=None) -> list[InitEntry]:
         """Initialize the ``(name, module)`` pairs :func:`apply_` matched in ``model``, in order."""
+        from deepstart.init.fans import layout_of
+
         entries = []
         for i, (name, module) in enumerate(modules):
             prefix = f"{name}." if name else ""
-            entries += self.init_module_(module, index=i, depth=len(modules), generator=generator, bias=bias,
-                                         prefix=prefix)
+            try:
+                entries += self.init_module_(module, index=i, depth=len(modules), generator=generator, bias=bias,
+                                             prefix=prefix)
+            except ValueError as err:
+                raise ValueError(f"{self.id} cannot initialize {name or 'the model'!r} ({type(module).__name__}, "
+                                 f"layout {layout_of(module)!r}): {err}; to skip it, pass apply_(include=...)"
+                                 ) from err
         return entries
+
+
+def zero_padding_row_(module, layout: str) -> str:
+    """Zero an embedding's ``padding_idx`` row (as ``nn.Embedding.reset_parameters`` does: that row is the output
+    for padding and gets no gradient); return the record's note, ``""`` when there is none."""
+    idx = getattr(module, "padding_idx", None)
+    if layout != "embedding" or idx is None:
+        return ""
+    with torch.no_grad():
+        module.weight[idx].zero_()
+    return f"padding_idx={idx}"
 
 
 def init_bias_(module, prescribed, policy, *, generator, prefix, scheme, fan_in) -> InitEntry | None:
@@ -228,28 +247,29 @@ class DeltaOrthogonal(Orthogonal):
 @dataclass(frozen=True)
 class PyTorchDefault(Scheme):
     """Each module's own ``reset_parameters()`` (PyTorch's default: U(±1/√fan_in) for Linear/Conv weights and
-    biases), run with the global RNG forked and seeded from ``generator``, so the result depends only on the
-    generator and the global RNG state is left as it was. Records the measured weight RMS as ``std``."""
+    biases, N(0, 1) for embeddings), run with the global RNG forked and seeded from ``generator``, so the result
+    depends only on the generator and the global RNG state is left as it was. Hugging Face ``Conv1D`` has no
+    ``reset_parameters`` and gets ``nn.Linear``'s law with its own fan_in. Records the measured weight RMS as
+    ``std``."""
 
     name: ClassVar[str] = "pytorch-default"
 
     def init_module_(self, module, *, index=0, depth=1, generator=None, bias="zeros", prefix=""):
         from deepstart.init.fans import layout_of
 
-        if not hasattr(module, "reset_parameters"):
-            raise TypeError(f"pytorch-default: module {prefix.rstrip('.') or type(module).__name__} has no "
-                            "reset_parameters(); exclude it with include=")
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
-        devices = [] if module.weight.device.type == "cpu" else [module.weight.device]
-        with torch.random.fork_rng(devices=devices):
-            if seed is not None:
-                torch.manual_seed(seed)
-            module.reset_parameters()
         weight = module.weight
         layout, groups = layout_of(module), int(getattr(module, "groups", 1))
         fan_in = compute_fans(weight, layout, groups=groups)[0]
+        if layout == "linear_transposed":
+            _linear_default_(module, fan_in, generator)
+        elif hasattr(module, "reset_parameters"):
+            _reset_(module, generator)
+        else:
+            raise TypeError(f"pytorch-default: module {prefix.rstrip('.') or type(module).__name__} has no "
+                            "reset_parameters(); exclude it with include=")
         std = float(weight.detach().double().pow(2).mean().sqrt())
-        entries = [InitEntry(prefix + "weight", tuple(weight.shape), fan_in, std, self.id)]
+        note = zero_padding_row_(module, layout)
+        entries = [InitEntry(prefix + "weight", tuple(weight.shape), fan_in, std, self.id, note)]
         b = getattr(module, "bias", None)
         if isinstance(b, torch.Tensor) and b.numel():
             if bias in ("zeros", "keep"):  # the module's own bias law is this scheme's prescription
@@ -259,6 +279,24 @@ class PyTorchDefault(Scheme):
                 entries.append(init_bias_(module, None, bias, generator=generator, prefix=prefix, scheme=self.id,
                                           fan_in=fan_in))
         return entries
+
+
+def _reset_(module, generator) -> None:
+    """``module.reset_parameters()`` with the global RNG forked and seeded from ``generator``."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else None
+    devices = [] if module.weight.device.type == "cpu" else [module.weight.device]
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        module.reset_parameters()
+
+
+def _linear_default_(module, fan_in: int, generator) -> None:
+    """``nn.Linear.reset_parameters``' law for Hugging Face ``Conv1D``, which has none of its own: weight and bias
+    U(±1/√fan_in) (``kaiming_uniform_(a=√5)``: bound √(6/((1 + 5)·fan_in)) = 1/√fan_in), i.e. std 1/√(3·fan_in)."""
+    for p in (module.weight, getattr(module, "bias", None)):
+        if isinstance(p, torch.Tensor) and p.numel():
+            fill_with_std_(p, 1.0 / math.sqrt(3.0 * fan_in), "uniform", generator=generator)
 
 
 def parse_scheme(text) -> Scheme:

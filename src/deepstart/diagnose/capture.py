@@ -1,0 +1,305 @@
+"""Capture what actually runs: one forward pass recorded op by op, with the module that issued each op.
+
+``check`` reads a model from its computation, not from its module list: a ``torch.overrides.TorchFunctionMode``
+sees every torch function and tensor method called on the path (``F.linear``, ``torch.addmm`` in Hugging Face's
+``Conv1D``, ``F.relu`` written in ``forward``, ``x * torch.sigmoid(x)``, ``+`` of a residual stream, layer and batch
+norms, ``scaled_dot_product_attention``), and forward pre/post hooks name the innermost module running. Modules that
+implement a normalization by hand (``LlamaRMSNorm``, ``T5LayerNorm``: a class whose name ends in ``Norm``) are
+recorded as one ``norm`` op. Each float tensor becomes a node; ops list their input and output nodes and the
+parameters they used, so :mod:`deepstart.diagnose.structure` can read layers, activations, residual additions and
+normalization placement from the graph. The same op order is replayed when measuring (:mod:`.stream`), which taps
+the tensors the structure chose by op index.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS", "first_tensor"]
+
+# Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
+KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
+                     "sigmoid_": "sigmoid", "silu": "silu", "selu": "selu", "gelu": "gelu", "elu": "elu",
+                     "leaky_relu": "leaky_relu", "leaky_relu_": "leaky_relu", "hardtanh": "hard_tanh",
+                     "softplus": "softplus", "erf": "erf"}
+_OTHER_ACTIVATIONS = {"mish", "hardswish", "hardsigmoid", "relu6", "celu", "softsign", "logsigmoid", "prelu",
+                      "rrelu", "tanhshrink", "softshrink", "hardshrink", "threshold", "glu", "exp", "log", "sin",
+                      "cos", "sqrt", "rsqrt", "abs", "square", "sign", "clamp", "clip", "clamp_min", "clamp_max",
+                      "pow", "__pow__", "neg", "__neg__", "reciprocal", "where", "erfc", "log1p", "expm1",
+                      "elu_", "hardtanh_", "celu_", "rrelu_", "threshold_", "silu_", "mish_", "hardswish_"}
+_ARITHMETIC = {"add", "__add__", "__radd__", "__iadd__", "add_", "sub", "__sub__", "__rsub__", "__isub__", "sub_",
+               "mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__", "__rtruediv__",
+               "__itruediv__", "div_", "true_divide"}
+_TRANSPARENT = {"dropout", "dropout_", "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d",
+                "dropout3d", "to", "type", "float", "half", "double", "bfloat16", "contiguous", "clone", "type_as",
+                "identity"}
+_SHAPE = {"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "squeeze", "unsqueeze", "permute",
+          "transpose", "t", "expand", "expand_as", "movedim", "swapaxes"}
+_WEIGHT_OPS = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+               "addmm", "matmul", "__matmul__", "mm", "bmm", "baddbmm", "einsum", "embedding", "bilinear",
+               "multi_head_attention_forward"}
+_NORM_OPS = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm"}
+_ATTENTION_OPS = {"scaled_dot_product_attention", "multi_head_attention_forward"}
+_SKIP = {"__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__", "__bool__", "item", "tolist",
+         "is_floating_point", "is_complex", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+         "data_ptr", "stride", "storage_offset", "is_contiguous", "get_device", "__iter__"}
+
+
+class ModelForwardError(ValueError):
+    """The model's forward pass raised; the message names the innermost module and the input shapes it got."""
+
+
+def op_name(func) -> str:
+    name = getattr(func, "__name__", None)
+    if name is None:
+        name = getattr(getattr(func, "__func__", None), "__name__", None) or str(func)
+    return name
+
+
+def op_kind(name: str, uses_matrix: bool) -> str:
+    """``weight`` (a ≥ 2-D parameter enters a matrix product / conv / lookup), ``norm``, ``activation``,
+    ``arithmetic``, ``transparent`` (dropout, casts), ``shape`` or ``other``."""
+    if uses_matrix and (name in _WEIGHT_OPS or name not in _ARITHMETIC | _SHAPE | _TRANSPARENT | _NORM_OPS):
+        return "weight"
+    if name in _NORM_OPS:
+        return "norm"
+    if name in KNOWN_ACTIVATIONS or name in _OTHER_ACTIVATIONS:
+        return "activation"
+    if name in _ARITHMETIC:
+        return "arithmetic"
+    if name in _TRANSPARENT:
+        return "transparent"
+    if name in _SHAPE:
+        return "shape"
+    return "other"
+
+
+def first_tensor(obj):
+    """The first floating-point tensor in a tensor / tuple / list / dict (depth-first), or None."""
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.is_floating_point() else None
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (tuple, list)):
+        for item in obj:
+            t = first_tensor(item)
+            if t is not None:
+                return t
+    return None
+
+
+def _tensors(obj, out):
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _tensors(v, out)
+    elif isinstance(obj, (tuple, list)):
+        for v in obj:
+            _tensors(v, out)
+    return out
+
+
+@dataclass
+class Node:
+    """One float tensor of the forward pass (``op`` produced it; −1: an input)."""
+
+    id: int
+    op: int
+    shape: tuple
+    feature_axis: int | None = None
+
+
+@dataclass
+class Op:
+    """One recorded call. ``inputs``/``outputs`` are node ids (float tensors that are not parameters)."""
+
+    index: int
+    name: str
+    kind: str
+    module: str
+    module_type: str
+    inputs: tuple
+    outputs: tuple
+    params: tuple            # names of the parameters it used (≥ 2-D first)
+    inplace: bool = False
+    scalars: tuple = ()      # (keyword or None, value) of non-tensor arguments (negative_slope, approximate, …)
+
+
+@dataclass
+class Graph:
+    """The recorded forward: ops in execution order, float tensor nodes, the model's input and output nodes."""
+
+    ops: list
+    nodes: list
+    input_nodes: tuple
+    output_nodes: tuple
+    output: object
+    tensors: list = field(default_factory=list, repr=False)   # node id -> tensor (kept alive while reading)
+    signature: tuple = ()                                       # op names, to check a replay ran the same ops
+
+    def consumers(self) -> dict:
+        out = {}
+        for op in self.ops:
+            for n in op.inputs:
+                out.setdefault(n, []).append(op.index)
+        return out
+
+
+class _Recorder(TorchFunctionMode):
+    """Records ops; ``params``: id(tensor) -> (name, tensor) for the parameters the forward runs with."""
+
+    def __init__(self, params: dict, modules: list):
+        super().__init__()
+        self.params, self.modules = params, modules
+        self.ops, self.nodes, self.tensors, self.ids = [], [], [], {}
+        self.opaque = 0       # > 0 while inside a hand-written norm module (recorded as one op at its end)
+        self.on_node = None
+
+    def node(self, t: torch.Tensor, op: int, axis=None) -> int:
+        key = id(t)
+        if key in self.ids and self.tensors[self.ids[key]] is t and op < 0:
+            return self.ids[key]
+        nid = len(self.nodes)
+        self.nodes.append(Node(nid, op, tuple(t.shape), axis))
+        self.tensors.append(t)
+        self.ids[key] = nid
+        if op >= 0 and self.on_node is not None:
+            self.opaque += 1  # the tap's own torch calls are not part of the model
+            try:
+                self.on_node(nid, t)
+            finally:
+                self.opaque -= 1
+        return nid
+
+    def lookup(self, t: torch.Tensor):
+        nid = self.ids.get(id(t))
+        return nid if nid is not None and self.tensors[nid] is t else None
+
+    def add_op(self, name, kind, inputs, outputs, params, inplace=False, scalars=(), axis=None) -> None:
+        index = len(self.ops)
+        module, mtype = self.modules[-1] if self.modules else ("", "")
+        if axis is None:
+            axis = next((self.nodes[n].feature_axis for n in inputs if self.nodes[n].feature_axis is not None), None)
+        out_ids = []
+        for t in outputs:
+            nd = t.ndim
+            ax = axis if axis is None or axis < 0 or axis < nd else None
+            out_ids.append(self.node(t, index, ax))
+        self.ops.append(Op(index, name, kind, module, mtype, tuple(inputs), tuple(out_ids), tuple(params), inplace,
+                           scalars))
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = op_name(func)
+        if name in _SKIP or self.opaque:
+            return out
+        flat = _tensors((args, kwargs), [])
+        params = [self.params[id(t)] for t in flat if id(t) in self.params and self.params[id(t)][1] is t]
+        inputs = []
+        for t in flat:
+            if (id(t) in self.params and self.params[id(t)][1] is t) or not t.is_floating_point():
+                continue
+            nid = self.lookup(t)
+            inputs.append(nid if nid is not None else self.node(t, -1))
+        outs = [t for t in _tensors(out, []) if t.is_floating_point()]
+        if not outs:
+            return out
+        matrix = [p for p in params if p[1].ndim >= 2]
+        kind = op_kind(name, bool(matrix))
+        axis = _feature_axis(name, kind, outs[0])
+        inplace = name.endswith("_") and not name.endswith("__") or bool(kwargs.get("inplace")) or \
+            name.startswith("__i")
+        simple = (int, float, str)
+        scalars = tuple((None, a) for a in args if isinstance(a, simple) and not isinstance(a, bool))
+        scalars += tuple((k, v) for k, v in kwargs.items() if isinstance(v, simple) and not isinstance(v, bool))
+        self.add_op(name, kind, inputs, outs, [p[0] for p in sorted(params, key=lambda p: -p[1].ndim)], inplace,
+                    scalars, axis)
+        return out
+
+
+def _feature_axis(name, kind, out):
+    if kind == "weight":
+        return 1 if name.startswith("conv") else -1
+    if name in ("batch_norm", "group_norm", "instance_norm"):
+        return 1
+    if name in ("layer_norm", "rms_norm"):
+        return -1
+    return None
+
+
+def _opaque_norm(module: nn.Module) -> bool:
+    name = type(module).__name__
+    return name.lower().endswith("norm") and type(module).__module__.split(".")[0] != "torch"
+
+
+def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_node=None):
+    """``(recorder, output, input node ids)`` of ``model`` run through ``functional_call`` with ``params`` (name ->
+    tensor, parameters and buffers) under the recorder; ``on_node(node_id, tensor)`` is called for every float
+    tensor an op produces (the measuring taps). Grad mode is on, so modules take the path they take in training.
+
+    Raises :class:`ModelForwardError` naming the innermost module that raised and the input shapes it got.
+    """
+    from deepstart.diagnose.architecture import expected_input, shapes_of
+
+    by_id = {id(t): (k, t) for k, t in params.items()}
+    modules, handles, err_stack = [], [], []
+    rec = _Recorder(by_id, modules)
+    rec.on_node = on_node
+    opened = {}
+
+    def pre(name):
+        def hook(mod, inputs):
+            modules.append((name, type(mod).__name__))
+            err_stack.append((name, mod, shapes_of(inputs)))
+            if _opaque_norm(mod):
+                if not rec.opaque:
+                    t = first_tensor(inputs)
+                    opened[name] = rec.lookup(t) if t is not None else None
+                rec.opaque += 1
+        return hook
+
+    def post(name):
+        def hook(mod, inputs, output):
+            if _opaque_norm(mod):
+                rec.opaque -= 1
+                t = first_tensor(output)
+                nid = opened.pop(name, None)
+                if not rec.opaque and t is not None:
+                    own = [k for k, _ in by_id.values() if name and k.startswith(name + ".")]
+                    rec.add_op("norm_module", "norm", [nid] if nid is not None else [], [t], own, axis=-1)
+            modules.pop()
+            err_stack.pop()
+        return hook
+
+    try:
+        for name, m in model.named_modules():
+            handles.append(m.register_forward_pre_hook(pre(name)))
+            handles.append(m.register_forward_hook(post(name)))
+        inputs = tuple(rec.node(t, -1) for t in _tensors((args, kwargs), []) if t.is_floating_point())
+        with torch.enable_grad(), rec:
+            output = torch.func.functional_call(model, params, args, kwargs, strict=False)
+    except Exception as exc:
+        if err_stack:
+            name, module, shapes = err_stack[-1]
+            where = f"module {name or '<root>'!r} ({type(module).__name__}) with input shapes {shapes}"
+        else:
+            where = f"the model ({type(model).__name__}) with input shapes {shapes_of(args)}"
+        raise ModelForwardError(f"the model's forward raised in {where}: {type(exc).__name__}: {exc}. "
+                                f"Hint: the {expected_input(model)}.") from exc
+    finally:
+        for h in handles:
+            h.remove()
+    return rec, output, inputs
+
+
+def capture(model: nn.Module, args: tuple, kwargs: dict, params: dict) -> Graph:
+    """The recorded forward of ``model`` with ``params`` (see :func:`run_recorded`)."""
+    rec, output, inputs = run_recorded(model, args, kwargs, params)
+    outs = [rec.lookup(t) for t in _tensors(output, []) if t.is_floating_point()]
+    return Graph(rec.ops, rec.nodes, inputs, tuple(n for n in outs if n is not None), output, rec.tensors,
+                 tuple(op.name for op in rec.ops))

@@ -1,0 +1,373 @@
+"""Structure from the graph: layers, activations, residual additions, normalization placement, widths.
+
+Read from a :class:`~deepstart.diagnose.capture.Graph`, never from numerical fits of the weights:
+
+* **layers**: every op into which a ≥ 2-D parameter enters (``linear``, ``conv*``, ``addmm`` of HF ``Conv1D``,
+  ``matmul``, ``embedding``, fused attention). The elementwise ops that follow it (known activations, unknown
+  ones such as ``hardswish`` or ``x * sigmoid(x)``, dropout, views) are its *activation*; the site is measured
+  after them, at the post-activation x_j of Hanin & Rolnick 2018. An activation the theory doesn't know is
+  named ``blackbox:<label>`` and measured like any other (its gain and E φ'² come from the measured tensors).
+* **norms**: ``layer_norm``/``batch_norm``/``group_norm``/``rms_norm`` ops and hand-written ``*Norm`` modules.
+* **residual blocks**: an addition ``y = s + b`` whose operand ``s`` is an ancestor of ``b`` with a weight op
+  between them (or, for projection shortcuts, two paths from a common ancestor with weight ops on one or both).
+* **width**: the feature size of the layer's output (hidden size for ``[B, T, C]``, channels for ``[B, C, H, W]``).
+* **family** (:func:`family_of`): plain, plain-bn, residual, residual-bn, pre-ln, post-ln, sandwich, deepnorm.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from deepstart.diagnose.architecture import Site
+from deepstart.diagnose.capture import KNOWN_ACTIVATIONS, Graph
+
+__all__ = ["read_sites", "family_of", "FAMILIES"]
+
+FAMILIES = ("plain", "plain-bn", "residual", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
+_ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
+_SCALINGS = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
+_WINDOW = 96   # ops scanned past the last growth of an activation chain
+_THEORY_OPS = {"linear", "conv1d", "conv2d", "conv3d", "addmm", "matmul", "__matmul__", "mm"}
+
+
+class _Ancestry:
+    """Ancestor sets of every node as Python-int bitsets (nodes, and weight ops on the way)."""
+
+    def __init__(self, graph: Graph):
+        n = len(graph.nodes)
+        self.nodes, self.weights = [0] * n, [0] * n
+        for op in graph.ops:
+            a = w = 0
+            for i in op.inputs:
+                a |= self.nodes[i] | (1 << i)
+                w |= self.weights[i]
+            if op.kind == "weight":
+                w |= 1 << op.index
+            for o in op.outputs:
+                self.nodes[o], self.weights[o] = a, w
+
+    def below(self, a: int, b: int) -> bool:
+        """Node a is b or an ancestor of b."""
+        return a == b or bool(self.nodes[b] >> a & 1)
+
+
+def _per_sample(shape) -> int:
+    return int(math.prod(shape[1:])) if len(shape) >= 2 else int(math.prod(shape))
+
+
+def _back(graph: Graph, nid: int) -> int:
+    """Follow a node back through shape-only and transparent (dropout, cast) ops with one input."""
+    while True:
+        op = graph.nodes[nid].op
+        if op < 0:
+            return nid
+        o = graph.ops[op]
+        if o.kind in ("shape", "transparent") and len(o.inputs) == 1:
+            nid = o.inputs[0]
+        else:
+            return nid
+
+
+def _scaled_back(graph: Graph, nid: int, sizes) -> int:
+    """As :func:`_back`, also through multiplications by constants (η·b, α·x)."""
+    while True:
+        nid = _back(graph, nid)
+        op = graph.nodes[nid].op
+        if op < 0:
+            return nid
+        o = graph.ops[op]
+        if o.kind == "arithmetic" and o.name in ("mul", "__mul__", "__rmul__", "mul_", "__imul__", "div",
+                                                 "__truediv__", "div_"):
+            big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
+            if len(big) == 1:
+                nid = big[0]
+                continue
+        return nid
+
+
+def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
+    """(end node, member ops) of the elementwise ops that follow node ``h``: grow the set of nodes computed from h
+    alone (constants allowed: smaller tensors, parameters) by activation / arithmetic / transparent / shape ops of
+    the same size; the end is the one node of the set read from outside it (else h itself)."""
+    closure, members = {h}, []
+    start = graph.nodes[h].op
+    last = start
+    for op in graph.ops[start + 1:]:
+        if op.index - last > _WINDOW:
+            break
+        if not any(i in closure for i in op.inputs):
+            continue
+        if op.kind in ("activation", "arithmetic", "transparent", "shape") and \
+                all(i in closure or sizes[i] < sizes[h] for i in op.inputs) and \
+                op.outputs and sizes[op.outputs[0]] == sizes[h]:
+            closure.update(op.outputs)
+            members.append(op.index)
+            last = op.index
+    inside = set(members)
+    outputs = set(graph.output_nodes)
+    frontier = [n for n in closure if n in outputs or any(c not in inside for c in consumers.get(n, []))]
+    if len(frontier) != 1:
+        return h, []
+    end = frontier[0]
+    members = [m for m in members if graph.ops[m].outputs and graph.ops[m].outputs[0] <= end]
+    while members and _is_scaling(graph.ops[members[-1]], closure, sizes, h) and \
+            graph.ops[members[-1]].outputs[0] == end and \
+            all(graph.ops[c].name in _ADDS for c in consumers.get(end, [])):  # η·x into a residual add: the η
+        # belongs to the residual (read as the block's η), not to the activation
+        op = graph.ops[members.pop()]
+        end = next(i for i in op.inputs if i in closure)
+    return end, members
+
+
+def _is_scaling(op, closure, sizes, h) -> bool:
+    inner = [i for i in op.inputs if i in closure]
+    return op.name in _SCALINGS and len(inner) == 1 and all(sizes[i] <= 1 for i in op.inputs if i not in closure)
+
+
+def _activation(graph: Graph, members: list, own_module: str) -> str | None:
+    """Theory spec of the elementwise ops in ``members``; ``blackbox:<label>`` when the theory doesn't know them."""
+    ops = [graph.ops[m] for m in members if graph.ops[m].kind not in ("shape", "transparent")]
+    if not ops:
+        return None
+    if len(ops) == 1 and ops[0].name in KNOWN_ACTIVATIONS:
+        return _spec(ops[0])
+    mods = {o.module_type for o in ops if o.module != own_module}
+    label = next(iter(mods)) if len(mods) == 1 and all(o.module != own_module for o in ops) else \
+        "·".join(o.name.strip("_") for o in ops[:4]) + ("…" if len(ops) > 4 else "")
+    return f"blackbox:{label}"
+
+
+def _spec(op) -> str | None:
+    base = KNOWN_ACTIVATIONS[op.name]
+    kw = {k: v for k, v in op.scalars if k is not None}
+    pos = [v for k, v in op.scalars if k is None]
+    if base == "leaky_relu":
+        return f"leaky_relu(negative_slope={kw.get('negative_slope', pos[0] if pos else 0.01)})"
+    if base == "elu":
+        return f"elu(alpha={kw.get('alpha', pos[0] if pos else 1.0)})"
+    if base == "softplus":
+        beta = kw.get("beta", pos[0] if pos else 1.0)
+        thr = kw.get("threshold", pos[1] if len(pos) > 1 else 20.0)
+        return f"softplus(beta={beta})" if thr >= 20 else f"blackbox:softplus(threshold={thr})"
+    if base == "gelu":
+        approx = kw.get("approximate", pos[0] if pos and isinstance(pos[0], str) else "none")
+        return "gelu" if approx == "none" else f"blackbox:gelu({approx})"
+    if base == "hard_tanh":
+        lo, hi = kw.get("min_val", pos[0] if pos else -1.0), kw.get("max_val", pos[1] if len(pos) > 1 else 1.0)
+        return "hard_tanh" if (lo, hi) == (-1.0, 1.0) else f"blackbox:hardtanh({lo},{hi})"
+    return base
+
+
+def _fans(op, weight: torch.Tensor) -> float | None:
+    """fan_in of the weight as this op uses it (``addmm``/``matmul`` take ``[in, out]``, HF Conv1D)."""
+    if op.name in ("addmm", "matmul", "__matmul__", "mm"):
+        return float(weight.shape[0]) if weight.ndim == 2 else None
+    if op.name == "linear":
+        return float(weight.shape[1])
+    if op.name.startswith("conv") and weight.ndim >= 3:
+        return float(weight[0].numel()) if not op.name.startswith("conv_transpose") else \
+            float(weight.shape[0] * weight[0, 0].numel())
+    return None
+
+
+def _weight_stats(op, params: dict):
+    """(fan_in, σ_w, σ_b, weight std) of the op's main weight."""
+    if not op.params:
+        return None, None, None, None
+    w = params[op.params[0]].detach().double()
+    fan_in = _fans(op, w)
+    bias = next((params[k] for k in op.params[1:] if params[k].ndim == 1), None)
+    sigma_b = float(bias.detach().double().pow(2).mean().sqrt()) if bias is not None and bias.numel() else 0.0
+    sigma_w = math.sqrt(fan_in * float(w.pow(2).mean())) if fan_in else None
+    return fan_in, sigma_w, sigma_b, float(w.std()) if w.numel() > 1 else 0.0
+
+
+def _width(graph: Graph, nid: int) -> int:
+    node = graph.nodes[nid]
+    shape = node.shape
+    if not shape:
+        return 1
+    axis = node.feature_axis if node.feature_axis is not None else (1 if len(shape) >= 2 else 0)
+    return int(shape[axis]) if -len(shape) <= axis < len(shape) else int(shape[-1])
+
+
+def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
+    """(add op, stream-in node, skip operand, branch operand, kind) for every residual addition."""
+    out = []
+    for op in graph.ops:
+        if op.name not in _ADDS or len(op.inputs) != 2 or not op.outputs:
+            continue
+        a, b = op.inputs
+        if sizes[a] != sizes[b] or graph.nodes[a].shape != graph.nodes[b].shape:
+            continue
+        for skip, branch in ((a, b), (b, a)):
+            root = _scaled_back(graph, skip, sizes)
+            if anc.below(root, branch) and anc.weights[branch] & ~anc.weights[root]:
+                out.append((op, root, skip, branch, "identity"))
+                break
+        else:
+            common = anc.nodes[a] & anc.nodes[b]
+            if common:
+                c = common.bit_length() - 1
+                new_a, new_b = anc.weights[a] & ~anc.weights[c], anc.weights[b] & ~anc.weights[c]
+                if new_a or new_b:
+                    skip, branch = (a, b) if bin(new_a).count("1") <= bin(new_b).count("1") else (b, a)
+                    out.append((op, c, skip, branch, "projection"))
+    return out
+
+
+def read_sites(graph: Graph, params: dict) -> tuple:
+    """``(sites, info)``: the measuring sites in execution order and a dict with ``taps`` (node id per site),
+    ``pre_taps`` (site index -> node of its pre-activation), ``branch_taps`` (block index -> branch node when no
+    site measures it), ``family`` and ``blocks`` (block site -> placement facts)."""
+    sizes = [_per_sample(n.shape) for n in graph.nodes]
+    anc = _Ancestry(graph)
+    consumers = graph.consumers()
+    counts, sites, taps, pre_taps = {}, [], [], {}
+    measured_back = {}
+
+    def unique(name):
+        k = counts.get(name, 0)
+        counts[name] = k + 1
+        return (name or "<root>") if k == 0 else f"{name or '<root>'}#{k}", k
+
+    for op in graph.ops:
+        if op.kind not in ("weight", "norm") or not op.outputs:
+            continue
+        h = op.outputs[0]
+        end, members = _chain(graph, h, consumers, sizes)
+        name, k = unique(op.module)
+        act = _activation(graph, members, op.module)
+        measure_op = graph.nodes[end].op
+        if op.kind == "weight":
+            fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
+            theory = op.name in _THEORY_OPS and fan_in is not None
+            site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
+                        measure_op, act, _width(graph, h), sizes[end], graph.nodes[end].shape, fan_in, sigma_w,
+                        sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
+                        weight_params=[k for k in op.params if params[k].ndim >= 2])
+            if not theory:
+                site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
+                                  "theory not applicable")
+        else:
+            site = Site(name, "norm", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
+                        measure_op, act, _width(graph, h), sizes[end], graph.nodes[end].shape, norm=op.name)
+        if act and members and not any(graph.ops[m].inplace for m in members) and end != h:
+            pre_taps[len(sites)] = h
+            site.pre_index = graph.nodes[h].op
+        site._in = op.inputs[0] if op.inputs else None
+        site._out, site._op = end, op.index
+        sites.append(site)
+        taps.append(end)
+        measured_back[_back(graph, end)] = len(sites) - 1
+    blocks = _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique)
+    _place(sites, anc)
+    inputs = {_back(graph, n) for n in graph.input_nodes} | set(graph.input_nodes)
+    for s in sites:
+        src = s._in
+        if src is None:
+            s.source = None
+        else:
+            r = _back(graph, src)
+            s.source = "input" if r in inputs else (sites[measured_back[r]].name if r in measured_back else None)
+    order = sorted(range(len(sites)), key=lambda j: sites[j]._out_op)
+    sites = [sites[j] for j in order]
+    taps = [taps[j] for j in order]
+    remap = {old: new for new, old in enumerate(order)}
+    pre_taps = {remap[j]: n for j, n in pre_taps.items()}
+    branch_taps = {remap[j]: n for j, n in blocks.items()}
+    for s in sites:
+        for attr in ("_in", "_out", "_op", "_out_op", "_branch", "_stream"):
+            s.__dict__.pop(attr, None)
+    return sites, {"taps": taps, "pre_taps": pre_taps, "branch_taps": branch_taps, "family": family_of(sites)}
+
+
+def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) -> dict:
+    """Append a block site per residual addition; returns block index -> branch node to tap (if not a site)."""
+    for s in sites:
+        s._out_op = graph.nodes[s._out].op
+    extra = {}
+    adds = _residual_adds(graph, anc, sizes)
+    for op, stream, skip, branch, kind in adds:
+        y = op.outputs[0]
+        end, members = _chain(graph, y, consumers, sizes)
+        name, k = unique(op.module)
+        act = _activation(graph, members, op.module)
+        site = Site(name, "block", op.module_type or "add", op.module, k, f"stream after the add → {act or 'identity'}",
+                    graph.nodes[end].op, act, _width(graph, branch), sizes[end], graph.nodes[end].shape)
+        site.norm = kind
+        b_root = _scaled_back(graph, branch, sizes)
+        site.branch_site = sites[measured_back[_back(graph, b_root)]].name if _back(graph, b_root) in measured_back \
+            else None
+        site.eta = _eta(graph, branch, b_root)
+        s_root = _scaled_back(graph, skip, sizes)
+        if _back(graph, skip) != s_root:
+            site.skip_scale = _eta(graph, skip, s_root)
+            site.notes.append(f"{name}: the skip path is scaled (α = {site.skip_scale})")
+        lo = graph.nodes[stream].op
+        site.attention = any(o.name in ("scaled_dot_product_attention", "multi_head_attention_forward", "softmax")
+                             and anc.below(stream, o.outputs[0]) and anc.below(o.outputs[0], branch)
+                             for o in graph.ops[max(lo, 0):op.index] if o.outputs)
+        site._in, site._out, site._op, site._out_op = stream, end, op.index, graph.nodes[end].op
+        site._branch, site._stream = branch, stream
+        site._proj = skip if kind == "projection" else None
+        if site.branch_site is None:
+            extra[len(sites)] = branch
+        sites.append(site)
+        taps.append(end)
+        measured_back[_back(graph, end)] = len(sites) - 1
+    return extra
+
+
+def _eta(graph: Graph, t: int, root: int) -> float | None:
+    """η with t = η · root (least squares over the recorded tensors), 1.0 when t is root."""
+    if t == root:
+        return 1.0
+    x, y = graph.tensors[root].detach().double(), graph.tensors[t].detach().double()
+    if x.shape != y.shape:
+        return None
+    xx = float((x * x).sum())
+    if not xx > 0:
+        return None
+    eta = float((x * y).sum()) / xx
+    return eta if float(((y - eta * x) ** 2).sum()) <= 1e-8 * max(float((y * y).sum()), 1e-300) else None
+
+
+def _place(sites: list, anc: _Ancestry) -> None:
+    """Parent block of every site (innermost residual branch containing it) and the main path."""
+    blocks = [s for s in sites if s.kind == "block"]
+    for s in sites:
+        node = s._out
+        best = None
+        for b in blocks:
+            if b is s:
+                continue
+            inside = anc.below(b._stream, node) and node != b._stream and (
+                anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj)))
+            if inside and (best is None or b._op < best._op):
+                best = b
+        s.parent = best.name if best is not None else None
+        s.main = best is None
+
+
+def family_of(sites: list) -> str:
+    """The normalization family of a model, read from where its norms sit relative to the residual additions."""
+    blocks = [s for s in sites if s.kind == "block"]
+    norms = [s for s in sites if s.kind == "norm"]
+    bn = any(s.norm in ("batch_norm",) for s in norms)
+    if not blocks:
+        return "plain-bn" if bn else "plain"
+    by_name = {s.name: s for s in sites}
+    half = len(blocks) / 2
+    pre = sum(1 for b in blocks if any(s.kind == "norm" and s.parent == b.name and s.source == b.source
+                                       for s in norms))
+    post = sum(1 for b in blocks if any(s.main and s.source == b.name for s in norms))
+    scaled = any(b.skip_scale not in (None, 1.0) for b in blocks)
+    if pre > half and post > half:
+        return "sandwich"
+    if post > half:
+        return "deepnorm" if scaled else "post-ln"
+    if pre > half:
+        return "pre-ln"
+    return "residual-bn" if bn else "residual"

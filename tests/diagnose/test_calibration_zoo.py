@@ -1,0 +1,122 @@
+"""The calibration zoo itself (not ``check``): cases build, run, reproduce under ``torch.manual_seed``, and their
+hook-measured truth matches their labels."""
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from deepstart.diagnose import calibration
+from deepstart.diagnose.calibration import CASES, broken, stock, truth
+
+N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
+
+
+def _build(case, seed: int):
+    """``case.build()`` after ``torch.manual_seed(seed)``; skips HF cases when transformers is missing."""
+    torch.manual_seed(seed)
+    try:
+        return case.build()
+    except ModuleNotFoundError as e:
+        if e.name != "transformers":
+            raise
+        pytest.importorskip("transformers")
+
+
+def _run(model, inputs):
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
+@functools.lru_cache(maxsize=None)
+def _truth(name: str) -> dict:
+    case = CASES[name]
+    _build(case, 0)  # skip (outside the cache) when transformers is missing
+    return truth(case, N_INITS)
+
+
+def _poly(t: dict) -> float:
+    """Band for growth at most like depth² (coherent branches): 2·log(D + 1) + 1.5 nats over D links."""
+    return 2 * math.log(len(t["points"])) + 1.5
+
+
+def _params(cases):
+    return [pytest.param(c.name, id=c.name, marks=[pytest.mark.slow] if c.slow else []) for c in cases]
+
+
+def test_labels_partition_the_zoo():
+    assert {c.name for c in stock()} | {c.name for c in broken()} == set(CASES)
+    assert not {c.name for c in stock()} & {c.name for c in broken()}
+    for c in CASES.values():
+        assert set(c.expect) <= set(calibration.ANY_ERROR), c.name
+        assert c.why and "\n" not in c.why, c.name
+        assert c.family in ("plain", "pre-ln", "post-ln", "batchnorm", "transformer-other"), c.name
+
+
+@pytest.mark.parametrize("name", _params(CASES.values()))
+def test_case_builds_runs_and_reproduces(name):
+    case = CASES[name]
+    a, b, c = _build(case, 1), _build(case, 1), _build(case, 2)
+    assert a.training
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), "same seed must give bitwise the same parameters"
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa), "different seeds must give different parameters"
+    with torch.no_grad():
+        out = _run(a, case.inputs(torch.Generator().manual_seed(0)))
+    out = calibration._as_tensor(out)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", _params(stock()))
+def test_stock_stream_and_gradients_bounded(name):
+    t = _truth(name)
+    if t["kind"] == "layers":  # plain nets at criticality: M constant within e^±1
+        assert abs(t["stream_growth"]) < 1.0 and abs(t["grad_log_ratio"]) < 1.0, t
+    else:  # residual streams grow at most polynomially (pre-LN: M ∝ L²)
+        assert abs(t["stream_growth"]) < _poly(t) and abs(t["grad_log_ratio"]) < _poly(t), t
+    assert t["norm_over_eps_min"] > 10, t
+
+
+@pytest.mark.parametrize("name", _params(broken()))
+def test_broken_cases_are_broken(name):
+    t = _truth(name)
+    exponential = abs(t["stream_growth"]) > _poly(t)
+    assert exponential or t["first_gain"] > 5 or t["norm_over_eps_min"] < 1e-3, t
+
+
+@pytest.mark.parametrize("name, nats", [("frelu-mlp-30x256", -38.8),        # 28 links × log(1/4)
+                                        ("glorot-relu-mlp-50x64", -33.3),   # 48 links × log(1/2)
+                                        ("hardswish-he-mlp-30x256", -18.0)])  # measured, see Case.why
+def test_collapsing_mlps_shrink_stream_and_gradients(name, nats):
+    t = _truth(name)
+    assert t["stream_growth"] < -10 and t["grad_log_ratio"] < -10, t
+    assert abs(t["stream_growth"] - nats) < 3, t  # per-init spread of these sums is ~1-2 nats
+
+
+def test_gpt2_x50_branches_dwarf_the_stream():
+    big, ok = _truth("gpt2-6x128-std-x50"), _truth("gpt2-12x256")
+    assert big["first_gain"] > 5 > 1.5 > ok["first_gain"], (big, ok)  # log(1 + branch/stream) of the first block
+
+
+def test_gpt2_div1e4_layernorms_below_eps():
+    tiny, ok = _truth("gpt2-6x128-std-div1e4"), _truth("gpt2-12x256")
+    assert tiny["norm_over_eps_min"] < 1e-3 and ok["norm_over_eps_min"] > 10, (tiny, ok)
+
+
+def test_pre_ln_x10_branches_run_away():
+    hot, ok = _truth("pre-ln-12x64-branch-x10"), _truth("pre-ln-6x64")
+    assert hot["first_gain"] > 1.5 > 0.5 > ok["first_gain"], (hot, ok)
+    assert hot["stream_growth"] > 6.0 > 2.0 > ok["stream_growth"], (hot, ok)
+
+
+def test_truth_leaves_global_rng_alone():
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    truth(CASES["he-cnn-6x32"], 1)
+    assert torch.equal(torch.rand(3), expected)
+    with pytest.raises(ValueError, match="n_inits"):
+        truth(CASES["he-cnn-6x32"], 0)
