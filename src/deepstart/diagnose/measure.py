@@ -1,38 +1,20 @@
-"""Measure lengths and gradients at every site for ``n_inits`` initializations in one batched pass.
+"""How each parameter was drawn (its family) and how to draw it again: the resample re-init of ``check``.
 
-For each initialization i, input b and site j we record (Hanin & Rolnick 2018, §1):
+* :func:`infer_family`: constant, orthogonal, delta-orthogonal, uniform or normal, read from the tensor;
+* :func:`_resample`: new draws from the same family with the same mean and scale (or a :class:`Law`'s);
+* :func:`_init_copy`: a copy re-initialized by ``reset_parameters``, a scheme or a callable.
 
-* ``M[i, b, j] = ‖x_j‖²/n_j``, the normalized squared length of the measured tensor (n_j its elements per sample);
-* ``G[i, b, j] = ‖∂ℓ/∂x_j‖²``, the squared length of the backpropagated signal at the same tensor, with ℓ the
-  user's loss or ``⟨u, f(x)⟩`` for a fixed Gaussian output cotangent u (Schoenholz et al. 2017, §3);
-* ``dead[i, j]``: the fraction of units (features / channels) that are exactly 0 for every input.
-
-The gradient at a site is read by adding a zero tensor ε_j to its output in a forward hook and differentiating
-with respect to ε_j. Re-initializations are stacked as one parameter set with a leading init axis and run through
-``torch.func.vmap(functional_call)`` — all inits in one forward and backward — falling back to a loop with plain
-autograd when the model does not vmap (e.g. BatchNorm updating running statistics in train mode).
+The measuring itself is in :mod:`deepstart.diagnose.stream`.
 """
 from __future__ import annotations
-
-import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from deepstart.diagnose.architecture import first_tensor
 
-__all__ = ["Raw", "stack_inits", "run_inits", "infer_family", "describe_reinit"]
+__all__ = ["as_numpy", "infer_family", "describe_reinit"]
 
 _ORTHO_RTOL = 1e-3
-
-
-@dataclass
-class Raw:
-    sq: np.ndarray     # [n_inits, B, S]
-    grad: np.ndarray   # [n_inits, B, S]
-    dead: np.ndarray   # [n_inits, S]
-    path: str          # "vmap" or "loop"
 
 
 def as_numpy(p) -> np.ndarray:
@@ -119,66 +101,6 @@ def describe_reinit(reinit) -> str:
     return f"scheme {getattr(reinit, 'id', reinit)} (deepstart.init.apply_, seeded)"
 
 
-def stack_inits(model, n_inits: int, reinit, generator, laws=None, families=None) -> dict:
-    """Parameter and buffer sets of ``n_inits`` initializations, stacked on a leading axis (name -> tensor).
-    ``laws`` (name -> Law, resample only): the law each weight is redrawn from; ``families`` (name -> family):
-    as :func:`infer_family` of the given parameters (computed when not given)."""
-    laws = laws or {}
-    state = {k: v.detach() for k, v in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-    if reinit is None or reinit == "resample":
-        families = families if families is not None else {k: infer_family(v) for k, v in state.items()}
-        stacked = _stack_resampled(state, families, laws, n_inits - 1, generator)
-    else:
-        copies = []
-        for _ in range(n_inits):
-            clone = copy.deepcopy(model)
-            _init_copy(clone, reinit, generator)
-            copies.append({k: v.detach() for k, v in clone.named_parameters()})
-        stacked = {k: torch.stack([c[k] for c in copies]) for k in state}
-    for k, v in buffers.items():
-        stacked[k] = v[None].expand(n_inits, *v.shape).clone()
-    return stacked
-
-
-def _stack_resampled(state, families, laws, n, generator) -> dict:
-    """``[n + 1, *shape]`` per tensor: the given one and n redraws. All normal (uniform) tensors of one dtype are
-    drawn as one flat buffer, scaled by a per-entry std and shifted by a per-entry mean in one op each: a handful
-    of tensor ops for the whole model instead of several per tensor."""
-    stacked, groups = {}, {}
-    for k, v in state.items():
-        if families[k] in ("normal", "uniform") and v.is_floating_point():
-            groups.setdefault((families[k], v.dtype, v.device), []).append(k)
-        else:
-            stacked[k] = _resample(v, families[k], n, generator, laws.get(k))
-    for (family, dtype, device), keys in groups.items():
-        sizes = [state[k].numel() for k in keys]
-        buf = torch.empty((n + 1, sum(sizes)), dtype=dtype, device=device)
-        draw = torch.randn if family == "normal" else torch.rand
-        draw((n, sum(sizes)), generator=generator, dtype=dtype, device=device, out=buf[1:])
-        affine = []  # (scale, shift) per tensor; runs of equal values are applied in one op
-        for k in keys:
-            mean, std = _mean_std(state[k], laws.get(k))
-            a = 3 ** 0.5 * std
-            affine.append((std, mean) if family == "normal" else (2 * a, mean - a))
-        start = 0
-        for i, size in enumerate(sizes):  # keys are in model order: equal laws are usually runs (one op each)
-            if i + 1 == len(sizes) or affine[i + 1] != affine[i]:
-                end = sum(sizes[:i + 1])
-                scale, shift = affine[i]
-                view = buf[1:, start:end]
-                view.mul_(scale)
-                if shift != 0.0:
-                    view.add_(shift)
-                start = end
-        torch.cat([state[k].reshape(-1) for k in keys], out=buf[0])
-        offset = 0
-        for k, size in zip(keys, sizes):
-            stacked[k] = buf[:, offset:offset + size].view(n + 1, *state[k].shape)
-            offset += size
-    return stacked
-
-
 def _mean_std(p, law):
     if law is not None and law.var > 0:
         return law.mean, law.var ** 0.5
@@ -200,152 +122,3 @@ def _init_copy(clone, reinit, generator) -> None:
         from deepstart.init import apply_  # the init engineer's contract
 
         apply_(clone, reinit, generator=generator)
-
-
-def _replace_first(out, t, new):
-    if out is t:
-        return new
-    if isinstance(out, (tuple, list)):
-        items = list(out)
-        for i, item in enumerate(items):
-            if item is t:
-                items[i] = new
-                return type(out)(items) if isinstance(out, list) else tuple(items)
-    if isinstance(out, dict):
-        for k, item in out.items():
-            if item is t:
-                return {**out, k: new}
-    return None
-
-
-def _grouped(tensors, fn):
-    """``fn`` applied once per group of equal-shape tensors (stacked on a new leading axis), results returned in
-    the original order: a few ops per distinct shape instead of several per site (hundreds in a deep net)."""
-    groups = {}
-    for j, t in enumerate(tensors):
-        groups.setdefault((tuple(t.shape), t.dtype), []).append(j)
-    order, parts = [], []
-    for js in groups.values():
-        order += js
-        parts.append(fn(torch.stack([tensors[j] for j in js])))
-    out = torch.cat(parts)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))
-    return out.index_select(0, inverse.to(out.device))
-
-
-def _sq_stats(tensors, batch: int, mean: bool = True) -> torch.Tensor:
-    """``[S, B]``: ‖t_b‖²/numel per sample (``mean``) or ‖t_b‖² (gradients), for each tensor t (float64)."""
-    def fn(st):
-        st = st.double()
-        g = st.shape[0]
-        if st.ndim >= 2 and st.shape[1] == batch:
-            sq = st.pow(2).reshape(g, batch, -1)
-            return sq.mean(2) if mean else sq.sum(2)
-        sq = st.pow(2).reshape(g, -1)
-        return (sq.mean(1) if mean else sq.sum(1) / batch)[:, None].expand(g, batch)
-    return _grouped(tensors, fn) if tensors else torch.zeros(0, batch, dtype=torch.float64)
-
-
-def _dead_stats(tensors) -> torch.Tensor:
-    """``[S]``: fraction of units (axis 1: features / channels) that are exactly 0 for every input."""
-    def fn(st):
-        g = st.shape[0]
-        if st.ndim >= 3:
-            alive = st.ne(0).any(dim=1)  # over the batch -> [G, C, ...]
-            if alive.ndim > 2:
-                alive = alive.reshape(g, alive.shape[1], -1).any(dim=2)
-            return 1.0 - alive.double().mean(1)
-        return st.eq(0).double().reshape(g, -1).mean(1)
-    return _grouped(tensors, fn) if tensors else torch.zeros(0, dtype=torch.float64)
-
-
-def run_inits(model, sites, args, kwargs, stacked, loss, cotangent, batch) -> Raw:
-    """Measure all sites for every stacked initialization (see the module docstring)."""
-    lookup = {(s.measure_name, s.measure_call_no): j for j, s in enumerate(sites)}
-    state = {"counts": {}, "seen": {}, "eps": None}
-    modules = dict(model.named_modules())
-    n_sites = len(sites)
-
-    def hook_for(name):
-        def hook(module, inputs, out):
-            k = state["counts"].get(name, 0)
-            state["counts"][name] = k + 1
-            j = lookup.get((name, k))
-            t = first_tensor(out) if j is not None else None
-            if t is None:
-                return None
-            state["seen"][j] = t
-            return _replace_first(out, t, t + state["eps"][j])
-        return hook
-
-    def loss_of(out):
-        if loss is not None:
-            return loss(out)
-        return sum((u * o).sum() for u, o in zip(cotangent, _float_tensors(out)))
-
-    def forward(pb, eps):
-        state.update(counts={}, seen={}, eps=eps)
-        out = torch.func.functional_call(model, pb, args, kwargs)
-        value = loss_of(out)
-        seen = [state["seen"].get(j) for j in range(n_sites)]
-        sq, dead = _sq_stats(seen, batch), _dead_stats(seen)
-        return value, (sq.detach(), dead.detach())
-
-    p0 = next(iter(model.parameters()), None)
-    device = p0.device if p0 is not None else None
-    eps0 = [torch.zeros(s.shape, dtype=_dtype(model), device=device) for s in sites]
-    names = sorted({s.measure_name for s in sites})
-    handles = [modules[n].register_forward_hook(hook_for(n)) for n in names]
-    try:
-        try:
-            sq, g, dead = _vmapped(forward, stacked, eps0, batch)
-            path = "vmap"
-        except Exception:  # noqa: BLE001 - any transform failure falls back to the plain loop below
-            sq, g, dead = _looped(forward, stacked, eps0, batch)
-            path = "loop"
-    finally:
-        for h in handles:
-            h.remove()
-    return Raw(sq.transpose(1, 2).cpu().numpy(), g.transpose(1, 2).cpu().numpy(), dead.cpu().numpy(), path)
-
-
-def _grad_norms(grads, batch):
-    return _sq_stats(list(grads), batch, mean=False)
-
-
-def _vmapped(forward, stacked, eps0, batch):
-    def per_init(pb):
-        grads, (sq, dead) = torch.func.grad(forward, argnums=1, has_aux=True)(pb, eps0)
-        return sq, _grad_norms(grads, batch), dead
-
-    return torch.func.vmap(per_init, randomness="different")(stacked)
-
-
-def _looped(forward, stacked, eps0, batch):
-    n = next(iter(stacked.values())).shape[0] if stacked else 1
-    out = []
-    for i in range(n):
-        pb = {k: v[i] for k, v in stacked.items()}
-        eps = [e.clone().requires_grad_(True) for e in eps0]
-        with torch.enable_grad():
-            value, (sq, dead) = forward(pb, eps)
-            grads = torch.autograd.grad(value, eps, allow_unused=True) if eps else []
-        grads = [torch.zeros_like(e) if g is None else g for g, e in zip(grads, eps0)]
-        out.append((sq, _grad_norms(grads, batch), dead))
-    return tuple(torch.stack(parts) for parts in zip(*out))
-
-
-def _float_tensors(out):
-    if isinstance(out, torch.Tensor):
-        return [out] if out.is_floating_point() else []
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for item in out for t in _float_tensors(item)]
-    return []
-
-
-def _dtype(model):
-    p = next(iter(model.parameters()), None)
-    return p.dtype if p is not None and p.is_floating_point() else torch.get_default_dtype()

@@ -86,68 +86,62 @@ def _loss(out, loss, cotangent):
 
 
 def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, batch, *, seed=0, bar=None) -> Measured:
-    """Measure all sites (module docstring) for each ``(params, buffers)`` of ``inits``."""
-    taps = info["taps"]
-    pre_taps, branch_taps = info["pre_taps"], info["branch_taps"]
-    n_sites = len(sites)
+    """Measure all sites (module docstring) for each ``params`` dict (parameters and buffers) of ``inits``."""
     roles = {}
-    for j, nid in enumerate(taps):
-        roles.setdefault(nid, []).append(("site", j))
-    for j, nid in pre_taps.items():
-        roles.setdefault(nid, []).append(("pre", j))
-    for j, nid in branch_taps.items():
-        roles.setdefault(nid, []).append(("branch", j))
-    axes = {nid: graph.nodes[nid].feature_axis for nid in roles}
+    for role, taps in (("site", dict(enumerate(info["taps"]))), ("pre", info["pre_taps"]),
+                       ("branch", info["branch_taps"])):
+        for j, nid in taps.items():
+            roles.setdefault(nid, []).append((role, j))
     rows = []
     for params in inits:
-        found, tensors = {}, {}
-        row = {k: np.full((batch, n_sites), np.nan) for k in ("sq", "grad", "pre_sq", "pre_grad", "branch_sq")}
-        row["dead"] = np.full(n_sites, np.nan)
-        row["cos"] = np.full(n_sites, np.nan)
-
-        def on_node(nid, t):
-            if nid not in roles:
-                return
-            tensors[nid] = t
-            for role, j in roles[nid]:
-                if role == "site":
-                    row["sq"][:, j] = _per_sample_sq(t, batch)
-                    row["dead"][j] = _dead(t, axes[nid])
-                    if sites[j].kind == "block":
-                        row["cos"][j] = _token_cos(t, batch)
-                elif role == "pre":
-                    row["pre_sq"][:, j] = _per_sample_sq(t, batch)
-                else:
-                    row["branch_sq"][:, j] = _per_sample_sq(t, batch)
-            found[nid] = True
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # dropout & co.: the same masks for every init
-            rec, out, _ = run_recorded(model, args, kwargs, params, on_node=on_node)
-        if tuple(op.name for op in rec.ops) != graph.signature:
-            raise ControlFlowError(
-                f"an initialization ran {len(rec.ops)} ops where the recorded forward ran {len(graph.ops)}: the "
-                "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
-                "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
-                "submodule whose forward is fixed.")
-        keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad]
-        value = _loss(out, loss, cotangent)
-        grads = torch.autograd.grad(value, [tensors[k] for k in keys], allow_unused=True) if keys and \
-            value.requires_grad else [None] * len(keys)
-        for nid, g in zip(keys, grads):
-            gsq = _per_sample_sq(g, batch, mean=False) if g is not None else np.zeros(batch)
-            for role, j in roles[nid]:
-                if role == "site":
-                    row["grad"][:, j] = gsq
-                elif role == "pre":
-                    row["pre_grad"][:, j] = gsq
-        del rec, out, value, grads, tensors
-        rows.append(row)
+        rows.append(_measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed))
         if bar is not None:
             bar.update(1)
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     return Measured(stack["sq"], stack["grad"], stack["dead"], stack["pre_sq"], stack["pre_grad"],
                     stack["branch_sq"], stack["cos"])
+
+
+def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed) -> dict:
+    """One init: the forward replayed with taps (statistics taken as each tapped tensor is made, before any
+    in-place op can change it), then one ``autograd.grad`` for the gradients at the taps."""
+    n_sites = len(sites)
+    row = {k: np.full((batch, n_sites), np.nan) for k in ("sq", "grad", "pre_sq", "pre_grad", "branch_sq")}
+    row["dead"], row["cos"] = np.full(n_sites, np.nan), np.full(n_sites, np.nan)
+    tensors = {}
+
+    def on_node(nid, t):
+        if nid not in roles:
+            return
+        tensors[nid] = t
+        for role, j in roles[nid]:
+            if role == "site":
+                row["sq"][:, j] = _per_sample_sq(t, batch)
+                row["dead"][j] = _dead(t, graph.nodes[nid].feature_axis)
+                if sites[j].kind == "block":
+                    row["cos"][j] = _token_cos(t, batch)
+            else:
+                row[f"{role}_sq"][:, j] = _per_sample_sq(t, batch)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout & co.: the same masks for every init
+        rec, out, _ = run_recorded(model, args, kwargs, params, on_node=on_node)
+    if tuple(op.name for op in rec.ops) != graph.signature:
+        raise ControlFlowError(
+            f"an initialization ran {len(rec.ops)} ops where the recorded forward ran {len(graph.ops)}: the "
+            "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
+            "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
+            "submodule whose forward is fixed.")
+    keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad]
+    value = _loss(out, loss, cotangent)
+    grads = torch.autograd.grad(value, [tensors[k] for k in keys], allow_unused=True) \
+        if keys and value.requires_grad else [None] * len(keys)
+    for nid, g in zip(keys, grads):
+        gsq = _per_sample_sq(g, batch, mean=False) if g is not None else np.zeros(batch)
+        for role, j in roles[nid]:
+            if role in ("site", "pre"):
+                row["grad" if role == "site" else "pre_grad"][:, j] = gsq
+    return row
 
 
 # ----- where the inits come from -----

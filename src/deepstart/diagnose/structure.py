@@ -358,7 +358,6 @@ def family_of(sites: list) -> str:
     bn = any(s.norm in ("batch_norm",) for s in norms)
     if not blocks:
         return "plain-bn" if bn else "plain"
-    by_name = {s.name: s for s in sites}
     half = len(blocks) / 2
     pre = sum(1 for b in blocks if any(s.kind == "norm" and s.parent == b.name and s.source == b.source
                                        for s in norms))
