@@ -159,7 +159,7 @@ def run(args) -> int:
 
 def _show(report, quiet: bool) -> None:
     if quiet:
-        print(f"{report.model}: {'healthy' if report.healthy else 'FAILING'} ({len(report.findings)} findings)")
+        print(f"{report.model}: {report.verdict} ({len(report.findings)} findings)")
     else:
         print(report.render(color=_color()))
 

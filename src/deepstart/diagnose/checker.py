@@ -182,14 +182,16 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan,
                          weight_families)
     else:
-        theory = {"m_pred": np.full(sum(s["main"] for s in site_dicts), np.nan), "q_pred": None,
-                  "back_ratio": None, "log_var_pred": None, "jacobian": None,
+        n_main = sum(s["main"] for s in site_dicts)
+        theory = {**{k: np.full(n_main, np.nan) for k in ("m_pred", "q_pred", "back_ratio", "log_var_pred")},
+                  "jacobian": None,
                   "notes": [f"family {family}: mean-field predictions cover plain and residual nets without "
                             "normalization; this model is judged against its family's law (docs/laws.md)"]}
     norms = tuple(dict.fromkeys(s.module_name for s in sites if s.kind == "norm"))
-    if norms:
-        notes.append(f"normalization layers {list(norms)[:4]}{'…' if len(norms) > 4 else ''} measured in {mode} "
-                     "mode: train mode normalizes by batch statistics, eval mode by running statistics "
+    batch_norms = [s.module_name for s in sites if s.kind == "norm" and s.norm == "batch_norm"]
+    if batch_norms:
+        notes.append(f"batch normalization {batch_norms[:4]}{'…' if len(batch_norms) > 4 else ''} measured in "
+                     f"{mode} mode: train mode normalizes by batch statistics, eval mode by running statistics "
                      "(≈ identity at init)")
     notes += theory["notes"]
     if any(not t.is_floating_point() for t in _all_tensors(args, kwargs)) and not np.all(np.isfinite(m0)):

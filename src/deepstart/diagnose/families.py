@@ -32,7 +32,7 @@ from functools import wraps
 
 import numpy as np
 
-__all__ = ["NORMALIZED", "activation_gain", "layer_gain", "branch_gain", "family_findings"]
+__all__ = ["NORMALIZED", "activation_gain", "layer_gain", "branch_gain", "family_findings", "family_summary"]
 
 NORMALIZED = ("plain-bn", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
 
@@ -191,3 +191,23 @@ def _normalized_gradients(report, t, remedy) -> list:
                     t["normalized_gradient_nats"] if severe else t["gradient_nats"], None,
                     f"gradients {way}: ‖∂ℓ/∂x‖² at the first site is exp({g:.3g}) times that at the last "
                     f"(± {se:.2g}); {law}.", remedy("gradients"))]
+
+
+@_quiet
+def family_summary(report) -> dict:
+    """Worst branch gain, extreme layer gains (log, nats) and the last block's token cosine similarity."""
+    out = {}
+    worst = _worst(branch_gain(report), 1)
+    if worst:
+        out["branch_gain_max"], out["branch_gain_site"] = math.exp(worst[1]), worst[0]
+    gains = layer_gain(report)
+    for key, sign in (("layer_gain_min_nats", -1), ("layer_gain_max_nats", 1)):
+        w = _worst(gains, sign)
+        if w:
+            out[key] = w[1]
+    if report.token_cos is not None:
+        blocks = [j for j, s in enumerate(report.sites) if s["kind"] == "block" and s["main"]]
+        cos = [float(np.mean(report.token_cos[:, j])) for j in blocks if np.isfinite(report.token_cos[:, j]).all()]
+        if cos:
+            out["token_cos_first"], out["token_cos_last"] = cos[0], cos[-1]
+    return out

@@ -67,10 +67,11 @@ def _site_table(report) -> list:
     rows = []
     for k, j in enumerate(idx):
         s = report.sites[j]
-        rows.append({"index": k + 1, "site": s["name"], "type": s["module_type"] + ("" if s["kind"] == "layer"
-                                                                                    else " (block)"),
-                     "activation": s["activation"] or ("–" if s["kind"] == "layer" else
-                                                      "η=?" if s["eta"] is None else f"η={s['eta']:.3g}"),
+        kind = {"layer": "", "norm": " (norm)", "block": " (block)"}[s["kind"]]
+        act = s["activation"] or ("–" if s["kind"] != "block" else
+                                  "η=?" if s["eta"] is None else f"η={s['eta']:.3g}")
+        rows.append({"index": k + 1, "site": s["name"], "type": s["module_type"] + kind,
+                     "activation": act.replace("blackbox:", "bb:"),
                      "width": s["width"], "sigma_w": s["sigma_w"], "M": m_meas[j],
                      "M_theory": m_pred[k] if k < m_pred.size else math.nan, "var_log_M": lv[j],
                      "var_log_M_theory": lv_pred[k] if k < lv_pred.size else math.nan, "G": g_meas[j],
@@ -91,11 +92,11 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
     fs = report.findings
     n_err = sum(f.severity == "error" for f in fs)
     n_warn = sum(f.severity == "warning" for f in fs)
-    verdict = (f"{c['ok']}healthy{c['end']}" if report.healthy else f"{c['error']}FAILING{c['end']}")
+    verdict = (f"{c['ok']}healthy{c['end']}" if report.healthy else f"{c['error']}{report.verdict}{c['end']}")
     lines = [f"{c['bold']}deepstart check: {report.model}{c['end']} — {verdict} "
              f"({n_err} errors, {n_warn} warnings)",
-             f"inputs: {report.inputs}; {report.n_inits} inits ({report.reinit.split(' (')[0]}); "
-             f"{report.mode} mode; {report.path}; {report.seconds:.2f} s"]
+             f"family: {report.family}; inputs: {report.inputs}; {report.n_inits} inits "
+             f"({report.reinit.split(' (')[0]}); {report.mode} mode; {report.seconds:.2f} s"]
     rows = site_table(report)
     header = f"{'#':>4} {'site':<18} {'type':<16} {'act':<10} {'width':>6} {'σ_w':>6} {'M_j':>9} {'theory':>9} " \
              f"{'Var logM':>9} {'theory':>8} {'grad²':>9} {'dead':>5}"
@@ -118,6 +119,17 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
                      f"5β = {_fmt(5 * report.beta)}); log G_first/G_last {_fmt(st.get('grad_log_ratio'))} "
                      f"(theory {_fmt(pr.get('grad_log_ratio'))}); isometry Var(λ)/m₁² "
                      f"{_fmt(report.jacobian_relvar)} (theory {_fmt(pr.get('isometry_relvar'))})")
+    fam = report.family_stats
+    if fam:
+        parts = []
+        if "branch_gain_max" in fam:
+            parts.append(f"max branch gain {_fmt(fam['branch_gain_max'])} at {fam['branch_gain_site']} "
+                         f"(limit {report.thresholds.get('branch_gain', 4.0):g})")
+        if "layer_gain_min_nats" in fam:
+            parts.append(f"layer gains exp({_fmt(fam['layer_gain_min_nats'])}) … exp({_fmt(fam['layer_gain_max_nats'])})")
+        if "token_cos_last" in fam:
+            parts.append(f"token cosine {_fmt(fam['token_cos_first'])} → {_fmt(fam['token_cos_last'])}")
+        lines.append(f"family law ({report.family}): " + "; ".join(parts))
     lines.append("findings:" if fs else f"findings: {c['ok']}none{c['end']}")
     for f in fs:
         col = c[f.severity]
@@ -214,7 +226,7 @@ def _plot_report(report, ax):
         a.text(0.5, 0.5, "Jacobian not measured", ha="center", va="center", transform=a.transAxes)
     a.set(xlabel="log₁₀(λ / mean λ), λ eigenvalues of JJᵀ", ylabel="density",
           title="Jacobian spectrum (isometry: all λ near the mean)")
-    fig.suptitle(f"{report.model}: {'healthy' if report.healthy else 'FAILING'}")
+    fig.suptitle(f"{report.model}: {report.verdict}")
     fig.tight_layout()
     return fig, axes
 
@@ -273,7 +285,7 @@ def report_html(report, path=None, full_page: bool = True) -> str:
         _fmt(r["M_theory"]), _fmt(r["var_log_M"]), _fmt(r["var_log_M_theory"]), _fmt(r["G"]),
         _fmt(r["dead"], ".0%"))) + "</tr>" for r in site_table(report))
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
-    verdict = "healthy" if report.healthy else "FAILING"
+    verdict = report.verdict
     content = (f"<div class='deepstart-report'><h2>deepstart check: {esc(report.model)} — {verdict}</h2>"
                f"<p>inputs: {esc(report.inputs)}; {report.n_inits} inits ({esc(report.reinit)}); measured in "
                f"{esc(report.mode)} mode via {esc(report.path)}.</p><h3>Findings</h3><ul>{items}</ul>"

@@ -145,6 +145,21 @@ class Report:
         return not any(f.category == "structure" and f.message.startswith(NOT_ASSESSED) for f in self.findings)
 
     @property
+    def verdict(self) -> str:
+        """``"healthy"``, ``"FAILING"`` (an error finding) or ``"NOT ASSESSED"`` (too few links read)."""
+        if any(f.severity == "error" for f in self.findings):
+            return "FAILING"
+        return "healthy" if self.assessed else "NOT ASSESSED"
+
+    @property
+    def family_stats(self) -> dict:
+        """The family-law statistics (:mod:`deepstart.diagnose.families`): worst branch gain g_l, extreme layer
+        gains (nats) and the token cosine similarity at the last block."""
+        from deepstart.diagnose.families import family_summary
+
+        return family_summary(self)
+
+    @property
     def healthy(self) -> bool:
         """No finding of severity ``error``, and the verdicts could be read (:attr:`assessed`)."""
         found = self.findings
@@ -211,7 +226,7 @@ class Report:
         return self.render()
 
     def __repr__(self) -> str:
-        verdict = "healthy" if self.healthy else "FAILING" if not self.assessed is False else "NOT ASSESSED"
+        verdict = self.verdict
         return (f"Report({self.model}: {verdict}, {len(self.main_sites)} main-path sites, {self.n_inits} inits, "
                 f"{len(self.findings)} findings)")
 

@@ -247,7 +247,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
                         measure_op, act, _width(graph, h), sizes[end], graph.nodes[end].shape, fan_in, sigma_w,
                         sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
                         weight_params=[k for k in op.params if params[k].ndim >= 2])
-            if not theory:
+            if not theory and op.name != "embedding":
                 site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
                                   "theory not applicable")
         else:
@@ -325,8 +325,9 @@ def _eta(graph: Graph, t: int, root: int) -> float | None:
     if t == root:
         return 1.0
     x, y = graph.tensors[root].detach().double(), graph.tensors[t].detach().double()
-    if x.shape != y.shape:
+    if x.numel() != y.numel():
         return None
+    x = x.reshape(y.shape)
     xx = float((x * x).sum())
     if not xx > 0:
         return None

@@ -1,0 +1,227 @@
+"""Peak memory and time of ``deepstart.check`` (8 inits) on two real models, each in a fresh subprocess.
+
+Targets: a CIFAR ResNet-56 (BatchNorm in train mode, 1×1 projection shortcuts; calibration case
+``resnet56-cifar``, batch 4 × 3 × 32 × 32, ``factory=case.build``) within 1 GB peak RSS; GPT-2 small
+(124 M parameters, default ``GPT2Config`` with eager attention, dropout 0, ``use_cache=False``; input ids 2 × 64;
+no factory: ``check`` rebuilds a Hugging Face model from its config) within 2.5 GB peak RSS and 30 s on 2 CPU cores.
+
+Each model runs in its own child process, so the peak resident set size (``ru_maxrss``, KiB on Linux) is that run's
+own: the child reports its RSS after imports, after building the model, and its peak right after ``check``
+(the target), so the increase due to ``check`` is ``peak − RSS after build``. In the same child, after ``check``,
+a baseline is timed: the straightforward loop a user would write (the given model, then the model built again from
+its architecture under seeds 1..n−1; each: forward with hooks recording ‖x‖² at every block output and retaining its
+gradient, backward of ⟨u, output⟩ with a fixed Gaussian u). MB = 10⁶ bytes. Prints a human line per model, then one
+JSON line per model.
+
+    python benchmarks/bench_check_memory.py
+    python benchmarks/bench_check_memory.py --quick            # n_inits = 2, a smoke test
+    python benchmarks/bench_check_memory.py --models gpt2 --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import traceback
+import warnings
+
+import torch
+from torch import nn
+
+MODELS = ("resnet56", "gpt2")
+TARGETS = {"resnet56": {"peak_mb": 1000, "check_s": None}, "gpt2": {"peak_mb": 2500, "check_s": 30}}
+
+
+# --------------------------------------------------------------------------------------------------------- memory
+def _rss_mb() -> float:
+    """Current resident set size (``VmRSS`` of ``/proc/self/status``), MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+# --------------------------------------------------------------------------------------------------------- models
+def _resnet56():
+    from deepstart.diagnose.calibration import CASES
+
+    case = CASES["resnet56-cifar"]
+    torch.manual_seed(0)
+    model = case.build()
+    inputs = case.inputs(torch.Generator().manual_seed(1))
+    block = type(model.layer1[0])  # the BasicBlock class
+    return model, inputs, case.build, block
+
+
+def _gpt2():
+    import transformers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # config notices from transformers are not about this benchmark
+        cfg = transformers.GPT2Config(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
+        cfg._attn_implementation = "eager"
+        torch.manual_seed(0)
+        model = transformers.GPT2LMHeadModel(cfg)
+    g = torch.Generator().manual_seed(1)
+    inputs = {"input_ids": torch.randint(0, cfg.vocab_size, (2, 64), generator=g)}
+
+    def rebuild():
+        return transformers.GPT2LMHeadModel(cfg)
+
+    return model, inputs, rebuild, transformers.models.gpt2.modeling_gpt2.GPT2Block
+
+
+def _call(model, inputs):
+    out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+    return out.logits if hasattr(out, "logits") else out
+
+
+def straightforward_loop(model, inputs, rebuild, block, n_inits, generator):
+    """The given model, then ``rebuild()`` under seeds 1..n−1; per init: forward with hooks recording ‖x‖² at every
+    ``block`` output (and retaining its gradient), backward of ⟨u, output⟩; returns (‖x‖², ‖∂/∂x‖²) per init."""
+    u, lengths, grads = None, [], []
+    for i in range(n_inits):
+        if i > 0:
+            del net  # noqa: F821 - what a user's `net = build()` does, minus the moment both exist
+            torch.manual_seed(i)
+            net = rebuild()
+            net.train(model.training)
+        else:
+            net = model
+        seen = []
+
+        def hook(module, inp, out):
+            out.retain_grad()
+            seen.append(out)
+
+        handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, block)]
+        try:
+            out = _call(net, inputs)
+            if u is None:
+                u = torch.randn(out.shape, generator=generator)
+            (out * u).sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+        lengths.append(torch.stack([t.detach().pow(2).flatten(1).sum(1) for t in seen]))
+        grads.append(torch.stack([t.grad.pow(2).flatten(1).sum(1) for t in seen]))
+        net.zero_grad(set_to_none=True)
+    return torch.stack(lengths), torch.stack(grads)
+
+
+def _preimport() -> None:
+    """Import what ``check`` imports lazily, so its first call is not charged for module loading."""
+    import importlib
+
+    for mod in ("capture", "stream", "structure", "law", "verdicts", "families", "jacobian", "lanczos", "predict"):
+        try:
+            importlib.import_module(f"deepstart.diagnose.{mod}")
+        except ImportError:
+            pass
+
+
+def child(name: str, n_inits: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    from deepstart import check
+
+    _preimport()
+    if name == "gpt2":
+        import transformers  # noqa: F401 - imported before the first RSS reading, like torch
+
+    gc.collect()
+    rss_import = _rss_mb()
+    model, inputs, rebuild, block = {"resnet56": _resnet56, "gpt2": _gpt2}[name]()
+    gc.collect()
+    rss_build = _rss_mb()
+    params = {id(p): p for p in model.parameters()}.values()
+    n_params = sum(p.numel() for p in params)
+    param_mb = sum(p.numel() * p.element_size() for p in params) / 1e6
+    out = {"model": name, "n_inits": n_inits, "threads": threads, "params_m": round(n_params / 1e6, 2),
+           "param_mb": round(param_mb, 1), "rss_import_mb": round(rss_import, 1), "rss_build_mb": round(rss_build, 1)}
+    kwargs = {"factory": rebuild} if name == "resnet56" else {}
+    t0 = time.perf_counter()
+    try:
+        report = check(model, inputs, n_inits=n_inits, generator=torch.Generator().manual_seed(0), **kwargs)
+    except Exception:
+        out.update(check_s=round(time.perf_counter() - t0, 2), peak_mb=round(_peak_mb(), 1),
+                   error=traceback.format_exc())
+        return out
+    t_check = time.perf_counter() - t0
+    peak = _peak_mb()
+    out.update(check_s=round(t_check, 2), peak_mb=round(peak, 1), check_increase_mb=round(peak - rss_build, 1),
+               path=report.path, jacobian=None if report.jacobian is None else report.jacobian.get("method"),
+               report_seconds=round(report.seconds, 2))
+    del report
+    gc.collect()
+    t0 = time.perf_counter()
+    straightforward_loop(model, inputs, rebuild, block, n_inits, torch.Generator().manual_seed(0))
+    t_base = time.perf_counter() - t0
+    out.update(baseline_s=round(t_base, 2), ratio=round(t_check / t_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------- parent
+def _human(r: dict) -> str:
+    tgt = TARGETS[r["model"]]
+    head = (f"{r['model']}: {r['params_m']:.2f} M params ({r['param_mb']:.0f} MB), {r['n_inits']} inits, "
+            f"{r['threads']} threads: RSS after imports {r['rss_import_mb']:.0f} MB, after build "
+            f"{r['rss_build_mb']:.0f} MB")
+    if "error" in r:
+        return head + f"; check FAILED after {r['check_s']:.1f} s (peak {r.get('peak_mb', float('nan')):.0f} MB)"
+    target = f"peak ≤ {tgt['peak_mb']} MB" + (f", check ≤ {tgt['check_s']} s" if tgt["check_s"] else "")
+    return (head + f", peak {r['peak_mb']:.0f} MB (+{r['check_increase_mb']:.0f} MB in check); check "
+            f"{r['check_s']:.1f} s ({r['path']}, Jacobian {r['jacobian']}) vs baseline {r['baseline_s']:.1f} s → "
+            f"check/baseline {r['ratio']:.2f}; target {target}: met {'yes' if r['met'] else 'no'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--n-inits", type=int, default=8)
+    ap.add_argument("--quick", action="store_true", help="n_inits = 2 (a smoke test)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--child", choices=MODELS, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    n_inits = 2 if args.quick else args.n_inits
+    if args.child:
+        print(json.dumps(child(args.child, n_inits, args.threads)))
+        return
+    results = []
+    for name in args.models:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name, "--n-inits", str(n_inits),
+                               "--threads", str(args.threads)], capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            r = {"model": name, "n_inits": n_inits, "threads": args.threads, "returncode": proc.returncode,
+                 "error": proc.stderr[-4000:]}
+            print(f"{name}: child process failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        else:
+            r = json.loads(lines[-1])
+            tgt = TARGETS[name]
+            r["target_peak_mb"], r["target_check_s"] = tgt["peak_mb"], tgt["check_s"]
+            r["met"] = ("error" not in r and r["peak_mb"] <= tgt["peak_mb"]
+                        and (tgt["check_s"] is None or r["check_s"] <= tgt["check_s"]))
+            print(_human(r))
+            if "error" in r:
+                print(r["error"], end="")
+        r.update({"benchmark": "check_memory", "python": platform.python_version(), "torch": torch.__version__,
+                  "machine": platform.machine()})
+        results.append(r)
+    for r in results:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
