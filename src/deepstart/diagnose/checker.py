@@ -117,6 +117,15 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
     from deepstart.diagnose.structure import read_sites
 
     _check_args(model, n_inits)
+    compiled = getattr(model, "_orig_mod", None)
+    if isinstance(compiled, nn.Module):  # torch.compile: read the eager module it wraps (same parameters)
+        report = check(compiled, inputs, input_shape=input_shape, n_inits=n_inits, reinit=reinit, factory=factory,
+                       loss=loss, generator=generator, batch_size=batch_size, jacobian=jacobian, progress=progress,
+                       name=name or f"compiled {type(compiled).__name__}")
+        from dataclasses import replace
+
+        return replace(report, notes=(*report.notes, "torch.compile'd module: the eager module it wraps was checked "
+                                      "(same parameters; compilation does not change the function at init)"))
     if factory is not None and not callable(factory):
         raise TypeError(f"factory must be a callable returning an nn.Module, got {type(factory).__name__}")
     generator = generator if generator is not None else torch.Generator()
@@ -194,6 +203,10 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                      f"{mode} mode: train mode normalizes by batch statistics, eval mode by running statistics "
                      "(≈ identity at init)")
     notes += theory["notes"]
+    if mode == "mixed":
+        evals = [n for n, m in model.named_modules() if not m.training]
+        notes.append(f"mixed train/eval modes: {evals[:4]}{'…' if len(evals) > 4 else ''} in eval mode, the rest in "
+                     "train mode; each module was measured in its own mode (dropout and batch norm differ)")
     if any(not t.is_floating_point() for t in _all_tensors(args, kwargs)) and not np.all(np.isfinite(m0)):
         notes.append("integer inputs (token ids): lengths are read from the embedding output on; the "
                      "input-output Jacobian is not defined")
