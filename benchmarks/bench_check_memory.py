@@ -10,8 +10,9 @@ own: the child reports its RSS after imports, after building the model, and its 
 (the target), so the increase due to ``check`` is ``peak − RSS after build``. In the same child, after ``check``,
 a baseline is timed: the straightforward loop a user would write (the given model, then the model built again from
 its architecture under seeds 1..n−1; each: forward with hooks recording ‖x‖² at every block output and retaining its
-gradient, backward of ⟨u, output⟩ with a fixed Gaussian u). MB = 10⁶ bytes. Prints a human line per model, then one
-JSON line per model.
+gradient, backward of ⟨u, output⟩ with a fixed Gaussian u); ``ratio`` is check/baseline wall time (> 1: check is
+slower), ``cpu_ratio`` the same in process CPU time (steadier on a shared machine). MB = 10⁶ bytes. Prints a human
+line per model, then one JSON line per model.
 
     python benchmarks/bench_check_memory.py
     python benchmarks/bench_check_memory.py --quick            # n_inits = 2, a smoke test
@@ -32,7 +33,6 @@ import traceback
 import warnings
 
 import torch
-from torch import nn
 
 MODELS = ("resnet56", "gpt2")
 TARGETS = {"resnet56": {"peak_mb": 1000, "check_s": None}, "gpt2": {"peak_mb": 2500, "check_s": 30}}
@@ -89,8 +89,9 @@ def _call(model, inputs):
 
 
 def straightforward_loop(model, inputs, rebuild, block, n_inits, generator):
-    """The given model, then ``rebuild()`` under seeds 1..n−1; per init: forward with hooks recording ‖x‖² at every
-    ``block`` output (and retaining its gradient), backward of ⟨u, output⟩; returns (‖x‖², ‖∂/∂x‖²) per init."""
+    """The given model, then ``rebuild()`` under seeds 1..n−1; per init: forward with hooks recording ‖x‖² at
+    every ``block`` output (and retaining its gradient), backward of ⟨u, output⟩; returns (‖x‖², ‖∂/∂x‖²) per
+    init."""
     u, lengths, grads = None, [], []
     for i in range(n_inits):
         if i > 0:
@@ -151,24 +152,26 @@ def child(name: str, n_inits: int, threads: int) -> dict:
     out = {"model": name, "n_inits": n_inits, "threads": threads, "params_m": round(n_params / 1e6, 2),
            "param_mb": round(param_mb, 1), "rss_import_mb": round(rss_import, 1), "rss_build_mb": round(rss_build, 1)}
     kwargs = {"factory": rebuild} if name == "resnet56" else {}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         report = check(model, inputs, n_inits=n_inits, generator=torch.Generator().manual_seed(0), **kwargs)
     except Exception:
         out.update(check_s=round(time.perf_counter() - t0, 2), peak_mb=round(_peak_mb(), 1),
                    error=traceback.format_exc())
         return out
-    t_check = time.perf_counter() - t0
+    t_check, c_check = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_mb()
-    out.update(check_s=round(t_check, 2), peak_mb=round(peak, 1), check_increase_mb=round(peak - rss_build, 1),
+    out.update(check_s=round(t_check, 2), check_cpu_s=round(c_check, 2), peak_mb=round(peak, 1),
+               check_increase_mb=round(peak - rss_build, 1),
                path=report.path, jacobian=None if report.jacobian is None else report.jacobian.get("method"),
                report_seconds=round(report.seconds, 2))
     del report
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     straightforward_loop(model, inputs, rebuild, block, n_inits, torch.Generator().manual_seed(0))
-    t_base = time.perf_counter() - t0
-    out.update(baseline_s=round(t_base, 2), ratio=round(t_check / t_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
+    t_base, c_base = time.perf_counter() - t0, time.process_time() - c0
+    out.update(baseline_s=round(t_base, 2), baseline_cpu_s=round(c_base, 2), ratio=round(t_check / t_base, 2),
+               cpu_ratio=round(c_check / c_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
     return out
 
 
@@ -183,7 +186,8 @@ def _human(r: dict) -> str:
     target = f"peak ≤ {tgt['peak_mb']} MB" + (f", check ≤ {tgt['check_s']} s" if tgt["check_s"] else "")
     return (head + f", peak {r['peak_mb']:.0f} MB (+{r['check_increase_mb']:.0f} MB in check); check "
             f"{r['check_s']:.1f} s ({r['path']}, Jacobian {r['jacobian']}) vs baseline {r['baseline_s']:.1f} s → "
-            f"check/baseline {r['ratio']:.2f}; target {target}: met {'yes' if r['met'] else 'no'}")
+            f"check/baseline {r['ratio']:.2f} (CPU time {r['check_cpu_s']:.0f} s / {r['baseline_cpu_s']:.0f} s = "
+            f"{r['cpu_ratio']:.2f}); target {target}: met {'yes' if r['met'] else 'no'}")
 
 
 def main() -> None:

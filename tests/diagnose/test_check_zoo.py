@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from deepstart.diagnose import check
-from deepstart.diagnose.families import branch_gain
 from deepstart.diagnose.calibration import CASES, _encoder, _FunctionalReluMLP, broken, stock
+from deepstart.diagnose.families import branch_gain
 
 N_INITS = 4
 SEED = 0  # torch.manual_seed before building and the generator of check: each case's report is deterministic

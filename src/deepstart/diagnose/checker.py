@@ -215,7 +215,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                   sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
                   norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
                   seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
-                  branch_sq=raw.branch_sq, token_cos=raw.token_cos)
+                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy)
 
 
 def _chain_first(first, rest):
@@ -227,7 +227,7 @@ def _empty_measured(n, batch):
     from deepstart.diagnose.stream import Measured
 
     z = np.zeros((n, batch, 0))
-    return Measured(z, z, np.zeros((n, 0)), z, z, z, np.zeros((n, 0)), "none")
+    return Measured(z, z, np.zeros((n, 0)), z, z, z, np.zeros((n, 0)), np.zeros((n, 0)), "none")
 
 
 def _all_tensors(args, kwargs):

@@ -20,7 +20,8 @@ with its source. In short:
   (e.g. weights ÷10⁴ push LayerNorm inputs below its ε and nothing normalizes again), and, for token streams,
   rank collapse: mean cosine similarity of the token representations at the last block above ``rank_cos``
   (Dong et al. 2021; Noci et al. 2022: queries and keys stop receiving gradient). A warning, not an error:
-  PyTorch's own 48-layer post-LN ``nn.TransformerEncoder`` (cloned layers) reaches 1.00 at init.
+  PyTorch's own 48-layer post-LN ``nn.TransformerEncoder`` (cloned layers) reaches 1.00 at init. Likewise an
+  attention entropy below ``attn_entropy`` of uniform attention (eager attention only; Zhai et al. 2023).
 
 A statistic counts only when it also exceeds ``significance`` standard errors across inits.
 """
@@ -148,10 +149,26 @@ def family_findings(report, t: dict, remedy) -> list:
                                f"residual branch gain g = {math.exp(worst[1]):.3g}: the branch output is "
                                f"{math.exp(worst[1]):.3g}× the squared length of its input, so blocks multiply "
                                "the stream instead of adding to it.", remedy("branches")))
-    out += _rank_collapse(report, t, remedy)
+    out += _rank_collapse(report, t, remedy) + _entropy_collapse(report, t, remedy)
     if report.family in NORMALIZED:
         out += _normalized_gradients(report, t, remedy)
     return out
+
+
+def _entropy_collapse(report, t, remedy) -> list:
+    """Attention rows near one-hot at init (normalized entropy below ``attn_entropy``; Zhai et al. 2023)."""
+    from deepstart.diagnose.verdicts import Finding
+
+    h = report.attn_entropy
+    if h is None or not h.size or not np.isfinite(h).any():
+        return []
+    per_block = np.nanmean(h, axis=0)
+    j = int(np.nanargmin(per_block))
+    if not per_block[j] < t["attn_entropy"]:
+        return []
+    return [Finding("attention", "warning", report.sites[j]["name"], float(per_block[j]), t["attn_entropy"], None,
+                    f"attention entropy collapse: the attention rows carry {per_block[j]:.3g} of the entropy of "
+                    "uniform attention; logits are too large at init.", remedy("attention"))]
 
 
 def _rank_collapse(report, t, remedy) -> list:
@@ -210,4 +227,8 @@ def family_summary(report) -> dict:
         cos = [float(np.mean(report.token_cos[:, j])) for j in blocks if np.isfinite(report.token_cos[:, j]).all()]
         if cos:
             out["token_cos_first"], out["token_cos_last"] = cos[0], cos[-1]
+    if report.attn_entropy is not None and report.attn_entropy.size:
+        per_block = np.nanmean(report.attn_entropy, axis=0)
+        if np.isfinite(per_block).any():
+            out["attn_entropy_min"] = float(np.nanmin(per_block))
     return out

@@ -129,6 +129,8 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
             parts.append(f"layer gains exp({_fmt(fam['layer_gain_min_nats'])}) … exp({_fmt(fam['layer_gain_max_nats'])})")
         if "token_cos_last" in fam:
             parts.append(f"token cosine {_fmt(fam['token_cos_first'])} → {_fmt(fam['token_cos_last'])}")
+        if "attn_entropy_min" in fam:
+            parts.append(f"attention entropy ≥ {_fmt(fam['attn_entropy_min'])} of log(keys)")
         lines.append(f"family law ({report.family}): " + "; ".join(parts))
     lines.append("findings:" if fs else f"findings: {c['ok']}none{c['end']}")
     for f in fs:

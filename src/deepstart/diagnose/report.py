@@ -18,7 +18,7 @@ from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_
 __all__ = ["Report"]
 
 _ARRAYS = ("m0", "sq", "grad", "dead")
-_OPTIONAL_ARRAYS = ("pre_sq", "pre_grad", "branch_sq", "token_cos")
+_OPTIONAL_ARRAYS = ("pre_sq", "pre_grad", "branch_sq", "token_cos", "attn_entropy")
 _THEORY_ARRAYS = ("m_pred", "q_pred", "back_ratio", "log_var_pred")
 
 
@@ -69,6 +69,7 @@ class Report:
     pre_grad: np.ndarray | None = None      # [i, b, j] ‖∂ℓ/∂h‖² of the same
     branch_sq: np.ndarray | None = None     # [i, b, j] M of the branch output of blocks not measured at a site
     token_cos: np.ndarray | None = None     # [i, j] mean cosine similarity of tokens at [B, T, C] blocks
+    attn_entropy: np.ndarray | None = None  # [i, j] attention entropy / log(keys) in a block's branch (eager)
 
     # ----- derived quantities (pure functions of the fields) -----
     @property

@@ -9,7 +9,8 @@ For each initialization i, input b and site j we record (Hanin & Rolnick 2018, �
 * for layers with an activation, M and G of the pre-activation h (the activation's gain E φ(h)²/E h² and
   E φ'(h)² ≈ G(h)/G(x) are measured, so unknown activations are judged like known ones);
 * for residual blocks, M of the branch output, and for ``[B, T, C]`` streams the mean cosine similarity of the
-  token representations of one input (rank collapse, Dong et al. 2021; Noci et al. 2022).
+  token representations of one input (rank collapse, Dong et al. 2021; Noci et al. 2022) and the attention
+  entropy of the block's softmax over log(keys) (eager attention only; Zhai et al. 2023's entropy collapse).
 
 Inits come from :func:`init_sources`: the model as given (init 0), then a user factory under new seeds, the
 Hugging Face model's own config, the modules' ``reset_parameters``, a scheme, or a redraw of each tensor from its
@@ -43,6 +44,7 @@ class Measured:
     pre_grad: np.ndarray    # [n, B, S]
     branch_sq: np.ndarray   # [n, B, S] (blocks: M of the branch output; NaN elsewhere)
     token_cos: np.ndarray   # [n, S] (blocks with [B, T, C] streams; NaN elsewhere)
+    attn_entropy: np.ndarray | None = None  # [n, S] normalized attention entropy in a block's branch (eager)
     path: str = "stream"
 
 
@@ -77,6 +79,19 @@ def _token_cos(t: torch.Tensor, batch: int) -> float:
     return float(((g.sum((1, 2)) - g.diagonal(dim1=1, dim2=2).sum(1)) / (n * (n - 1))).mean())
 
 
+def _entropy(p: torch.Tensor) -> float:
+    """Mean entropy of attention rows over log(number of keys each row can see): 1 uniform, 0 one-hot (rows that
+    see a single key, e.g. the first token under a causal mask, are left out)."""
+    x = p.detach().double().reshape(-1, p.shape[-1])
+    support = (x > 0).sum(-1)
+    keep = support > 1
+    if not bool(keep.any()):
+        return math.nan
+    x = x[keep]
+    h = -(x * torch.where(x > 0, x.log(), torch.zeros_like(x))).sum(-1)
+    return float((h / support[keep].double().log()).mean())
+
+
 def _loss(out, loss, cotangent):
     if loss is not None:
         return loss(out)
@@ -92,6 +107,9 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
                        ("branch", info["branch_taps"])):
         for j, nid in taps.items():
             roles.setdefault(nid, []).append((role, j))
+    for j, nids in info.get("softmax_taps", {}).items():
+        for nid in nids:
+            roles.setdefault(nid, []).append(("softmax", j))
     rows = []
     for params in inits:
         rows.append(_measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed))
@@ -99,7 +117,7 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
             bar.update(1)
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     return Measured(stack["sq"], stack["grad"], stack["dead"], stack["pre_sq"], stack["pre_grad"],
-                    stack["branch_sq"], stack["cos"])
+                    stack["branch_sq"], stack["cos"], stack["entropy"])
 
 
 def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed) -> dict:
@@ -108,6 +126,7 @@ def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotange
     n_sites = len(sites)
     row = {k: np.full((batch, n_sites), np.nan) for k in ("sq", "grad", "pre_sq", "pre_grad", "branch_sq")}
     row["dead"], row["cos"] = np.full(n_sites, np.nan), np.full(n_sites, np.nan)
+    entropies = {}
     tensors = {}
 
     def on_node(nid, t):
@@ -120,6 +139,8 @@ def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotange
                 row["dead"][j] = _dead(t, graph.nodes[nid].feature_axis)
                 if sites[j].kind == "block":
                     row["cos"][j] = _token_cos(t, batch)
+            elif role == "softmax":
+                entropies.setdefault(j, []).append(_entropy(t))
             else:
                 row[f"{role}_sq"][:, j] = _per_sample_sq(t, batch)
 
@@ -132,7 +153,11 @@ def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotange
             "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
             "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
             "submodule whose forward is fixed.")
-    keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad]
+    row["entropy"] = np.full(n_sites, np.nan)
+    for j, values in entropies.items():
+        row["entropy"][j] = float(np.mean(values))
+    keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad and
+            any(role != "softmax" for role, _ in roles[nid])]
     value = _loss(out, loss, cotangent)
     grads = torch.autograd.grad(value, [tensors[k] for k in keys], allow_unused=True) \
         if keys and value.requires_grad else [None] * len(keys)

@@ -221,7 +221,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     """``(sites, info)``: the measuring sites in execution order and a dict with ``taps`` (node id per site),
     ``pre_taps`` (site index -> node of its pre-activation), ``branch_taps`` (block index -> branch node when no
     site measures it), ``family`` and ``blocks`` (block site -> placement facts)."""
-    sizes = [_per_sample(n.shape) for n in graph.nodes]
+    sizes = [int(math.prod(n.shape)) for n in graph.nodes]  # total elements: views may fold the batch
     anc = _Ancestry(graph)
     consumers = graph.consumers()
     counts, sites, taps, pre_taps = {}, [], [], {}
@@ -244,7 +244,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
             fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
             theory = op.name in _THEORY_OPS and fan_in is not None
             site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
-                        measure_op, act, _width(graph, h), sizes[end], graph.nodes[end].shape, fan_in, sigma_w,
+                        measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, fan_in, sigma_w,
                         sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
                         weight_params=[k for k in op.params if params[k].ndim >= 2])
             if not theory and op.name != "embedding":
@@ -252,7 +252,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
                                   "theory not applicable")
         else:
             site = Site(name, "norm", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
-                        measure_op, act, _width(graph, h), sizes[end], graph.nodes[end].shape, norm=op.name)
+                        measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, norm=op.name)
         if act and members and not any(graph.ops[m].inplace for m in members) and end != h:
             pre_taps[len(sites)] = h
             site.pre_index = graph.nodes[h].op
@@ -262,7 +262,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         taps.append(end)
         measured_back[_back(graph, end)] = len(sites) - 1
     blocks = _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique)
-    _place(sites, anc)
+    _place(sites, anc, graph)
     inputs = {_back(graph, n) for n in graph.input_nodes} | set(graph.input_nodes)
     for s in sites:
         src = s._in
@@ -271,16 +271,32 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         else:
             r = _back(graph, src)
             s.source = "input" if r in inputs else (sites[measured_back[r]].name if r in measured_back else None)
+    softmax = _softmax_taps(graph, anc, sites)
     order = sorted(range(len(sites)), key=lambda j: sites[j]._out_op)
     sites = [sites[j] for j in order]
     taps = [taps[j] for j in order]
     remap = {old: new for new, old in enumerate(order)}
     pre_taps = {remap[j]: n for j, n in pre_taps.items()}
     branch_taps = {remap[j]: n for j, n in blocks.items()}
+    softmax = {remap[j]: n for j, n in softmax.items()}
     for s in sites:
         for attr in ("_in", "_out", "_op", "_out_op", "_branch", "_stream"):
             s.__dict__.pop(attr, None)
-    return sites, {"taps": taps, "pre_taps": pre_taps, "branch_taps": branch_taps, "family": family_of(sites)}
+    return sites, {"taps": taps, "pre_taps": pre_taps, "branch_taps": branch_taps, "family": family_of(sites),
+                   "softmax_taps": softmax}
+
+
+def _softmax_taps(graph, anc, sites) -> dict:
+    """block index -> the softmax outputs inside its branch (eager attention probabilities)."""
+    out = {}
+    for j, s in enumerate(sites):
+        if s.kind != "block" or not s.attention:
+            continue
+        nodes = [o.outputs[0] for o in graph.ops if o.name in ("softmax", "_softmax") and o.outputs and
+                 anc.below(s._stream, o.outputs[0]) and anc.below(o.outputs[0], s._branch)]
+        if nodes:
+            out[j] = nodes
+    return out
 
 
 def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) -> dict:
@@ -295,7 +311,7 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
         name, k = unique(op.module)
         act = _activation(graph, members, op.module)
         site = Site(name, "block", op.module_type or "add", op.module, k, f"stream after the add → {act or 'identity'}",
-                    graph.nodes[end].op, act, _width(graph, branch), sizes[end], graph.nodes[end].shape)
+                    graph.nodes[end].op, act, _width(graph, branch), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape)
         site.norm = kind
         b_root = _scaled_back(graph, branch, sizes)
         site.branch_site = sites[measured_back[_back(graph, b_root)]].name if _back(graph, b_root) in measured_back \
@@ -335,7 +351,7 @@ def _eta(graph: Graph, t: int, root: int) -> float | None:
     return eta if float(((y - eta * x) ** 2).sum()) <= 1e-8 * max(float((y * y).sum()), 1e-300) else None
 
 
-def _place(sites: list, anc: _Ancestry) -> None:
+def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
     """Parent block of every site (innermost residual branch containing it) and the main path."""
     blocks = [s for s in sites if s.kind == "block"]
     for s in sites:
@@ -344,7 +360,7 @@ def _place(sites: list, anc: _Ancestry) -> None:
         for b in blocks:
             if b is s:
                 continue
-            inside = anc.below(b._stream, node) and node != b._stream and (
+            inside = anc.below(b._stream, node) and _back(graph, node) != _back(graph, b._stream) and (
                 anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj)))
             if inside and (best is None or b._op < best._op):
                 best = b

@@ -38,6 +38,7 @@ THRESHOLDS = {
     "branch_gain": 4.0,         # v_l / M(branch input): the branch doubles the length of its (normalized) input
     "normalized_gradient_nats": 10.0,  # normalized families: gradient imbalance that is an error, not a warning
     "rank_cos": 0.9,            # mean token cosine similarity at the last block: rank collapse
+    "attn_entropy": 0.1,        # attention entropy / log(keys): rows near one-hot at init (entropy collapse)
     "links_read": 0.5,          # plain nets: FM1 is "not assessed" when fewer of the main path's links are read
 }
 SEVERITIES = ("info", "warning", "error")
