@@ -128,7 +128,7 @@ def _is_scaling(op, closure, sizes, h) -> bool:
 def _activation(graph: Graph, members: list, own_module: str) -> str | None:
     """Theory spec of the elementwise ops in ``members``; ``blackbox:<label>`` when the theory doesn't know them."""
     ops = [graph.ops[m] for m in members if graph.ops[m].kind not in ("shape", "transparent")]
-    if not ops:
+    if not any(o.kind == "activation" for o in ops):  # only affine arithmetic (a bias, a position embedding)
         return None
     if len(ops) == 1 and ops[0].name in KNOWN_ACTIVATIONS:
         return _spec(ops[0])
