@@ -157,6 +157,14 @@ def test_gpt2_mlp_activation_is_read():
     assert c_fc["activation"] is not None  # GPT-2's gelu_new (NewGELUActivation)
 
 
+def test_gpt2_sites_keep_per_input_lengths():
+    model = _hf("gpt2", n_layer=1, n_embd=32, n_head=4)
+    report = check(model, _tokens(batch=3), n_inits=2, generator=_gen(1), jacobian=False)
+    same = [s["name"] for j, s in enumerate(report.sites)
+            if s["name"] != "transformer.wpe" and np.ptp(report.sq[0, :, j]) == 0]  # wpe: no batch axis, by design
+    assert not same, f"sites with one length for all inputs: {same}"
+
+
 def test_bert_is_post_ln():
     model = _hf("bert", num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64)
     report = check(model, _tokens(), n_inits=2, generator=_gen(1), jacobian=False)

@@ -200,7 +200,8 @@ def _normalized_gradients(report, t, remedy) -> list:
         return []
     severe = abs(g) > t["normalized_gradient_nats"]
     way = "vanishing toward the input" if g < 0 else "exploding toward the input"
-    law = ("BatchNorm nets: gradients explode with depth at init (Yang et al. 2019)" if "bn" in report.family else
+    law = ("BatchNorm nets: gradients explode with depth at init (Yang et al. 2019)" if "bn" in report.family
+           and g > 0 else "the layers' weights shrink the backward signal" if g < 0 and "bn" in report.family else
            "post-norm transformers: gradients grow toward the output at init (Xiong et al. 2020)"
            if report.family in ("post-ln", "deepnorm", "sandwich") else
            "pre-norm transformers: gradients of early blocks sum over the later branches")

@@ -123,7 +123,11 @@ def _normalized(report, errors: set) -> list:
             scheme=f"gpt2(std={GPT2_STD}, residual_scale={scale:.6g})",
             params={"std": GPT2_STD, "residual_scale": scale, "weights": weights,
                     "outputs": _branch_outputs(report)})]
-    if "bn" in report.family and errors & {"gradients", "fm1"}:
+    if "bn" in report.family and "fm1" in errors:  # a layer orders of magnitude off its input's scale (below eps)
+        return [Recommendation("init", ("fm1",), "a layer's weights are orders of magnitude off the scale of its "
+                               "input (below batch norm's ε nothing renormalizes); variance 2/fan_in puts every "
+                               "conv back at the scale batch norm expects (He et al. 2015)", "he")]
+    if "bn" in report.family and "gradients" in errors:
         return [Recommendation("architecture", ("gradients",), "BatchNorm's gradient explosion at init grows with "
                                "depth whatever the weights (Yang et al. 2019): residual connections around each few "
                                "layers, or fewer layers; a different weight init does not help")]

@@ -50,7 +50,7 @@ class Measured:
 
 def _per_sample_sq(t: torch.Tensor, batch: int, mean: bool = True) -> np.ndarray:
     x = t.detach().double()
-    if x.ndim >= 1 and x.shape[0] == batch:
+    if x.ndim >= 1 and x.shape[0] % batch == 0 and x.shape[0] > 0:  # [B, …] or a folded [B·T, …] (HF Conv1D)
         sq = x.pow(2).reshape(batch, -1)
         v = sq.mean(1) if mean else sq.sum(1)
     else:
@@ -159,8 +159,15 @@ def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotange
     keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad and
             any(role != "softmax" for role, _ in roles[nid])]
     value = _loss(out, loss, cotangent)
-    grads = torch.autograd.grad(value, [tensors[k] for k in keys], allow_unused=True) \
-        if keys and value.requires_grad else [None] * len(keys)
+    try:
+        grads = torch.autograd.grad(value, [tensors[k] for k in keys], allow_unused=True) \
+            if keys and value.requires_grad else [None] * len(keys)
+    except RuntimeError as exc:
+        if "inplace operation" not in str(exc):
+            raise
+        raise ValueError("the model's backward fails: a tensor it needs was changed in place in forward "
+                         f"({str(exc).splitlines()[0][:160]}…). Training this model fails the same way; write "
+                         "h = h + f(h) instead of h += f(h) where h is saved for the backward.") from None
     for nid, g in zip(keys, grads):
         gsq = _per_sample_sq(g, batch, mean=False) if g is not None else np.zeros(batch)
         for role, j in roles[nid]:
