@@ -144,28 +144,26 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             sites, info = read_sites(graph, dict(model.named_parameters()))
             cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                          for t in float_outputs(graph.output)]
+            graph.tensors.clear()  # the recorded forward (and the autograd graph its output holds) is not needed
+            graph.output = None
             if sites and loss is None and not cotangent:
                 raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
             bar.update(1)
             nonfinite = tuple(k for k, p in model.named_parameters()
-                              if p.is_floating_point() and not np.isfinite(as_numpy(p)).all())
-            given = {k: as_numpy(v) for k, v in model.named_parameters()}
-            families = {k: infer_family(a) for k, a in given.items()}
-            laws = infer_laws(model, {k: a[None] for k, a in given.items()}, families)
+                              if p.is_floating_point() and not bool(torch.isfinite(p.detach()).all()))
+            given = dict(model.named_parameters())
+            families, laws = _families_laws(model, given)
             reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws)
             source = iter(source)
             first = next(source)
             if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
-                drawn = {k: as_numpy(v) for k, v in first.items() if k in given}
-                families = {k: infer_family(a) for k, a in drawn.items()}
-                laws = infer_laws(model, {k: a[None] for k, a in drawn.items()}, families)
+                families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
             _set_laws(sites, laws)
             if sites:
                 raw = measure(model, graph, sites, info, args, kwargs, _chain_first(first, source), loss,
                               cotangent, batch, seed=seed, bar=bar)
             else:
                 raw = None
-            graph.tensors.clear()
             jac, notes = None, [note for s in sites for note in s.notes]
             if jacobian and sites:
                 jac, note = _jacobian(model, first, args, kwargs, generator)
@@ -216,6 +214,12 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                   norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
                   seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
                   branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy)
+
+
+def _families_laws(model, params: dict) -> tuple:
+    """(family, law) of every parameter, converting one tensor at a time to float64 (no copy of the model)."""
+    families = {k: infer_family(v) for k, v in params.items()}
+    return families, infer_laws(model, {k: v.detach()[None] for k, v in params.items()}, families)
 
 
 def _chain_first(first, rest):

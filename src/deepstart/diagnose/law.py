@@ -94,7 +94,8 @@ def infer_laws(model, stacked: dict, families: dict) -> dict:
     for name, p in model.named_parameters():
         if p.ndim < 2 or name not in stacked:
             continue
-        w = np.asarray(stacked[name], dtype=np.float64)
+        x = stacked[name]
+        w = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
         fans = _fans(model, name, p)
         fan_in, fan_out = (None, None) if fans is None else (float(fans[0]), float(fans[1]))
         family = families.get(name, "normal")

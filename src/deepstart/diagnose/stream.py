@@ -110,9 +110,10 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
     for j, nids in info.get("softmax_taps", {}).items():
         for nid in nids:
             roles.setdefault(nid, []).append(("softmax", j))
-    rows = []
-    for params in inits:
+    rows, source = [], iter(inits)
+    while (params := next(source, None)) is not None:
         rows.append(_measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed))
+        params = None  # freed before the next init is drawn: one parameter set alive at a time
         if bar is not None:
             bar.update(1)
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
