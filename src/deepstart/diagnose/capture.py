@@ -255,7 +255,7 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
     def pre(name):
         def hook(mod, inputs):
             modules.append((name, type(mod).__name__))
-            err_stack.append((name, mod, shapes_of(inputs)))
+            err_stack.append((name, mod, inputs))  # shapes only when reporting an error
             if _opaque_norm(mod):
                 if not rec.opaque:
                     t = first_tensor(inputs)
@@ -285,8 +285,8 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
             output = torch.func.functional_call(model, params, args, kwargs, strict=False)
     except Exception as exc:
         if err_stack:
-            name, module, shapes = err_stack[-1]
-            where = f"module {name or '<root>'!r} ({type(module).__name__}) with input shapes {shapes}"
+            name, module, inputs_ = err_stack[-1]
+            where = f"module {name or '<root>'!r} ({type(module).__name__}) with input shapes {shapes_of(inputs_)}"
         else:
             where = f"the model ({type(model).__name__}) with input shapes {shapes_of(args)}"
         raise ModelForwardError(f"the model's forward raised in {where}: {type(exc).__name__}: {exc}. "

@@ -99,8 +99,8 @@ def layer_gain(report) -> dict:
 
 
 def branch_gain(report) -> dict:
-    """block name -> (log g_l, SE): M of the branch output over M of the branch's input (the norm that opens a
-    pre-norm branch, else the stream entering the block)."""
+    """block name -> (log g_l, SE): M of the branch output η·f(x) over M of the branch's input (the norm that
+    opens a pre-norm branch, else the stream entering the block); blocks with η = 0 (ReZero) add nothing."""
     out = {}
     for j, s in enumerate(report.sites):
         if s["kind"] != "block":
@@ -117,7 +117,12 @@ def branch_gain(report) -> dict:
         k = opener if opener is not None else _col(report, s.get("source") or "")
         if k is None:
             continue
-        out[s["name"]] = _mean_se_log(_per_init(branch, report.sq[..., k]))
+        eta = s.get("eta") if b is not None else 1.0  # y = x + η·f(x) with f a site (ReZero, SkipInit: η = 0)
+        eta2 = 1.0 if eta is None else eta * eta
+        if eta2 == 0.0:
+            continue
+        log_g, se = _mean_se_log(_per_init(branch, report.sq[..., k]))
+        out[s["name"]] = (log_g + math.log(eta2), se)
     return out
 
 
