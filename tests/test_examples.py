@@ -25,3 +25,14 @@ def test_jacobian_spectrum_writes_the_figure(tmp_path):
     result = _run("jacobian_spectrum.py", "--depth", "3", "--width", "64", "--nets", "2", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert out.stat().st_size > 10_000 and result.stdout.count("variance theory") == 3
+
+
+def test_transformer_check_finds_the_broken_init_and_verifies_the_fix():
+    import pytest
+
+    pytest.importorskip("transformers")
+    result = _run("transformer_check.py", "--layers", "2", "--width", "64")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stock GPT-2: healthy (family pre-ln)" in result.stdout
+    assert "initializer_range=1.0: FAILING" in result.stdout and "branches" in result.stdout
+    assert "verified: passes" in result.stdout
