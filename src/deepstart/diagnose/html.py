@@ -86,6 +86,22 @@ def _rows_shown(n: int, max_rows: int) -> list:
     return list(range(head)) + list(range(n - (max_rows - head), n))
 
 
+def family_line(report) -> str | None:
+    """The family-law statistics in one line (``docs/laws.md``), or None when there are none."""
+    fam = report.family_stats
+    parts = []
+    if "branch_gain_max" in fam:
+        parts.append(f"max branch gain {_fmt(fam['branch_gain_max'])} at {fam['branch_gain_site']} "
+                     f"(limit {report.thresholds.get('branch_gain', 4.0):g})")
+    if "layer_gain_min_nats" in fam:
+        parts.append(f"layer gains exp({_fmt(fam['layer_gain_min_nats'])}) … exp({_fmt(fam['layer_gain_max_nats'])})")
+    if "token_cos_last" in fam:
+        parts.append(f"token cosine {_fmt(fam['token_cos_first'])} → {_fmt(fam['token_cos_last'])}")
+    if "attn_entropy_min" in fam:
+        parts.append(f"attention entropy ≥ {_fmt(fam['attn_entropy_min'])} of log(keys)")
+    return f"family law ({report.family}): " + "; ".join(parts) if parts else None
+
+
 def render_text(report, color: bool = False, max_rows: int = 20) -> str:
     """A compact per-layer table and the findings (ANSI colours when ``color``)."""
     c = _COLORS if color else {k: "" for k in _COLORS}
@@ -119,19 +135,9 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
                      f"5β = {_fmt(5 * report.beta)}); log G_first/G_last {_fmt(st.get('grad_log_ratio'))} "
                      f"(theory {_fmt(pr.get('grad_log_ratio'))}); isometry Var(λ)/m₁² "
                      f"{_fmt(report.jacobian_relvar)} (theory {_fmt(pr.get('isometry_relvar'))})")
-    fam = report.family_stats
-    if fam:
-        parts = []
-        if "branch_gain_max" in fam:
-            parts.append(f"max branch gain {_fmt(fam['branch_gain_max'])} at {fam['branch_gain_site']} "
-                         f"(limit {report.thresholds.get('branch_gain', 4.0):g})")
-        if "layer_gain_min_nats" in fam:
-            parts.append(f"layer gains exp({_fmt(fam['layer_gain_min_nats'])}) … exp({_fmt(fam['layer_gain_max_nats'])})")
-        if "token_cos_last" in fam:
-            parts.append(f"token cosine {_fmt(fam['token_cos_first'])} → {_fmt(fam['token_cos_last'])}")
-        if "attn_entropy_min" in fam:
-            parts.append(f"attention entropy ≥ {_fmt(fam['attn_entropy_min'])} of log(keys)")
-        lines.append(f"family law ({report.family}): " + "; ".join(parts))
+    law = family_line(report)
+    if law:
+        lines.append(law)
     lines.append("findings:" if fs else f"findings: {c['ok']}none{c['end']}")
     for f in fs:
         col = c[f.severity]
@@ -290,7 +296,10 @@ def report_html(report, path=None, full_page: bool = True) -> str:
     verdict = report.verdict
     content = (f"<div class='deepstart-report'><h2>deepstart check: {esc(report.model)} — {verdict}</h2>"
                f"<p>inputs: {esc(report.inputs)}; {report.n_inits} inits ({esc(report.reinit)}); measured in "
-               f"{esc(report.mode)} mode via {esc(report.path)}.</p><h3>Findings</h3><ul>{items}</ul>"
+               f"{esc(report.mode)} mode via {esc(report.path)}.</p><p>family: {esc(report.family)} "
+               f"(laws: docs/laws.md)"
+               f"{'; ' + esc(family_line(report).split(': ', 1)[1]) if family_line(report) else ''}</p>"
+               f"<h3>Findings</h3><ul>{items}</ul>"
                f"<h3>Recommendations</h3><ol>{recs}</ol>"
                f"<img alt='signal propagation' src='data:image/png;base64,{_figure_png(report)}'/>"
                f"<h3>Main path</h3><table>{head}{body}</table><h3>Notes</h3><ul>{notes}</ul></div>")
