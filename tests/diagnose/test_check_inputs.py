@@ -1,6 +1,7 @@
 """deepstart.check on bad input and unusual models: clear errors or findings, never a changed model."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -241,3 +242,52 @@ def test_small_transformer_from_the_zoo(generator):
     assert np.all(np.isfinite(report.sq))
     assert report.jacobian is not None
     assert_unchanged(built.model, snap)
+
+
+class Concatenating(nn.Module):
+    """Each layer reads [x, x] concatenated: no site's output feeds the next layer directly, so no link of the
+    main path can be read as a length change of the net."""
+
+    def __init__(self, depth=6, width=8):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(depth))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.relu(layer(torch.cat([x, x], dim=1)))
+        return x
+
+
+def test_unreadable_main_path_is_not_assessed_never_healthy(generator):
+    report = check(Concatenating(), input_shape=(8,), n_inits=3, generator=generator, jacobian=False)
+    assert report.stats["links_read"] < 0.5 * report.links.size
+    assert not report.healthy and not report.assessed and report.verdict == "NOT ASSESSED"
+    assert any(f.category == "structure" and f.message.startswith("not assessed") for f in report.findings)
+    assert not any(f.severity == "error" for f in report.findings)
+    again = Report.from_dict(report.to_dict())
+    assert again.verdict == "NOT ASSESSED"
+
+
+@dataclasses.dataclass
+class Output:
+    logits: torch.Tensor
+    hidden: tuple
+
+
+class ReturnsDataclass(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return Output(self.b(h), (h,))
+
+
+def test_dataclass_outputs_enter_the_loss_and_the_jacobian(generator):
+    model = ReturnsDataclass()
+    snap = snapshot(model)
+    report = check(model, input_shape=(8,), n_inits=3, generator=generator)
+    assert np.all(report.grad > 0)  # every float tensor of the dataclass entered ⟨u, output⟩
+    assert report.jacobian is not None and report.jacobian["output_dim"] == 4 + 8  # logits and hidden, flattened
+    assert_unchanged(model, snap)

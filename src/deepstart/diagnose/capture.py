@@ -12,13 +12,15 @@ the tensors the structure chose by op index.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS", "first_tensor"]
+__all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS",
+           "first_tensor", "float_tensors"]
 
 # Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
@@ -78,17 +80,13 @@ def op_kind(name: str, uses_matrix: bool) -> str:
 
 
 def first_tensor(obj):
-    """The first floating-point tensor in a tensor / tuple / list / dict (depth-first), or None."""
-    if isinstance(obj, torch.Tensor):
-        return obj if obj.is_floating_point() else None
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, (tuple, list)):
-        for item in obj:
-            t = first_tensor(item)
-            if t is not None:
-                return t
-    return None
+    """The first floating-point tensor in a tensor / tuple / list / dict / dataclass (depth-first), or None."""
+    return next(iter(float_tensors(obj)), None)
+
+
+def float_tensors(obj) -> list:
+    """The floating-point tensors in a tensor / tuple / list / dict / dataclass (``ModelOutput`` is a dict)."""
+    return [t for t in _tensors(obj, []) if t.is_floating_point()]
 
 
 def _tensors(obj, out):
@@ -100,6 +98,9 @@ def _tensors(obj, out):
     elif isinstance(obj, (tuple, list)):
         for v in obj:
             _tensors(v, out)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _tensors(getattr(obj, f.name), out)
     return out
 
 

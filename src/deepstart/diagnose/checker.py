@@ -258,14 +258,11 @@ def _progress(enabled: bool, total: int):
     return tqdm(total=total, desc="deepstart check", unit="init", file=sys.stderr, leave=False)
 
 
-def float_outputs(out):
-    if isinstance(out, torch.Tensor):
-        return [out] if out.is_floating_point() else []
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for item in out for t in float_outputs(item)]
-    return []
+def float_outputs(out) -> list:
+    """Every floating-point tensor of a model's output (tensor, tuple, dict, ``ModelOutput``, dataclass)."""
+    from deepstart.diagnose.capture import float_tensors
+
+    return float_tensors(out)
 
 
 def _input_m0(args, kwargs, batch) -> np.ndarray:
