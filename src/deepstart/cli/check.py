@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the zoo model, the inputs, the re-inits and the fix "
                                                         "(independent streams derived from it; default 0)")
     p.add_argument("--html", help="write a self-contained HTML report here")
-    p.add_argument("--json", help="write the JSON report here")
+    p.add_argument("--json", help="write the JSON report here ('-': one JSON document on stdout, the tables go to "
+                   "stderr). Strict JSON: NaN is null, infinities are \"inf\"/\"-inf\"")
     p.add_argument("--fail-on", default="error",
                    help="exit 1 on findings of these categories (fm1,fm2,gradients,isometry,dead,nonfinite) or at "
                         "or above this severity (warning, error; default error)")
@@ -136,14 +137,17 @@ def run(args) -> int:
     inputs = prepare_inputs(model, None, shape, batch_size=args.batch, generator=gen)[0][0]
     report = check(model, inputs, reinit=args.init, factory=factory, generator=gen, progress=not args.quiet, name=name,
                    **kw)
-    _show(report, args.quiet)
-    _write(report, args.json, args.html)
+    human = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
+    _show(report, args.quiet, human)
+    to_file = None if args.json == "-" else args.json
+    _write(report, to_file, args.html)
+    fixed = None
     code = exit_code(report, level, categories)
     if args.fix:
         result = fix_(model, inputs, n_inits=args.n_inits, generator=torch.Generator().manual_seed(fix_seed),
                       report=report, rebuild=zoo.rebuild if zoo is not None else None, jacobian=not args.no_jacobian,
                       batch_size=args.batch)
-        print(f"\n{result}")
+        print(f"\n{result}", file=human)
         if result.applied:
             from dataclasses import replace
 
@@ -152,16 +156,23 @@ def run(args) -> int:
                 fixed_name = zoo.spec_with(init=result.recommendation.scheme)
             fixed_name = fixed_name or f"{name} (fixed: {result.recommendation})"
             after = replace(result.after, model=fixed_name)
-            _show(after, args.quiet)
-            _write(after, args.json and _sibling(args.json, "fixed"), args.html and _sibling(args.html, "fixed"))
+            _show(after, args.quiet, human)
+            _write(after, to_file and _sibling(to_file, "fixed"), args.html and _sibling(args.html, "fixed"))
+            fixed = after
+    if args.json == "-":  # one strict JSON document on stdout: the report, or the report and the fixed one
+        from deepstart._json import dumps
+
+        print(dumps(report.to_dict() if fixed is None else {"report": report.to_dict(), "fixed": fixed.to_dict()},
+                    indent=1))
     return code
 
 
-def _show(report, quiet: bool) -> None:
+def _show(report, quiet: bool, file=None) -> None:
+    file = file or sys.stdout
     if quiet:
-        print(f"{report.model}: {report.verdict} ({len(report.findings)} findings)")
+        print(f"{report.model}: {report.verdict} ({len(report.findings)} findings)", file=file)
     else:
-        print(report.render(color=_color()))
+        print(report.render(color=_color() and file is sys.stdout), file=file)
 
 
 def _write(report, json_path, html_path) -> None:

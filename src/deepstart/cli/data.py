@@ -1,8 +1,9 @@
 """``deepstart data fetch NAME [--root DIR]`` and ``deepstart data where``: download datasets, show where they live."""
 from __future__ import annotations
 
-import json
 import sys
+
+from deepstart._json import dumps
 
 
 def register(subparsers) -> None:
@@ -44,5 +45,5 @@ def _where(args) -> int:
     from deepstart.data import where
 
     location = where(args.root)
-    print(json.dumps(location.to_dict(), indent=2) if args.json else location)
+    print(dumps(location.to_dict(), indent=2) if args.json else location)
     return 0

@@ -1,9 +1,10 @@
 """``deepstart sweep run|status|plot|export``: resumable training sweeps into a SQLite store."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from deepstart._json import dumps
 
 
 def register(subparsers) -> None:
@@ -57,7 +58,7 @@ def _run(args) -> int:
 
     summary = run_sweep(args.spec, args.store, backend=args.backend, workers=args.workers,
                         max_members=args.max_members, progress=not args.no_progress, ray_address=args.ray_address)
-    print(json.dumps(summary.to_dict()))
+    print(dumps(summary.to_dict()))
     return 0
 
 
@@ -66,7 +67,7 @@ def _status(args) -> int:
         sweeps = [args.sweep] if args.sweep else store.sweeps()
         rows = [store.status(s) for s in sweeps]
     if args.json:
-        print(json.dumps(rows))
+        print(dumps(rows))
     else:
         for r in rows:
             print(f"{r['sweep']}: {r['finished']}/{r['planned']} finished, {r['diverged']} diverged, "

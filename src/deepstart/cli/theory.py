@@ -9,8 +9,9 @@ Each takes ``--json`` for machine-readable output. NumPy/SciPy only (no torch im
 """
 from __future__ import annotations
 
-import json
 from fractions import Fraction
+
+from deepstart._json import dumps
 
 
 def _number(text: str) -> float:
@@ -84,7 +85,7 @@ def _critical(args) -> int:
     from deepstart.theory import critical_point
 
     cp = critical_point(args.activation, q_star=args.q_star, sigma_b=args.sigma_b)
-    print(json.dumps(cp.to_dict()) if args.json else cp)
+    print(dumps(cp.to_dict()) if args.json else cp)
     return 0
 
 
@@ -98,7 +99,7 @@ def _point(args) -> int:
         out["gradient_growth"] = plain(gradient_growth(args.activation, args.sigma_w, args.sigma_b, args.depth))
     out["phase"] = "critical" if abs(ds.chi_1 - 1) < 1e-9 else ("chaotic" if ds.chi_1 > 1 else "ordered")
     if args.json:
-        print(json.dumps(out))
+        print(dumps(out))
     else:
         print("\n".join(f"{k:>16}: {fmt(v) if isinstance(v, float) else v}" for k, v in out.items()))
     return 0
@@ -118,7 +119,7 @@ def _phase(args) -> int:
         fig.savefig(args.out, dpi=120, bbox_inches="tight")
         plt.close(fig)
     if args.json:
-        print(json.dumps(pd.to_dict()))
+        print(dumps(pd.to_dict()))
     else:
         crit = pd.critical_sigma_w()
         print(f"{pd.activation}: {pd.chi_1.size} points, {int(pd.chaotic.sum())} chaotic")
@@ -143,7 +144,7 @@ def _lengths(args) -> int:
     lm = length_moments(widths, **kw)
     fm = failure_modes(widths, threshold=args.threshold, **kw)
     if args.json:
-        print(json.dumps({"widths_spec": args.widths, "depth": len(widths), "beta": lm.beta,
+        print(dumps({"widths_spec": args.widths, "depth": len(widths), "beta": lm.beta,
                           "mean_ratio": float(lm.mean_ratio[-1]), "second_ratio": float(lm.second_ratio[-1]),
                           "log_mean": float(lm.log_mean[-1]), "log_var": float(lm.log_var[-1]),
                           "log_exact": lm.log_exact, "failure_modes": fm.to_dict()}))

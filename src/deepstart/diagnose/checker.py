@@ -17,7 +17,7 @@ from torch import nn
 
 from deepstart.diagnose.architecture import expected_input
 from deepstart.diagnose.law import infer_laws
-from deepstart.diagnose.measure import as_numpy, infer_family
+from deepstart.diagnose.measure import infer_family
 from deepstart.diagnose.predict import predict
 from deepstart.diagnose.report import Report
 

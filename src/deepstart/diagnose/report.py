@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from deepstart._json import dumps
 from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_stats
 
 __all__ = ["Report"]
@@ -195,14 +196,15 @@ class Report:
         if kw.get("jacobian"):
             jac = dict(kw["jacobian"])
             jac["values"] = np.asarray(jac["values"], dtype=float)
-            jac["moments"] = tuple(jac["moments"])
+            jac["moments"] = tuple(float("nan") if x is None else float(x) for x in jac["moments"])
+            jac["moment_errors"] = tuple(float("nan") if x is None else float(x) for x in jac.get("moment_errors", ()))
             kw["jacobian"] = jac
         for k in ("sites", "nonfinite_params", "norm_layers", "notes"):
             kw[k] = tuple(kw.get(k, ()))
         return cls(**kw)
 
     def to_json(self, path=None) -> str:
-        text = json.dumps(self.to_dict(), indent=1)
+        text = dumps(self.to_dict(), indent=1)
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with open(path, "w", encoding="utf-8") as fh:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from deepstart._json import dumps
+
 __all__ = ["InitEntry", "InitRecord"]
 
 
@@ -70,7 +72,7 @@ class InitRecord:
         return cls(d["scheme"], tuple(InitEntry.from_dict(e) for e in d["entries"]))
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        return dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> "InitRecord":

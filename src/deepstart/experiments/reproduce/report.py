@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deepstart._json import dumps
 from deepstart.experiments.reproduce.claims import Claim
 
 __all__ = ["Figure", "PaperReport", "figure_from_matplotlib"]
@@ -136,7 +137,7 @@ class PaperReport:
         paths["md"].write_text(self.to_markdown(image_prefix), encoding="utf-8")
         slim = self.to_dict()
         slim["figures"] = [{**f, "png_b64": f"{self.paper}_{f['name']}.png"} for f in slim["figures"]]
-        paths["json"].write_text(json.dumps(slim, indent=1, default=str), encoding="utf-8")
+        paths["json"].write_text(dumps(slim, indent=1, default=str), encoding="utf-8")
         for f in self.figures:
             p = out / f"{self.paper}_{f.name}.png"
             p.write_bytes(base64.b64decode(f.png_b64))
