@@ -291,3 +291,28 @@ def test_dataclass_outputs_enter_the_loss_and_the_jacobian(generator):
     assert np.all(report.grad > 0)  # every float tensor of the dataclass entered ⟨u, output⟩
     assert report.jacobian is not None and report.jacobian["output_dim"] == 4 + 8  # logits and hidden, flattened
     assert_unchanged(model, snap)
+
+
+def test_given_weights_mode_measures_the_model_as_it_is(generator):
+    """n_inits=1: the given weights only; FM1 and gradients are still judged, FM2 is not available."""
+    model = small_mlp(generator, depth=12, width=16)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(0.5)  # σ_w² = 0.5: M_j falls ×1/4 per layer, e^-16.6 over 12 layers
+    snap = snapshot(model)
+    report = check(model, input_shape=(8,), n_inits=1, generator=generator)
+    assert report.sq.shape[0] == 1 and report.n_inits == 1
+    assert np.isnan(report.stats["fm2_var"])  # across-init variance: not available
+    cats = {f.category for f in report.findings if f.severity == "error"}
+    assert "fm1" in cats and "fm2" not in cats
+    assert any("given-weights mode" in n for n in report.notes)
+    assert torch.equal(next(iter(snap[0].values())), next(iter(model.state_dict().values())))
+    assert_unchanged(model, snap)
+    healthy = check(small_mlp(generator, depth=12, width=16), input_shape=(8,), n_inits=1, generator=generator)
+    assert not any(f.severity == "error" for f in healthy.findings)
+
+
+def test_n_inits_below_one_is_refused_with_advice(generator):
+    with pytest.raises(ValueError, match="given weights only"):
+        check(small_mlp(generator), input_shape=(8,), n_inits=0, generator=generator)

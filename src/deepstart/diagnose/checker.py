@@ -73,8 +73,9 @@ def _mode(model: nn.Module) -> str:
 def _check_args(model, n_inits):
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 2:
-        raise ValueError(f"n_inits={n_inits!r} must be an int >= 2 (variances across inits need two)")
+    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
+        raise ValueError(f"n_inits={n_inits!r} must be an int >= 1 (1: the given weights only; variances across "
+                         "inits need 2 or more)")
 
 
 def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, factory=None,
@@ -92,7 +93,9 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         inputs: a tensor, a tuple/list (positional args), a dict (keyword args) or ``callable(generator)``
             returning one of those. Default: Gaussian inputs of ``input_shape``.
         input_shape: shape of one input without the batch dimension (Linear-first models: inferred).
-        n_inits: number of initializations measured (≥ 2).
+        n_inits: number of initializations measured. 1 is *given-weights mode*: the model exactly as it is (a
+            trained checkpoint, say): lengths, gradients and the Jacobian per layer; FM2 and the other across-init
+            statistics are reported as not available and verdicts carry no standard error.
         reinit: how inits 1..n−1 are drawn when no ``factory`` is given. ``None``: a Hugging Face model is built
             again from its config (its own ``_init_weights``); other models ``"resample"``: each tensor redrawn
             from its own law (normal, uniform, orthogonal or delta-orthogonal; the scale of the standard law it
@@ -201,6 +204,9 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                      f"{mode} mode: train mode normalizes by batch statistics, eval mode by running statistics "
                      "(≈ identity at init)")
     notes += theory["notes"]
+    if n_inits == 1:
+        notes.append("given-weights mode (n_inits=1): the model was measured exactly as it is; FM2 (Var log M across "
+                     "inits) and the standard errors of the other statistics are not available")
     if mode == "mixed":
         evals = [n for n, m in model.named_modules() if not m.training]
         notes.append(f"mixed train/eval modes: {evals[:4]}{'…' if len(evals) > 4 else ''} in eval mode, the rest in "

@@ -62,7 +62,7 @@ def _mean_se_log(x: np.ndarray):
     if x.size == 0:
         return math.nan, math.nan
     m = float(x.mean())
-    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.inf
+    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan  # one init: no SE (given weights)
     return math.log(m), se / m
 
 

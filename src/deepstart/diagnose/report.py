@@ -88,7 +88,15 @@ class Report:
 
     @property
     def stats(self) -> dict:
-        return path_stats(self.sq, self.grad, self.m0, self.main_idx, self.links)
+        """Main-path statistics (:func:`deepstart.diagnose.verdicts.path_stats`). With one init (given weights)
+        there is no spread across inits: the standard errors of the drifts are then the spread of one net's log
+        length, √(5β) (Hanin & Rolnick 2018, Thm 5: Var log M_d ≈ 5β for ReLU nets; an order of magnitude for
+        others), so a narrow net's own fluctuation is not called FM1."""
+        st = path_stats(self.sq, self.grad, self.m0, self.main_idx, self.links)
+        if self.sq.shape[0] == 1 and st.get("links_read"):
+            spread = math.sqrt(5.0 * self.beta)
+            st["fm1_se"], st["grad_se"] = spread, spread
+        return st
 
     @property
     def links(self) -> np.ndarray:

@@ -157,8 +157,9 @@ def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
         var_j, count = _nanvar(log_xi, axis=0)
         var_layer = _nanmean(var_j, axis=0)
         n_eff = np.nanmean(count, axis=0)
-        out["fm2_var"] = float(np.nansum(var_layer[read]))
-        out["fm2_se"] = float(np.sqrt(np.nansum((var_layer * np.sqrt(2.0 / np.maximum(n_eff - 1, 1)))[read] ** 2)))
+        out["fm2_var"] = float(np.nansum(var_layer[read])) if sq.shape[0] > 1 else math.nan  # one init: n/a
+        out["fm2_se"] = float(np.sqrt(np.nansum((var_layer * np.sqrt(2.0 / np.maximum(n_eff - 1, 1)))[read] ** 2))) \
+            if sq.shape[0] > 1 else math.nan
         direct, _ = _nanvar(np.log(np.where(m[..., -1] > 0, m[..., -1], np.nan)), axis=0)
         out["log_var_direct"] = float(_nanmean(direct, axis=0))
         out["collapsed_fraction"] = float(np.mean(np.any(np.all(m == 0, axis=1), axis=-1)))
