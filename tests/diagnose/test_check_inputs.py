@@ -316,3 +316,28 @@ def test_given_weights_mode_measures_the_model_as_it_is(generator):
 def test_n_inits_below_one_is_refused_with_advice(generator):
     with pytest.raises(ValueError, match="given weights only"):
         check(small_mlp(generator), input_shape=(8,), n_inits=0, generator=generator)
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.lstm, self.head = nn.Embedding(100, 32), nn.LSTM(32, 64, 2, batch_first=True), nn.Linear(64, 5)
+
+    def forward(self, tokens):
+        h, _ = self.lstm(self.emb(tokens))
+        return self.head(h[:, -1])
+
+
+def test_shallow_stock_models_are_not_called_fm1(generator):
+    """FM1 and vanishing gradients are rates over depth: a stock embedding–LSTM–head model (PyTorch's defaults)
+    has 1 link on its main path and must not be FAILING; a deep version of the same mistake still is."""
+    report = check(LSTMClassifier(), torch.randint(0, 100, (4, 10), generator=generator), n_inits=3,
+                   generator=generator)
+    assert report.stats["links_read"] < report.thresholds["min_links"]
+    assert not any(f.severity == "error" for f in report.findings), [str(f) for f in report.findings]
+    deep = small_mlp(generator, depth=12, width=16)
+    with torch.no_grad():
+        for m in deep:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(0.5)
+    assert "fm1" in {f.category for f in check(deep, input_shape=(8,), n_inits=3, generator=generator).findings}

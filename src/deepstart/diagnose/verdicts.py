@@ -40,6 +40,8 @@ THRESHOLDS = {
     "rank_cos": 0.9,            # mean token cosine similarity at the last block: rank collapse
     "attn_entropy": 0.1,        # attention entropy / log(keys): rows near one-hot at init (entropy collapse)
     "links_read": 0.5,          # plain nets: FM1 is "not assessed" when fewer of the main path's links are read
+    "min_links": 4,             # FM1 and gradients are rates over depth: fewer links read is a shallow net whose
+                                # per-layer gains the layer-gain check judges (an LSTM + head is not "FM1")
 }
 SEVERITIES = ("info", "warning", "error")
 CATEGORIES = ("fm1", "fm2", "gradients", "isometry", "dead", "nonfinite", "structure", "branches", "attention")
@@ -258,8 +260,9 @@ def findings(report) -> list:
                            None, f"{NOT_ASSESSED}: FM1 and gradients read {st.get('links_read', 0)} of "
                            f"{links.size} links of the main path (the others are not a site feeding the next).",
                            "pass inputs that reach every layer, or check a submodule with a chain of layers."))
+    deep = st.get("links_read", 0) >= t["min_links"]
     drift, se = st.get("fm1_drift", math.nan), st.get("fm1_se", math.nan)
-    if abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
+    if deep and abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
         way = "vanishing" if drift < 0 else "exploding"
         out.append(Finding("fm1", "error", last, drift, t["fm1_nats"], pred.get("fm1_drift"),
                            f"FM1 {way}: mean squared length changes by a factor {math.exp(st['fm1_rate']):.3g} "
@@ -270,7 +273,7 @@ def findings(report) -> list:
                            f"FM2: Var log M_d = {var:.3g} ± {st['fm2_se']:.2g} across inits (5β = {5 * report.beta:.3g}); "
                            "lengths differ by orders of magnitude between initializations.", _remedy("fm2", report)))
     g, gse = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
-    if abs(g) > t["gradient_nats"] and not abs(g) <= sig * gse:
+    if deep and abs(g) > t["gradient_nats"] and not abs(g) <= sig * gse:
         way = "vanishing" if g < 0 else "exploding"
         out.append(Finding("gradients", "error", report.main_sites[0]["name"], g, t["gradient_nats"],
                            pred.get("grad_log_ratio"), f"{way} gradients: ‖∂ℓ/∂x‖² at the first layer is exp({g:.3g}) "
