@@ -58,3 +58,64 @@ def test_html_is_self_contained_and_text_has_the_table(report, tmp_path):
     text = report.render()
     assert "deepstart check" in text and "M_j" in text and "findings" in text
     assert "\033[" in report.render(color=True) and "\033[" not in text
+
+
+def test_html_names_every_column_once_and_explains_it(report):
+    import re
+
+    from deepstart.diagnose.html import COLUMNS
+
+    page = report.to_html()
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", page)
+    assert heads == [h for h, _ in COLUMNS] and len(set(heads)) == len(heads)
+    assert "M_j theory" in heads and "Var log M theory" in heads and "theory" not in heads
+    legend = page.split("<dl class='legend'>", 1)[1].split("</dl>", 1)[0]
+    for name in ("M_j", "σ_w", "grad²", "dead", "site", "act", "Var log M"):
+        assert f"<dt>{name}</dt>" in legend
+    assert "bb:&lt;label&gt;" in legend  # the black-box prefix of unknown activations is explained
+    header = next(line for line in report.render().splitlines() if "σ_w" in line and "site" in line)
+    assert header.split().count("theory") == 2 and "M_j theory" in header and "Var theory" in header
+
+
+def test_html_notes_heading_only_with_notes(report):
+    from dataclasses import replace
+
+    assert "Notes" not in replace(report, notes=()).to_html()
+    page = replace(report, notes=("a site did not fit the theory",)).to_html()
+    assert "<h3>Notes</h3><ul><li>a site did not fit the theory</li></ul>" in page
+
+
+def test_html_links_and_finding_figures(report, tmp_path):
+    from dataclasses import replace
+
+    from deepstart.diagnose.html import report_html
+
+    assert "<a href" not in report.to_html()
+    page = report_html(report, tmp_path / "check.html", link=("fixed model", "check.fixed.html"))
+    assert "<a href='check.fixed.html'>fixed model</a>" in page
+    page = report_html(report, None, link=[("original", "check.html"), ("JSON", "a'b.json")])
+    assert "<a href='check.html'>original</a>" in page and "href='a&#x27;b.json'" in page
+    with pytest.raises(TypeError, match="text, href"):
+        report_html(report, None, link=("only text",))
+    # a failing verdict (threshold 0) gets its own small figure: the panel that shows it
+    strict = replace(report, thresholds={**report.thresholds, "isometry_relvar": 0.0})
+    assert [f.category for f in strict.findings] == ["isometry"]
+    assert strict.to_html().count("<img class='finding'") == 1
+    assert report_html(strict, None, finding_figures=0).count("<img class='finding'") == 0
+
+
+def test_plot_finding_marks_the_site(report):
+    import matplotlib.pyplot as plt
+
+    from deepstart.diagnose.html import plot_finding
+    from deepstart.diagnose.verdicts import Finding
+
+    site = report.main_sites[2]["name"]
+    for category, marked in (("fm1", True), ("gradients", True), ("fm2", True), ("dead", True), ("isometry", False)):
+        fig, ax = plot_finding(report, Finding(category, "error", site, 1.0, 0.5, None, "m", "r"))
+        try:
+            assert category in ax.get_title()
+            assert any(t.get_text() == f"finding at {site}" for t in ax.get_legend().get_texts()) == marked
+        finally:
+            plt.close(fig)
+    assert plot_finding(report, Finding("structure", "info", "model", 0.0, 0.0, None, "m", "r")) == (None, None)

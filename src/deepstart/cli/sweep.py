@@ -5,19 +5,24 @@ import sys
 from pathlib import Path
 
 from deepstart._json import dumps
+from deepstart.cli._args import integer
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("sweep", help="run, inspect, plot and export training sweeps",
-                                   description="Resumable sweeps of training runs (see examples/sweeps/quick.toml).")
+                                   description="Resumable sweeps of training runs. A spec is a TOML file: "
+                                   "[sweep] name, [base] fields shared by every trial, [grid] lists to cross, "
+                                   "optional [[trials]]. The format is in docs/sweeps.md and in "
+                                   "'python -m pydoc deepstart.experiments.spec'; a ready example, "
+                                   "examples/sweeps/quick.toml, is in the source repository.")
     sub = parser.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
 
     run = sub.add_parser("run", help="run every pending trial of a TOML spec into a store")
     run.add_argument("spec", help="TOML sweep spec")
     run.add_argument("--store", required=True, help="SQLite results file (created if missing)")
     run.add_argument("--backend", choices=("local", "ray"), default="local")
-    run.add_argument("--workers", type=int, default=1, help="local processes, or Ray CPUs for a local Ray instance")
-    run.add_argument("--max-members", type=int, default=None, help="most networks per vectorized batch")
+    run.add_argument("--workers", type=integer(1), default=1, help="local processes, or Ray CPUs for a local Ray instance")
+    run.add_argument("--max-members", type=integer(1), default=None, help="most networks per vectorized batch")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster: 'auto' or 'ray://HOST:10001'")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(handler=_run)

@@ -7,9 +7,7 @@ The HTML page is self-contained: the figure is an embedded PNG, no scripts, no n
 """
 from __future__ import annotations
 
-import base64
 import html as _html
-import io
 import contextlib
 import math
 import os
@@ -17,10 +15,13 @@ import warnings
 
 import numpy as np
 
-__all__ = ["render_text", "plot_report", "report_html", "site_table"]
+__all__ = ["COLUMNS", "render_text", "report_html", "site_table", "plot_report", "plot_finding"]
 
 _COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "ok": "\033[32m", "end": "\033[0m",
            "bold": "\033[1m"}
+_KEY = ("M_j = ‖x_j‖²/n_j (mean over inputs, inits); theory = mean field; Var = Var log M_j across inits; "
+        "grad² = ‖∂ℓ/∂x_j‖²;", "σ_w = weight std·√fan_in; dead = units 0 on every input; bb: = activation the "
+        "theory does not know (measured, not predicted); the HTML report has the full legend")
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 
 
@@ -114,8 +115,8 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
              f"family: {report.family}; inputs: {report.inputs}; {report.n_inits} inits "
              f"({report.reinit.split(' (')[0]}); {report.mode} mode; {report.seconds:.2f} s"]
     rows = site_table(report)
-    header = f"{'#':>4} {'site':<18} {'type':<16} {'act':<10} {'width':>6} {'σ_w':>6} {'M_j':>9} {'theory':>9} " \
-             f"{'Var logM':>9} {'theory':>8} {'grad²':>9} {'dead':>5}"
+    header = f"{'#':>4} {'site':<18} {'type':<16} {'act':<10} {'width':>6} {'σ_w':>6} {'M_j':>9} {'M_j theory':>10} " \
+             f"{'Var logM':>9} {'Var theory':>10} {'grad²':>9} {'dead':>5}"
     lines.append(header)
     shown = _rows_shown(len(rows), max_rows)
     prev = -1
@@ -125,9 +126,11 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
         r = rows[i]
         lines.append(f"{r['index']:>4} {r['site'][:18]:<18} {r['type'][:16]:<16} {str(r['activation'])[:10]:<10} "
                      f"{r['width']:>6} {_fmt(r['sigma_w'], '.3f'):>6} {_fmt(r['M'], '.3g'):>9} "
-                     f"{_fmt(r['M_theory'], '.3g'):>9} {_fmt(r['var_log_M'], '.3g'):>9} "
-                     f"{_fmt(r['var_log_M_theory'], '.3g'):>8} {_fmt(r['G'], '.3g'):>9} {_fmt(r['dead'], '.0%'):>5}")
+                     f"{_fmt(r['M_theory'], '.3g'):>10} {_fmt(r['var_log_M'], '.3g'):>9} "
+                     f"{_fmt(r['var_log_M_theory'], '.3g'):>10} {_fmt(r['G'], '.3g'):>9} {_fmt(r['dead'], '.0%'):>5}")
         prev = i
+    if rows:
+        lines += [f"{'':>4} {k}" for k in _KEY]
     st, pr = report.stats, report.predicted_stats
     if st.get("depth", 0) >= 1:
         lines.append(f"FM1 drift {_fmt(st.get('fm1_drift'))} nats (theory {_fmt(pr.get('fm1_drift'))}); "
@@ -150,163 +153,116 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
+COLUMNS = (
+    ("#", "position j along the main path (1 = the first site after the input)"),
+    ("site", "the module (its name in named_modules) or op whose output is measured; a layer is measured after "
+             "the elementwise ops that follow it, i.e. at the post-activation x_j"),
+    ("type", "module type; (norm) a normalization, (block) a residual addition y = x + branch(x) measured on the "
+             "stream"),
+    ("act", "the elementwise ops after the layer, as the theory names them; bb:<label> a black box the theory "
+            "does not know (measured like the others, its gain taken from the tensors, no prediction); "
+            "η for a block is the branch scale; – none"),
+    ("width", "n_j, features of the measured tensor (hidden size for [B, T, C], channels for [B, C, H, W])"),
+    ("σ_w", "weight standard deviation × √fan_in (1: LeCun/Glorot at equal fans, √2 ≈ 1.414: He)"),
+    ("M_j", "‖x_j‖²/n_j, the squared length per element, mean over inputs and inits (Hanin & Rolnick 2018)"),
+    ("M_j theory", "the mean-field prediction of E[M_j] (Poole et al. 2016); – where the site does not fit the "
+                   "theory (see the notes)"),
+    ("Var log M", "variance of log M_j across inits, mean over inputs: how much one init differs from another "
+                  "(FM2)"),
+    ("Var log M theory", "Σ_{i≤j} Var log ξ_i (Hanin & Rolnick 2018, Thm 5; exact for Gaussian weights and "
+                         "ReLU/linear layers)"),
+    ("grad²", "‖∂ℓ/∂x_j‖², the squared length of the backpropagated gradient of ℓ = ⟨u, f(x)⟩ for a fixed Gaussian "
+              "u (or the loss given), mean over inputs and inits"),
+    ("dead", "fraction of units that are exactly 0 for every input, mean over inits"),
+)
+
+
+def _links_html(link) -> str:
+    """``link``: None, one ``(text, href)`` or a sequence of them."""
+    if not link:
+        return ""
+    pairs = [link] if isinstance(link[0], str) else list(link)
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+            raise TypeError(f"link must be (text, href) or a sequence of them, got {pair!r}")
+    return "<p class='links'>" + " · ".join(f"<a href='{_html.escape(h, quote=True)}'>{_html.escape(t)}</a>"
+                                             for t, h in pairs) + "</p>"
+
+
+def _finding_html(report, f, figures: dict, max_figures: int) -> str:
+    colors = {"error": "#c0392b", "warning": "#b9770e", "info": "#2471a3"}
+    esc = _html.escape
+    text = (f"<b>[{esc(f.severity)}] {esc(f.category)}</b> at <code>{esc(f.layer)}</code>: {esc(f.message)}<br>"
+            f"<small>measured {_fmt(f.measured)}, threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}. "
+            f"Remedy: {esc(f.remedy)}</small>")
+    key = (f.category, f.layer)
+    if key not in figures and len(figures) < max_figures:
+        from deepstart.diagnose.plots import _png
+
+        fig, _ = plot_finding(report, f)
+        figures[key] = _png(fig, 80) if fig is not None else None
+    img = (f"<br><img class='finding' alt='{esc(f.category)} at {esc(f.layer)}' "
+           f"src='data:image/png;base64,{figures[key]}'/>" if figures.get(key) else "")
+    return f"<li style='color:{colors[f.severity]}'>{text}{img}</li>"
+
+
 def plot_report(report, ax=None):
-    """The signal-propagation figure; ``ax``: 4 axes (else a new 2×2 figure). Returns ``(fig, axes)``."""
-    with _quiet():
-        return _plot_report(report, ax)
+    """The signal-propagation figure (:func:`deepstart.diagnose.plots.plot_report`)."""
+    from deepstart.diagnose.plots import plot_report as plot
+
+    return plot(report, ax=ax)
 
 
-def _plot_report(report, ax):
-    import matplotlib.pyplot as plt
+def plot_finding(report, finding, ax=None):
+    """One finding's panel (:func:`deepstart.diagnose.plots.plot_finding`)."""
+    from deepstart.diagnose.plots import plot_finding as plot
 
-    if ax is None:
-        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-        axes = axes.ravel()
-    else:
-        axes = np.ravel(ax)
-        fig = axes[0].figure
-        if axes.size < 4:
-            raise ValueError(f"plot needs 4 axes (lengths, gradients, log-variance, spectrum), got {axes.size}")
-    idx = report.main_idx
-    depth = np.arange(1, len(idx) + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logm = np.log(report.sq[..., idx]) if idx else np.zeros((0, 0, 0))
-        logg = np.log(report.grad[..., idx]) if idx else np.zeros((0, 0, 0))
-    a = axes[0]
-    for i in range(logm.shape[0]):
-        a.plot(depth, np.nanmean(logm[i], axis=0), color="C0", alpha=0.3, lw=0.8)
-    if logm.size:
-        a.plot(depth, np.log(np.nanmean(report.sq[..., idx], axis=(0, 1))), "C0-", lw=2, label="measured log mean M_j")
-    m_pred = np.asarray(report.theory.get("m_pred", []), float)
-    if m_pred.size and np.any(np.isfinite(m_pred)):
-        lv = np.asarray(report.theory.get("log_var_pred", []), float)
-        a.plot(depth, np.log(m_pred), "k--", label="theory log E[M_j]")
-        if lv.size and np.any(np.isfinite(lv)):
-            # log M_j ≈ N(log E[M_j] − Var/2, Var) (Hanin & Rolnick 2018, Thm 5; lognormal approximation)
-            sd, centre = np.sqrt(lv), np.log(m_pred) - lv / 2
-            a.fill_between(depth, centre - sd, centre + sd, color="k", alpha=0.12, label="theory log M_j: mean ± sd")
-    a.set(xlabel="site j (main path)", ylabel="log M_j", title="squared length per init (FM1)")
-    a.legend(fontsize=8) if a.get_legend_handles_labels()[0] else None
-    a = axes[1]
-    if logg.size:
-        a.plot(depth, np.log(np.nanmean(report.grad[..., idx], axis=(0, 1))), "C1-", label="measured log mean G_j")
-        back = np.asarray(report.theory.get("back_ratio", []), float)
-        if back.size >= 2 and np.all(np.isfinite(back[1:])):
-            anchor = math.log(np.nanmean(report.grad[..., idx[-1]]))
-            pred = anchor + np.concatenate([np.cumsum(np.log(back[1:])[::-1])[::-1], [0.0]])
-            a.plot(depth, pred, "k--", label="theory (Π χ)")
-        a.legend(fontsize=8)
-    a.set(xlabel="site j", ylabel="log ‖∂ℓ/∂x_j‖²", title="gradient length")
-    a = axes[2]
-    if logm.size and logm.shape[0] > 1:
-        var = np.nanmean(np.nanvar(logm, axis=0, ddof=1), axis=0)
-        a.plot(depth, var, "C2o-", ms=3, label="measured Var log M_j")
-        beta = np.cumsum([1.0 / report.sites[j]["width"] if report.sites[j]["activation"] else 0.0 for j in idx])
-        a.plot(depth, 5 * beta, "k:", label="5β_j")
-        a.axhline(report.thresholds.get("fm2_var", 10.0), color="C3", lw=0.8, label="FM2 threshold")
-        a.legend(fontsize=8)
-    a.set(xlabel="site j", ylabel="Var log M_j", title="fluctuation across inits (FM2)")
-    a = axes[3]
-    if report.jacobian:
-        lam_all = np.asarray(report.jacobian["values"], float) ** 2
-        # eigenvalues at float rounding level are zeros (rank loss through D = diag φ' = 0: the theory's atom at 0)
-        lam = lam_all[lam_all > 1e-10 * np.max(lam_all, initial=0.0)]
-        if lam.size < lam_all.size:
-            a.text(0.02, 0.72, f"{lam_all.size - lam.size} of {lam_all.size} eigenvalues ≈ 0\n(rank loss) not shown",
-                   ha="left", va="top", fontsize=7, transform=a.transAxes)
-        scale = float(np.mean(lam)) if lam.size else 1.0
-        t = np.log10(lam / scale)  # log10(λ/mean λ): the shape of the spectrum whatever its overall scale (FM1)
-        if t.size:
-            a.hist(t, bins=40, density=True, color="C4", alpha=0.7, label="measured (λ = σ² of JJᵀ)")
-        jac = report.theory.get("jacobian")
-        if jac and t.size:
-            grid, dens, why = _theory_density(jac, t)
-            if dens is not None:
-                a.plot(grid, dens, "k-", lw=1.2, label="theory density (free probability)")
-            else:
-                sd = math.sqrt(max(jac["relative_variance"], 0.0))
-                a.axvspan(np.log10(max(1 - sd, 1e-3)), np.log10(1 + sd), color="k", alpha=0.1,
-                          label="theory mean ± sd")
-                a.text(0.02, 0.97, f"density: {why}", ha="left", va="top", fontsize=7, transform=a.transAxes)
-        a.axvline(0.0, color="k", ls="--", lw=0.8)
-        a.legend(fontsize=8, loc="upper right")
-    else:
-        a.text(0.5, 0.5, "Jacobian not measured", ha="center", va="center", transform=a.transAxes)
-    a.set(xlabel="log₁₀(λ / mean λ), λ eigenvalues of JJᵀ", ylabel="density",
-          title="Jacobian spectrum (isometry: all λ near the mean)")
-    fig.suptitle(f"{report.model}: {report.verdict}")
-    fig.tight_layout()
-    return fig, axes
+    return plot(report, finding, ax=ax)
 
 
-def _theory_density(jac: dict, t: np.ndarray):
-    """(grid, density, why-not) of ``deepstart.theory.jacobian_spectrum`` in the plot's coordinate
-    t = log₁₀(λ/m₁): density_t(t) = ρ(λ)·λ·ln 10 at λ = m₁·10^t. The density is None (``why`` says why) when the
-    net is not L equal layers or the theory is not available."""
-    params = jac.get("spectrum")
-    if not params:
-        return None, None, "the net is not L equal layers"
-    try:
-        from deepstart.theory import jacobian_spectrum
-    except ImportError:
-        return None, None, "deepstart.theory.jacobian_spectrum not available"
-    try:
-        spec = jacobian_spectrum(params["activation"], params["depth"], weights=params["weights"],
-                                 sigma_w=params["sigma_w"], sigma_b=params["sigma_b"])
-        m1 = float(spec.moments()["m1"])
-        top = math.log10(spec.lambda_max / m1) if spec.lambda_max > 0 else float(np.max(t))
-        grid = np.linspace(min(float(np.min(t)), top - 3.0), max(float(np.max(t)), top) + 0.05, 400)
-        lam = m1 * 10.0 ** grid
-        dens = np.asarray(spec.density(lam), float) * lam * math.log(10.0)
-    except Exception as exc:  # noqa: BLE001 - the figure still shows the moments
-        return None, None, f"theory failed ({type(exc).__name__})"
-    ok = np.isfinite(dens)
-    return (grid[ok], dens[ok], "") if ok.any() and np.max(dens[ok]) > 0 else (None, None, "no continuous part")
+def report_html(report, path=None, full_page: bool = True, link=None, finding_figures: int = 6) -> str:
+    """A self-contained HTML page (embedded PNGs, inline CSS, no scripts); written to ``path`` when given.
 
-
-def _figure_png(report) -> str:
+    ``link``: ``(text, href)`` or a list of them, shown at the top (``deepstart check --fix`` links the original and
+    the fixed model's pages to each other). ``finding_figures``: at most this many small figures, one per finding
+    (its panel of the signal-propagation figure, the finding's site marked); 0 for none.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, _ = plot_report(report)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def report_html(report, path=None, full_page: bool = True) -> str:
-    """A self-contained HTML page (embedded PNG, inline CSS); written to ``path`` when given."""
     esc = _html.escape
-    colors = {"error": "#c0392b", "warning": "#b9770e", "info": "#2471a3"}
-    items = "".join(f"<li style='color:{colors[f.severity]}'><b>[{esc(f.severity)}] {esc(f.category)}</b> at "
-                    f"<code>{esc(f.layer)}</code>: {esc(f.message)}<br><small>measured {_fmt(f.measured)}, "
-                    f"threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}. Remedy: {esc(f.remedy)}"
-                    f"</small></li>" for f in report.findings) or "<li>none</li>"
+    figures: dict = {}
+    items = "".join(_finding_html(report, f, figures, finding_figures) for f in report.findings) or "<li>none</li>"
     recs = "".join(f"<li>{esc(str(r))}</li>" for r in report.recommend()) or "<li>none needed</li>"
-    head = "<tr>" + "".join(f"<th>{h}</th>" for h in ("#", "site", "type", "act", "width", "σ_w", "M_j", "theory",
-                                                       "Var log M", "theory", "grad²", "dead")) + "</tr>"
+    head = "<tr>" + "".join(f"<th title='{esc(d)}'>{esc(h)}</th>" for h, d in COLUMNS) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
         r["index"], r["site"], r["type"], r["activation"], r["width"], _fmt(r["sigma_w"], ".3f"), _fmt(r["M"]),
         _fmt(r["M_theory"]), _fmt(r["var_log_M"]), _fmt(r["var_log_M_theory"]), _fmt(r["G"]),
         _fmt(r["dead"], ".0%"))) + "</tr>" for r in site_table(report))
+    legend = "<dl class='legend'>" + "".join(f"<dt>{esc(h)}</dt><dd>{esc(d)}</dd>" for h, d in COLUMNS) + "</dl>"
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
-    verdict = report.verdict
-    content = (f"<div class='deepstart-report'><h2>deepstart check: {esc(report.model)} — {verdict}</h2>"
+    law = family_line(report)
+    from deepstart.diagnose.plots import _figure_png
+
+    content = (f"<div class='deepstart-report'>{_links_html(link)}"
+               f"<h2>deepstart check: {esc(report.model)} — {esc(report.verdict)}</h2>"
                f"<p>inputs: {esc(report.inputs)}; {report.n_inits} inits ({esc(report.reinit)}); measured in "
                f"{esc(report.mode)} mode via {esc(report.path)}.</p><p>family: {esc(report.family)} "
-               f"(laws: docs/laws.md)"
-               f"{'; ' + esc(family_line(report).split(': ', 1)[1]) if family_line(report) else ''}</p>"
+               f"(laws: docs/laws.md){'; ' + esc(law.split(': ', 1)[1]) if law else ''}</p>"
                f"<h3>Findings</h3><ul>{items}</ul>"
                f"<h3>Recommendations</h3><ol>{recs}</ol>"
+               f"<h3>Signal propagation</h3>"
                f"<img alt='signal propagation' src='data:image/png;base64,{_figure_png(report)}'/>"
-               f"<h3>Main path</h3><table>{head}{body}</table><h3>Notes</h3><ul>{notes}</ul></div>")
+               f"<h3>Main path</h3><table>{head}{body}</table>"
+               f"<h4>Columns</h4>{legend}"
+               + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "") + "</div>")
     if full_page:
-        content = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>deepstart check</title><style>"
+        content = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                   f"<title>deepstart check: {esc(report.model)} — {esc(report.verdict)}</title><style>"
                    "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-                   "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head>"
+                   "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+                   "dl.legend{font-size:12px;display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
+                   "dl.legend dt{font-weight:bold}dl.legend dd{margin:0}img{max-width:100%}</style></head>"
                    f"<body>{content}</body></html>")
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
