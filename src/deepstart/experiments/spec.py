@@ -1,6 +1,6 @@
 """Sweep specifications: a grid and/or a list of trials, in TOML or built in code.
 
-TOML layout (see ``examples/sweeps/quick.toml``)::
+TOML layout (``docs/sweeps.md``; ``examples/sweeps/quick.toml`` in the source repository)::
 
     [sweep]
     name = "quick"            # required; results are grouped under it in the store

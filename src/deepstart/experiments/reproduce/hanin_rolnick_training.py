@@ -119,5 +119,5 @@ def resnet_training(b: ReportBuilder, s: dict, seed: int) -> None:
             ", ".join(f"η = {k}: {v:.3f}" for k, v in finals.items()) + f" (smallest margin over η = 1: {gain:+.3f})",
             rule="at_least", value=gain, target=0.0, partial=-0.02)
     if ds == "cifar10":
-        b.notes.append("CIFAR-10 results come from the JPEG copy of CIFAR-10 (/work/shared/data), not the original "
-                       "pickled arrays.")
+        b.notes.append("CIFAR-10 results come from the JPEG copy of CIFAR-10 (read from $DEEPSTART_DATA), not the "
+                       "original pickled arrays.")
