@@ -82,7 +82,7 @@ def test_other_bad_arguments(call, match):
 
 def test_bad_scheme_text_lists_valid_names_and_arguments():
     with pytest.raises(ValueError, match="valid names: critical, delta-orthogonal, fractional-moment, glorot, he"):
-        parse_scheme("kaiming-uniform")
+        parse_scheme("kaiming-laplace")  # kaiming-uniform is an alias since issue 13
     with pytest.raises(ValueError, match="valid: distribution"):
         parse_scheme("he(scale=2)")
     with pytest.raises(ValueError, match="cannot parse"):

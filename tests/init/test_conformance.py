@@ -14,7 +14,8 @@ from torch import nn
 
 from deepstart.init import (
     critical_, delta_orthogonal_, fractional_moment_, glorot_normal_, glorot_uniform_, he_normal_, he_uniform_,
-    layout_of, lecun_normal_, lecun_uniform_, orthogonal_, random_walk_, variance_scaling_)
+    kaiming_normal_, kaiming_uniform_, layout_of, lecun_normal_, lecun_uniform_, orthogonal_, random_walk_,
+    variance_scaling_, xavier_normal_, xavier_uniform_)
 
 SEED = 20181128  # tests/conftest.py's seed
 
@@ -44,6 +45,12 @@ INITIALIZERS = {
     "lecun_uniform_": lambda t, g, lay, gr: lecun_uniform_(t, generator=g, **_fans_kw(lay, gr)),
     "glorot_normal_": lambda t, g, lay, gr: glorot_normal_(t, generator=g, **_fans_kw(lay, gr)),
     "glorot_uniform_": lambda t, g, lay, gr: glorot_uniform_(t, generator=g, **_fans_kw(lay, gr)),
+    "kaiming_normal_(a=0.2, fan_out)": lambda t, g, lay, gr: kaiming_normal_(
+        t, 0.2, "fan_out", generator=g, **_fans_kw(lay, gr)),
+    "kaiming_uniform_(tanh)": lambda t, g, lay, gr: kaiming_uniform_(
+        t, nonlinearity="tanh", generator=g, **_fans_kw(lay, gr)),
+    "xavier_normal_(gain=1.5)": lambda t, g, lay, gr: xavier_normal_(t, 1.5, generator=g, **_fans_kw(lay, gr)),
+    "xavier_uniform_": lambda t, g, lay, gr: xavier_uniform_(t, generator=g, **_fans_kw(lay, gr)),
     "orthogonal_": lambda t, g, lay, gr: orthogonal_(t, 1.3, generator=g),
     "delta_orthogonal_": lambda t, g, lay, gr: delta_orthogonal_(t, 1.3, generator=g, **_fans_kw(lay, gr)),
     "random_walk_(relu)": lambda t, g, lay, gr: random_walk_(t, "relu", generator=g, **_fans_kw(lay, gr)),

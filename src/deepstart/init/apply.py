@@ -8,7 +8,7 @@ import re
 import torch
 from torch import nn
 
-from deepstart.init.fans import compute_fans, is_transposed_linear, layout_of
+from deepstart.init.fans import compute_fans, has_matrix_weight, is_transposed_linear, layout_of
 from deepstart.init.record import InitRecord
 from deepstart.init.schemes import init_bias_, parse_scheme
 
@@ -17,11 +17,6 @@ __all__ = ["apply_", "DEFAULT_MODULES", "BIAS_POLICIES"]
 # matched by default, together with Hugging Face's Conv1D (recognised by deepstart.init.fans.is_transposed_linear)
 DEFAULT_MODULES = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding)
 BIAS_POLICIES = ("zeros", "keep")
-
-
-def _has_matrix_weight(module: nn.Module) -> bool:
-    w = module._parameters.get("weight")
-    return isinstance(w, torch.Tensor) and w.dim() >= 2
 
 
 def _is_default(module: nn.Module) -> bool:
@@ -59,7 +54,7 @@ def _targets(model: nn.Module, match) -> tuple[list, list]:
     (initialized by the scheme) and those whose weight is tied to an earlier one (only their own bias is left)."""
     first, modules, tied = set(), [], []
     for name, module in model.named_modules():
-        if _has_matrix_weight(module) and match(name, module):
+        if has_matrix_weight(module) and match(name, module):
             key = id(module.weight)
             (tied if key in first else modules).append((name, module))
             first.add(key)
@@ -114,6 +109,10 @@ def apply_(model: nn.Module, scheme, *, include=None, bias="zeros",
     N = 1 (none exists for tanh: leave embeddings out with ``include=``). Row ``padding_idx`` is zeroed afterwards,
     whatever the scheme. Not fan rules, hence not reproduced: GPT-2 (Hugging Face) and nanoGPT draw embeddings with
     a fixed std 0.02; T-Fixup (Huang et al. 2020) draws std dim^-1/2 and rescales by (9N)^-1/4 for N decoder layers.
+
+    ``he`` (alias ``kaiming``) with its slope ``a`` unset gives each layer that a ``nn.LeakyReLU``/``nn.PReLU`` follows
+    the variance 2/((1 + a²)·fan) of that module's slope (He et al. 2015, eq. 15), recorded per entry as
+    ``he(a=…)``; the following activation is found by module order (:mod:`deepstart.init.activations`).
 
     Tied weights (one ``nn.Parameter`` in several modules, e.g. GPT-2's ``lm_head.weight is
     transformer.wte.weight``) are initialized once, in the layout of the first matched module that owns them

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["LAYOUTS", "compute_fans", "layout_of", "is_transposed_linear"]
+__all__ = ["LAYOUTS", "compute_fans", "layout_of", "is_transposed_linear", "has_matrix_weight"]
 
 LAYOUTS = ("auto", "linear", "conv", "conv_transpose", "linear_transposed", "embedding")
 _MATRIX_LAYOUTS = {"linear": "[out, in]", "linear_transposed": "[in, out]", "embedding": "[num_embeddings, dim]"}
@@ -95,6 +95,12 @@ def is_transposed_linear(module) -> bool:
     nf = getattr(module, "nf", None)
     return (type(module).__name__ == "Conv1D" and isinstance(nf, int) and not isinstance(nf, bool)
             and getattr(weight, "ndim", 0) == 2 and weight.shape[1] == nf)
+
+
+def has_matrix_weight(module) -> bool:
+    """True for a module that owns a ≥ 2-D ``weight`` parameter (a layer with fans; norms' 1-D scales are not)."""
+    w = module._parameters.get("weight")
+    return w is not None and getattr(w, "ndim", 0) >= 2
 
 
 def layout_of(module) -> str:

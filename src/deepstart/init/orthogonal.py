@@ -39,8 +39,12 @@ def haar_orthogonal(rows: int, cols: int, *, generator: torch.Generator | None =
     return q if rows >= cols else q.T
 
 
-def orthogonal_(tensor: torch.Tensor, gain: float = 1.0, *, generator: torch.Generator | None = None) -> torch.Tensor:
+def orthogonal_(tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``tensor`` (≥ 2-D, viewed as ``[shape[0], prod(shape[1:])]``) with a Haar (semi-)orthogonal matrix × gain.
+
+    ``torch.nn.init.orthogonal_``'s signature and law. Same draws as torch for float64 tensors with rows ≥ cols;
+    torch draws wide matrices in the other order and float32 ones in float32, deepstart always in float64 (the
+    law is the same Haar measure).
 
     For ``rows ≥ cols``, WᵀW = gain²·I; otherwise WWᵀ = gain²·I (Saxe et al. 2014). The entries then have variance
     gain²/max(rows, cols). Drawn in float64 and rounded to the tensor's dtype, so float32 tensors are orthogonal to

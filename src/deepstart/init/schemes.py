@@ -4,8 +4,12 @@
 ``parse_scheme(scheme.id) == scheme`` for every scheme. A scheme initializes one module's weight (and, where it
 prescribes one, its bias law); :func:`deepstart.init.apply_` walks a model and calls it.
 
-Names (aliases in brackets): he [kaiming], lecun, glorot [xavier], variance-scaling, orthogonal, delta-orthogonal,
-random-walk, fractional-moment, critical, residual-scaled, pytorch-default [default].
+Names (aliases in brackets): he [kaiming, kaiming-normal, kaiming-uniform, he-normal, he-uniform], lecun
+[lecun-normal, lecun-uniform], glorot [xavier, xavier-normal, xavier-uniform, glorot-normal, glorot-uniform],
+variance-scaling, orthogonal, delta-orthogonal, random-walk, fractional-moment, critical, residual-scaled,
+pytorch-default [default]. ``_`` and ``-`` are the same in names, so ``torch.nn.init``'s words work:
+``kaiming_uniform(mode=fan_out, nonlinearity=leaky_relu, a=0.2)`` is ``he(distribution=uniform, mode=fan_out,
+a=0.2)``; a ``*-uniform`` alias fixes ``distribution=uniform``.
 """
 from __future__ import annotations
 
@@ -20,14 +24,19 @@ from deepstart.init._parse import format_value, parse_call
 from deepstart.init.fans import compute_fans
 from deepstart.init.record import InitEntry
 from deepstart.init.tensor import DISTRIBUTIONS, MODES, check_choice, fill_with_std_, variance_scaling_
+from deepstart.init.torch_init import KAIMING_MODES, gain_var
 
 __all__ = ["Scheme", "He", "LeCun", "Glorot", "VarianceScaling", "Orthogonal", "DeltaOrthogonal", "PyTorchDefault",
            "SCHEMES", "parse_scheme", "register_scheme"]
 
 SCHEMES: dict[str, type] = {}
-_ALIASES = {"kaiming": "he", "kaiming-normal": "he", "he-normal": "he", "xavier": "glorot", "default": "pytorch-default",
-            "torch-default": "pytorch-default", "lecun-normal": "lecun", "delta": "delta-orthogonal",
-            "residual": "residual-scaled", "fractional": "fractional-moment", "sussillo-abbott": "random-walk"}
+_ALIASES = {"kaiming": "he", "kaiming-normal": "he", "he-normal": "he", "xavier": "glorot", "xavier-normal": "glorot",
+            "glorot-normal": "glorot", "default": "pytorch-default", "torch-default": "pytorch-default",
+            "lecun-normal": "lecun", "delta": "delta-orthogonal", "residual": "residual-scaled",
+            "fractional": "fractional-moment", "sussillo-abbott": "random-walk"}
+# aliases that also fix arguments: name -> (scheme name, fixed keyword arguments)
+_FIXING_ALIASES = {f"{alias}-uniform": (name, {"distribution": "uniform"}) for alias, name in
+                   (("kaiming", "he"), ("he", "he"), ("xavier", "glorot"), ("glorot", "glorot"), ("lecun", "lecun"))}
 
 
 def register_scheme(cls):
@@ -99,16 +108,21 @@ class Scheme:
                            fan_in=fan_in)
         return entries + ([entry] if entry else [])
 
+    def for_modules(self, modules: list, model=None) -> list["Scheme"]:
+        """The scheme each matched ``(name, module)`` gets: ``self`` for all, unless a scheme reads the model
+        (``he`` with ``a`` unset takes the slope of the leaky ReLU / PReLU that follows each layer)."""
+        return [self] * len(modules)
+
     def apply_to_(self, modules: list, *, bias="zeros", generator=None, model=None) -> list[InitEntry]:
         """Initialize the ``(name, module)`` pairs :func:`apply_` matched in ``model``, in order."""
         from deepstart.init.fans import layout_of
 
         entries = []
-        for i, (name, module) in enumerate(modules):
+        for i, ((name, module), scheme) in enumerate(zip(modules, self.for_modules(modules, model))):
             prefix = f"{name}." if name else ""
             try:
-                entries += self.init_module_(module, index=i, depth=len(modules), generator=generator, bias=bias,
-                                             prefix=prefix)
+                entries += scheme.init_module_(module, index=i, depth=len(modules), generator=generator, bias=bias,
+                                               prefix=prefix)
             except ValueError as err:
                 raise ValueError(f"{self.id} cannot initialize {name or 'the model'!r} ({type(module).__name__}, "
                                  f"layout {layout_of(module)!r}): {err}; to skip it, pass apply_(include=...)"
@@ -168,7 +182,7 @@ class VarianceScaling(Scheme):
 
 @dataclass(frozen=True)
 class _FixedScaling(Scheme):
-    """Variance scaling with the paper's fixed scale and mode; only the law is free."""
+    """Variance scaling with the paper's scale and mode (:meth:`law`); the distribution is free."""
 
     SCALE: ClassVar[float] = 1.0
     MODE: ClassVar[str] = "fan_in"
@@ -177,18 +191,53 @@ class _FixedScaling(Scheme):
     def __post_init__(self):
         check_choice("distribution", self.distribution, DISTRIBUTIONS)
 
+    def law(self) -> tuple[float, str]:
+        """``(scale, mode)``: the weight variance is scale/fan_mode."""
+        return self.SCALE, self.MODE
+
     def init_weight_(self, weight, *, layout="auto", groups=1, generator=None):
-        scheme = VarianceScaling(self.SCALE, self.MODE, self.distribution)
+        scheme = VarianceScaling(*self.law(), self.distribution)
         return scheme.init_weight_(weight, layout=layout, groups=groups, generator=generator)
 
 
 @register_scheme
 @dataclass(frozen=True)
 class He(_FixedScaling):
-    """He et al. 2015, eq. 10: variance 2/fan_in (the ReLU critical point, THEORY.md §1)."""
+    """He et al. 2015 (``torch.nn.init.kaiming_*``): variance gain²/fan_mode, gain² = 2/(1 + a²) for the default
+    ``nonlinearity=leaky_relu`` (eq. 15; a = 0 is ReLU's 2/fan_in, eq. 10, the critical point of THEORY.md §1), or
+    :func:`~deepstart.init.gain_var` of another ``nonlinearity``; ``mode`` fan_in (forward) or fan_out (eq. 14).
+
+    ``a=None`` (the default) reads the slope from the model in :func:`~deepstart.init.apply_`: each layer followed by
+    an ``nn.LeakyReLU``/``nn.PReLU`` gets 2/((1 + a²)·fan) with that module's slope, recorded as ``he(a=…)``
+    (found by module order, :mod:`deepstart.init.activations`), every other layer a = 0. A number fixes a for all
+    layers (``he(a=0)``: plain 2/fan_in everywhere); on a bare tensor None is 0, torch's default.
+    """
 
     name: ClassVar[str] = "he"
-    SCALE: ClassVar[float] = 2.0
+    mode: str = "fan_in"
+    nonlinearity: str = "leaky_relu"
+    a: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("mode", self.mode, KAIMING_MODES)
+        gain_var(self.nonlinearity, 0.0)  # raises for an unknown name, listing the valid ones
+        if self.a is not None:
+            object.__setattr__(self, "a", _finite("a", self.a))
+            if self.nonlinearity != "leaky_relu":
+                raise ValueError(f"a={self.a!r} is the leaky ReLU slope, used only with nonlinearity=leaky_relu "
+                                 f"(got nonlinearity={self.nonlinearity}); drop a or set nonlinearity=leaky_relu")
+
+    def law(self):
+        return gain_var(self.nonlinearity, self.a or 0.0), self.mode
+
+    def for_modules(self, modules, model=None):
+        if self.a is not None or self.nonlinearity != "leaky_relu" or model is None:
+            return super().for_modules(modules, model)
+        from deepstart.init.activations import rectifier_slopes
+
+        slopes = rectifier_slopes(model)
+        return [dataclasses.replace(self, a=slopes[id(m)]) if id(m) in slopes else self for _, m in modules]
 
 
 @register_scheme
@@ -202,10 +251,18 @@ class LeCun(_FixedScaling):
 @register_scheme
 @dataclass(frozen=True)
 class Glorot(_FixedScaling):
-    """Glorot & Bengio 2010, eq. 12: variance 2/(fan_in + fan_out)."""
+    """Glorot & Bengio 2010, eq. 12 (``torch.nn.init.xavier_*``): variance gain²·2/(fan_in + fan_out)."""
 
     name: ClassVar[str] = "glorot"
     MODE: ClassVar[str] = "fan_avg"
+    gain: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "gain", _finite("gain", self.gain, low=0.0))
+
+    def law(self):
+        return self.gain**2, self.MODE
 
 
 @register_scheme
@@ -311,10 +368,11 @@ def parse_scheme(text) -> Scheme:
     import deepstart.init.paper_schemes  # noqa: F401  (registers random-walk, fractional-moment, critical, residual)
 
     name, args, kwargs = parse_call(text)
-    name = _ALIASES.get(name, name)
+    alias = name
+    name, fixed = _FIXING_ALIASES.get(name, (_ALIASES.get(name, name), {}))
     if name not in SCHEMES:
         raise ValueError(f"unknown init scheme {name!r} in {text!r}; valid names: {', '.join(sorted(SCHEMES))} "
-                         f"(aliases: {', '.join(sorted(_ALIASES))})")
+                         f"(aliases: {', '.join(sorted({*_ALIASES, *_FIXING_ALIASES}))})")
     cls = SCHEMES[name]
     names = [f.name for f in dataclasses.fields(cls)]
     if len(args) > len(names):
@@ -322,6 +380,11 @@ def parse_scheme(text) -> Scheme:
     unknown = set(kwargs) - set(names)
     if unknown:
         raise ValueError(f"unknown argument(s) {sorted(unknown)} for {name}; valid: {', '.join(names) or 'none'}")
+    given = set(names[:len(args)]) | set(kwargs)
+    for key, value in fixed.items():
+        if key in given:
+            raise ValueError(f"{alias} fixes {key}={value}; write {name}({key}=...) to choose it, got {text!r}")
+    kwargs.update(fixed)
     try:
         return cls(*args, **kwargs)
     except TypeError as err:

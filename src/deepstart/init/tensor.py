@@ -68,13 +68,19 @@ def fill_with_std_(tensor: torch.Tensor, std: float, distribution: str = "normal
 
 
 def variance_scaling_(tensor: torch.Tensor, scale: float = 1.0, mode: str = "fan_in", distribution: str = "normal",
-                      *, generator: torch.Generator | None = None, layout: str = "auto",
+                      *, gain: float | None = None, generator: torch.Generator | None = None, layout: str = "auto",
                       groups: int = 1) -> torch.Tensor:
-    """Fill ``tensor`` with weights of variance ``scale / fan`` (JAX's ``variance_scaling``).
+    """Fill ``tensor`` with weights of variance ``gain² · scale / fan`` (JAX's ``variance_scaling``; the one core of
+    He, LeCun, Glorot and ``torch.nn.init``'s Kaiming and Xavier).
 
     ``fan`` is fan_in, fan_out or (fan_in + fan_out)/2 for ``mode`` = ``"fan_in"``, ``"fan_out"``, ``"fan_avg"``.
     Weight layout: ``nn.Linear`` is ``[out, in]``, ``nn.Conv2d`` ``[out, in/groups, k, k]``; pass
     ``layout="conv_transpose"`` for ``nn.ConvTransposeNd`` (``[in, out/groups, *k]``).
+
+    ``gain`` is ``torch.nn.init``'s multiplier of the std (:func:`calculate_gain`). ``None`` (deepstart's schemes)
+    computes the std as √(scale/fan); a number rounds it as ``torch.nn.init`` does, gain/√(fan/scale) (Kaiming:
+    gain/√fan) or, for ``fan_avg``, gain·√(scale/fan) (Xavier: gain·√(2/(fan_in + fan_out))), so that
+    :func:`kaiming_normal_` and friends give torch's tensors bit for bit (one ulp of the std changes float64 draws).
 
     Example:
         >>> w = variance_scaling_(torch.empty(256, 128), 2.0, generator=torch.Generator().manual_seed(0))
@@ -86,9 +92,17 @@ def variance_scaling_(tensor: torch.Tensor, scale: float = 1.0, mode: str = "fan
     check_choice("mode", mode, MODES)
     if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale >= 0 and math.isfinite(scale)):
         raise ValueError(f"scale={scale!r} must be a finite number >= 0 (the weight variance times the fan)")
+    if gain is not None and not (isinstance(gain, (int, float)) and not isinstance(gain, bool) and gain >= 0
+                                 and math.isfinite(gain)):
+        raise ValueError(f"gain={gain!r} must be a finite number >= 0 (the std multiplier, "
+                         "e.g. calculate_gain('relu'))")
     fan_in, fan_out = compute_fans(tensor, layout, groups=groups)
     fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
-    return fill_with_std_(tensor, math.sqrt(scale / fan), distribution, generator=generator)
+    if gain is None:
+        std = math.sqrt(scale / fan)
+    else:  # torch.nn.init's rounding (see the docstring)
+        std = gain * math.sqrt(scale / fan) if mode == "fan_avg" or not scale else gain / math.sqrt(fan / scale)
+    return fill_with_std_(tensor, std, distribution, generator=generator)
 
 
 def he_normal_(tensor, *, generator=None, layout="auto", groups=1):
