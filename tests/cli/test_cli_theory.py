@@ -69,8 +69,9 @@ def test_exit_codes_for_usage(capsys):
     assert main(["theory", "critical", "--help"]) == 0
     assert "--q-star" in capsys.readouterr().out
     assert main(["theory", "critical", "--q-star", "0.1", "--sigma-b", "0.1"]) == 2  # mutually exclusive
+    capsys.readouterr()
     assert main(["theory", "critical", "--activation", "tanh", "--q-star", "-1"]) == 2
-    assert "q_star" in capsys.readouterr().err
+    assert "--q-star: must be > 0" in capsys.readouterr().err
 
 
 def test_critical_from_sigma_b_json_round_trips(capsys):

@@ -23,6 +23,14 @@ class UsageError(Exception):
     """Raised by handlers for bad user input; printed without a traceback, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2): the message and where to read the usage, no usage dump.
+    Subparsers are built from this class too (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _subcommand_modules():
     package = importlib.import_module("deepstart.cli")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
@@ -34,7 +42,7 @@ def _subcommand_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deepstart",
         description="Will this network start training? Diagnose and fix initialization of PyTorch models.",
     )

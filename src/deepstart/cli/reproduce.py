@@ -6,12 +6,14 @@ and writes ``PAPER.html`` (self-contained), ``PAPER.md``, ``PAPER.json``, the PN
 """
 from __future__ import annotations
 
+from deepstart.cli._args import integer, plain
+
 PAPER_CHOICES = ("hanin-rolnick", "sussillo-abbott", "gurbuzbalaban-hu", "pennington", "all")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="reproduce a paper's claims and write an HTML report",
-                              description=__doc__.split("\n\n")[1].replace("\n", " "))
+                              description=plain(__doc__.split("\n\n")[1].replace("\n", " ")))
     p.add_argument("paper", help=f"one of: {', '.join(PAPER_CHOICES)}")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="mode", action="store_const", const="quick",
@@ -22,8 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="reproductions", help="output folder (default: ./reproductions)")
     p.add_argument("--store", default=None, help="results store (SQLite; default OUT/results.db)")
     p.add_argument("--backend", default="local", choices=("local", "ray"), help="where training runs")
-    p.add_argument("--workers", type=int, default=1, help="parallel training workers (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of simulations and training (default 0)")
+    p.add_argument("--workers", type=integer(1), default=1, help="parallel training workers (default 1)")
+    p.add_argument("--seed", type=integer(0), default=0, help="base seed of simulations and training (default 0)")
     p.add_argument("--gallery", default=None, metavar="PATH",
                    help="also write the gallery Markdown (e.g. docs/reproductions.md), images linked relative to it")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -35,8 +37,6 @@ def _handle(args) -> int:
 
     if args.paper not in PAPER_CHOICES:
         raise UsageError(f"unknown paper {args.paper!r}; valid: {', '.join(PAPER_CHOICES)}")
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     from deepstart.experiments.reproduce import reproduce
 
     reports = reproduce(args.paper, args.mode, out=args.out, store=args.store, backend=args.backend, seed=args.seed,

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     run.add_argument("spec", help="TOML sweep spec")
     run.add_argument("--store", required=True, help="SQLite results file (created if missing)")
     run.add_argument("--backend", choices=("local", "ray"), default="local")
-    run.add_argument("--workers", type=integer(1), default=1, help="local processes, or Ray CPUs for a local Ray instance")
+    run.add_argument("--workers", type=integer(1), default=1,
+                     help="local processes, or Ray CPUs for a local Ray instance")
     run.add_argument("--max-members", type=integer(1), default=None, help="most networks per vectorized batch")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster: 'auto' or 'ray://HOST:10001'")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")

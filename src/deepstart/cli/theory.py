@@ -9,32 +9,61 @@ Each takes ``--json`` for machine-readable output. NumPy/SciPy only (no torch im
 """
 from __future__ import annotations
 
-from fractions import Fraction
+import argparse
 
 from deepstart._json import dumps
+from deepstart.cli._args import _float, integer, number
+
+_q_star = number(0, strict=True, what="the fixed-point length q*")
+_sigma_w = number(0, strict=True, what="a standard deviation")
+_sigma_b = number(0, what="a standard deviation")
+_variance = number(0, what="a variance")
 
 
-def _number(text: str) -> float:
-    """A float, also written as a fraction such as ``1/64``."""
+def _grid(minimum: float, strict: bool):
+    """``type=`` for ``"start:stop:count"`` (linspace) or a comma list, every value ``>= minimum``
+    (``> minimum`` when ``strict``)."""
+    def parse(text: str):
+        import numpy as np
+
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise argparse.ArgumentTypeError(f"{text!r}: use start:stop:count, e.g. 0.05:4:256, or a comma list")
+            count = integer(1)(parts[2])
+            values = np.linspace(_float(parts[0]), _float(parts[1]), count)
+        else:
+            values = np.array([_float(t) for t in text.split(",") if t.strip()])
+            if values.size == 0:
+                raise argparse.ArgumentTypeError(f"{text!r}: give start:stop:count or a comma list of numbers")
+        if np.any(values <= minimum if strict else values < minimum):
+            raise argparse.ArgumentTypeError(f"{text!r}: values must be {'>' if strict else '>='} {minimum:g} "
+                                             "(standard deviations)")
+        return values
+    parse.__name__ = "grid"
+    return parse
+
+
+def _widths(text: str) -> str:
+    """The width profile as written (it is echoed in the output), checked here so a bad one is a usage error."""
+    from deepstart.theory.finite_width import parse_widths
+
     try:
-        return float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a number (examples: 0.25, 1/64, 2e-3)") from None
+        parse_widths(text)
+        return text
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _grid(text: str):
-    """``"start:stop:count"`` -> linspace, or a comma list."""
+def _scalar(value):
+    """One-element lists/arrays (per-activation results of a single point) as plain numbers."""
     import numpy as np
 
-    if ":" in text:
-        parts = text.split(":")
-        if len(parts) != 3:
-            raise ValueError(f"grid {text!r}: use start:stop:count, e.g. 0.05:4:256, or a comma list")
-        start, stop, count = _number(parts[0]), _number(parts[1]), int(parts[2])
-        if count < 1:
-            raise ValueError(f"grid {text!r}: count must be >= 1")
-        return np.linspace(start, stop, count)
-    return np.array([_number(t) for t in text.split(",") if t.strip()])
+    if isinstance(value, (list, tuple, np.ndarray)) and np.size(value) == 1:
+        value = np.asarray(value).reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
 
 
 def register(subparsers) -> None:
@@ -47,36 +76,41 @@ def register(subparsers) -> None:
     crit.add_argument("--activation", default="tanh",
                       help="activation name, e.g. tanh, relu, 'leaky_relu(negative_slope=0.2)'")
     group = crit.add_mutually_exclusive_group()
-    group.add_argument("--q-star", type=_number, default=None, help="fixed point q* (e.g. 1/64)")
-    group.add_argument("--sigma-b", type=_number, default=None, help="bias standard deviation (solve for q*)")
+    group.add_argument("--q-star", type=_q_star, default=None, help="fixed point q* (e.g. 1/64)")
+    group.add_argument("--sigma-b", type=_sigma_b, default=None, help="bias standard deviation (solve for q*)")
     crit.add_argument("--json", action="store_true", help="print JSON")
     crit.set_defaults(handler=_critical)
 
     point = sub.add_parser("point", help="q*, chi_1, depth scales at one (sigma_w, sigma_b)")
     point.add_argument("--activation", default="tanh")
-    point.add_argument("--sigma-w", type=_number, required=True, help="weight standard deviation (x 1/sqrt(fan_in))")
-    point.add_argument("--sigma-b", type=_number, default=0.0, help="bias standard deviation")
-    point.add_argument("--depth", type=int, default=None, help="also report chi_1^depth (gradient growth)")
+    point.add_argument("--sigma-w", type=_sigma_w, required=True, help="weight standard deviation (x 1/sqrt(fan_in))")
+    point.add_argument("--sigma-b", type=_sigma_b, default=0.0, help="bias standard deviation")
+    point.add_argument("--depth", type=integer(1), default=None, help="also report chi_1^depth (gradient growth)")
     point.add_argument("--json", action="store_true")
     point.set_defaults(handler=_point)
 
     phase = sub.add_parser("phase", help="order/chaos phase diagram over (sigma_w, sigma_b)")
     phase.add_argument("--activation", default="tanh")
-    phase.add_argument("--sigma-w", type=_grid, default="0.05:4:256", help="grid start:stop:count or list")
-    phase.add_argument("--sigma-b", type=_grid, default="0:1:256", help="grid start:stop:count or list")
+    phase.add_argument("--sigma-w", type=_grid(0, strict=True), default="0.05:4:256",
+                       help="grid start:stop:count or a comma list (default 0.05:4:256)")
+    phase.add_argument("--sigma-b", type=_grid(0, strict=False), default="0:1:256",
+                       help="grid start:stop:count or a comma list (default 0:1:256)")
     phase.add_argument("--out", default=None, help="write the figure here (png, pdf, svg)")
     phase.add_argument("--json", action="store_true", help="print the grids as JSON")
     phase.set_defaults(handler=_phase)
 
     lengths = sub.add_parser("lengths", help="FM1/FM2 prediction for a width profile (Hanin & Rolnick 2018)")
-    lengths.add_argument("--widths", required=True, help="'64x100' (100 layers of width 64), '10,40,10', '64x10,128x5'")
+    lengths.add_argument("--widths", type=_widths, required=True,
+                         help="'64x100' (100 layers of width 64), '10,40,10', '64x10,128x5'")
     lengths.add_argument("--activation", default="relu", help="relu, leaky_relu or linear")
-    lengths.add_argument("--weight-scale", type=_number, default=None,
+    lengths.add_argument("--weight-scale", type=number(0, strict=True, what="C of C/fan_in"), default=None,
                          help="weight variance = C/fan_in (default: critical, 2 for relu)")
-    lengths.add_argument("--bias-var", type=_number, default=0.0, help="bias variance")
-    lengths.add_argument("--fourth-moment", type=_number, default=3.0, help="E w^4/sigma^4 (3 Gaussian, 1.8 uniform)")
-    lengths.add_argument("--in-features", type=int, default=None, help="input width n_0 (default: first width)")
-    lengths.add_argument("--threshold", type=_number, default=1.0, help="nats of log M_d for FM1/FM2 (default 1)")
+    lengths.add_argument("--bias-var", type=_variance, default=0.0, help="bias variance")
+    lengths.add_argument("--fourth-moment", type=number(1, what="E w^4/sigma^4 >= 1 by Jensen's inequality"),
+                         default=3.0, help="E w^4/sigma^4 (3 Gaussian, 1.8 uniform)")
+    lengths.add_argument("--in-features", type=integer(1), default=None, help="input width n_0 (default: first width)")
+    lengths.add_argument("--threshold", type=number(0, strict=True, what="nats"), default=1.0,
+                         help="nats of log M_d for FM1/FM2 (default 1)")
     lengths.add_argument("--json", action="store_true")
     lengths.set_defaults(handler=_lengths)
 
@@ -94,14 +128,18 @@ def _point(args) -> int:
     from deepstart.theory._results import fmt, plain
 
     ds = depth_scales(args.activation, args.sigma_w, args.sigma_b)
-    out = {"activation": args.activation, "sigma_w": args.sigma_w, "sigma_b": args.sigma_b, **ds.to_dict()}
+    out = {"activation": args.activation, "sigma_w": args.sigma_w, "sigma_b": args.sigma_b,
+           **{k: _scalar(v) for k, v in ds.to_dict().items()}}
     if args.depth is not None:
-        out["gradient_growth"] = plain(gradient_growth(args.activation, args.sigma_w, args.sigma_b, args.depth))
-    out["phase"] = "critical" if abs(ds.chi_1 - 1) < 1e-9 else ("chaotic" if ds.chi_1 > 1 else "ordered")
+        out["gradient_growth"] = _scalar(plain(gradient_growth(args.activation, args.sigma_w, args.sigma_b,
+                                                               args.depth)))
+    chi_1 = out["chi_1"]
+    out["phase"] = "critical" if abs(chi_1 - 1) < 1e-9 else ("chaotic" if chi_1 > 1 else "ordered")
     if args.json:
         print(dumps(out))
     else:
-        print("\n".join(f"{k:>16}: {fmt(v) if isinstance(v, float) else v}" for k, v in out.items()))
+        print("\n".join(f"{k:>16}: {fmt(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else v}"
+                        for k, v in out.items()))
     return 0
 
 
