@@ -80,3 +80,20 @@ def test_factory_target(tmp_path, monkeypatch):
                    "    torch.nn.init.zeros_(net[0].bias)\n    return net\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["check", "my_models:build", "--n-inits", "3", "--quiet"]) == 0
+
+
+def test_given_weights_mode_on_the_command_line(tmp_path):
+    out = tmp_path / "given.json"
+    code = main(["check", FAILING, "--given", "--quiet", "--json", str(out), "--no-jacobian"])
+    d = json.loads(out.read_text())
+    assert d["n_inits"] == 1 and code == 1  # FM1 of the Glorot net is seen in the one given net
+    assert any("given-weights mode" in n for n in d["notes"])
+
+
+def test_fixed_report_links_back_and_has_a_short_name(tmp_path):
+    page = tmp_path / "check.html"
+    main(["check", FAILING, "--n-inits", "4", "--fix", "--quiet", "--html", str(page), "--no-jacobian"])
+    fixed = (tmp_path / "check.fixed.html").read_text()
+    assert "check.html" in fixed and "check.fixed.html" in page.read_text()
+    title = fixed.split("<h2>")[1].split("</h2>")[0]
+    assert "init=he" in title and len(title) < 120  # the fixed model's spec, not the recommendation sentence

@@ -28,6 +28,8 @@ def register(subparsers) -> None:
                                   "the sequence length) or 'module:factory'")
     p.add_argument("--input-shape", type=sizes, help="input shape without the batch dimension, e.g. 3,32,32")
     p.add_argument("--n-inits", type=integer(2), default=8, help="initializations measured (>= 2; default 8)")
+    p.add_argument("--given", action="store_true", help="given-weights mode: measure the model exactly as it is "
+                   "(e.g. a trained checkpoint), one init; FM2 and across-init statistics are not available")
     p.add_argument("--init", help="re-initialize with this scheme (e.g. he, 'critical(activation=tanh,q_star=1/64)')")
     p.add_argument("--batch", type=integer(1), default=8, help="batch size of the inputs (default 8)")
     p.add_argument("--seed", type=integer(0), default=0,
@@ -204,14 +206,17 @@ def _run(args) -> int:
     model, shape, zoo, factory, make_inputs = _load(args.target, args.input_shape, model_seed, args.batch)
     _set_mode(model, args.mode)
     name = zoo.spec if zoo is not None else args.target
-    kw = {"n_inits": args.n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian}
+    n_inits = 1 if args.given else args.n_inits
+    if args.given and (args.init or args.fix):
+        raise ValueError("--given measures the model as it is: it cannot be combined with --init or --fix")
+    kw = {"n_inits": n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian}
     gen = torch.Generator().manual_seed(input_seed)
     if make_inputs is not None:
         inputs = make_inputs(gen)
     else:
         inputs = prepare_inputs(model, None, shape, batch_size=args.batch, generator=gen)[0][0]
-    report = check(model, inputs, reinit=args.init, factory=factory, generator=gen, progress=not args.quiet, name=name,
-                   **kw)
+    report = check(model, inputs, reinit=args.init, factory=None if args.given else factory, generator=gen,
+                   progress=not args.quiet, name=name, **kw)
     human = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     _show(report, args.quiet, human)
     to_file = None if args.json == "-" else args.json
@@ -229,10 +234,15 @@ def _run(args) -> int:
             fixed_name = getattr(getattr(zoo, "rebuilt", None), "spec", None)
             if fixed_name is None and zoo is not None and result.recommendation.kind == "init":
                 fixed_name = zoo.spec_with(init=result.recommendation.scheme)
-            fixed_name = fixed_name or f"{name} (fixed: {result.recommendation})"
+            rec = result.recommendation
+            fixed_name = fixed_name or f"{name} (fixed: {rec.scheme or rec.kind})"
             after = replace(result.after, model=fixed_name)
             _show(after, args.quiet, human)
-            _write(after, to_file and _sibling(to_file, "fixed"), args.html and _sibling(args.html, "fixed"))
+            fixed_html = args.html and _sibling(args.html, "fixed")
+            _write(after, to_file and _sibling(to_file, "fixed"), fixed_html,
+                   link=args.html and ("original model", os.path.basename(args.html)))
+            if args.html:  # the original page again, now linking the fixed one
+                _write(report, None, args.html, link=("fixed model", os.path.basename(fixed_html)), quiet=True)
             fixed = after
     if args.json == "-":  # one strict JSON document on stdout: the report, or the report and the fixed one
         from deepstart._json import dumps
@@ -250,13 +260,16 @@ def _show(report, quiet: bool, file=None) -> None:
         print(report.render(color=_color() and file is sys.stdout), file=file)
 
 
-def _write(report, json_path, html_path) -> None:
+def _write(report, json_path, html_path, link=None, quiet=False) -> None:
     if json_path:
         report.to_json(json_path)
         print(f"wrote {json_path}", file=sys.stderr)
     if html_path:
         import matplotlib
 
+        from deepstart.diagnose.html import report_html
+
         matplotlib.use("Agg")
-        report.to_html(html_path)
-        print(f"wrote {html_path}", file=sys.stderr)
+        report_html(report, html_path, link=link)
+        if not quiet:
+            print(f"wrote {html_path}", file=sys.stderr)
