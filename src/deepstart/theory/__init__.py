@@ -16,8 +16,9 @@ import types as _types
 from deepstart.theory.activations import ACTIVATION_NAMES, Activation, get_activation
 from deepstart.theory.gaussian import gaussian_expectation, gaussian_nodes
 from deepstart.theory.mean_field import (
-    CriticalPoint, DepthScales, PhaseDiagram, c_map, c_star, chi_1, critical_point, depth_scales, fixed_point,
-    gradient_growth, phase_diagram, q_map, q_map_slope)
+    CriticalPoint, DepthScales, FixedPoint, PhaseDiagram, UnstableFixedPointWarning, c_map, c_star, chi_1,
+    critical_point, depth_scales, fixed_point, fixed_point_status, gradient_growth, phase_diagram, q_map,
+    q_map_slope, stable_critical_point)
 from deepstart.theory.finite_width import FailureModes, LengthMoments, failure_modes, length_moments, parse_widths
 # --- end issue 3 block ---
 

@@ -29,10 +29,12 @@ def scalar_or_array(value):
 class ResultMixin:
     """``to_dict()`` / ``from_dict()`` for frozen dataclasses whose fields are numbers, strings or arrays.
 
-    Fields listed in ``_ARRAY_FIELDS`` are turned back into float arrays (or floats) by ``from_dict``.
+    Fields listed in ``_ARRAY_FIELDS`` are turned back into float arrays (or floats) by ``from_dict``; those in
+    ``_OTHER_ARRAY_FIELDS`` (status strings, stability flags) into arrays of their own dtype when they were lists.
     """
 
     _ARRAY_FIELDS: tuple[str, ...] = ()
+    _OTHER_ARRAY_FIELDS: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
@@ -44,6 +46,7 @@ class ResultMixin:
         if unknown:
             raise ValueError(f"{cls.__name__}.from_dict: unknown keys {sorted(unknown)}; expected {sorted(names)}")
         kw = {k: (scalar_or_array(v) if k in cls._ARRAY_FIELDS and v is not None else v) for k, v in d.items()}
+        kw.update({k: np.asarray(kw[k]) for k in cls._OTHER_ARRAY_FIELDS if isinstance(kw.get(k), list)})
         return cls(**kw)
 
 

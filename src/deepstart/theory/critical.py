@@ -3,6 +3,11 @@
 On it (THEORY.md §1): σ_w² = 1/∫Dz φ'(√q* z)², σ_b² = q* − σ_w² ∫Dz φ(√q* z)².
 Piecewise-linear φ (relu: σ_w² = 2; leaky_relu: 2/(1+a²); linear: 1) is critical only with σ_b = 0, and
 there every q is a fixed point, so ``q_star`` is free (default 1).
+
+χ₁ = 1 says nothing about whether q* attracts the q-map: there dq'/dq = 1 + E[φφ''(h)]/E[φ'(h)²] (Schoenholz
+et al. 2017, eq. 8), > 1 for gelu and silu at small q* (gelu q* ≲ 3.5, silu q* ≲ 13). A network started
+at such a point drifts away from q* and from χ₁ = 1; :func:`critical_point` reports ``slope`` and ``stable`` and
+warns (:class:`UnstableFixedPointWarning`) naming :func:`stable_critical_point`'s alternative.
 """
 from __future__ import annotations
 
@@ -12,24 +17,32 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
+from deepstart.theory._fixed_point import SLOPE_TOL, UnstableFixedPointWarning, warn_unstable
 from deepstart.theory._results import ResultMixin, fmt, scalar_or_array
 from deepstart.theory.activations import get_activation
 from deepstart.theory.gaussian import DEFAULT_ORDER
 
-__all__ = ["CriticalPoint", "critical_point"]
+__all__ = ["CriticalPoint", "critical_point", "stable_critical_point", "UnstableFixedPointWarning"]
 
 
 @dataclass(frozen=True)
 class CriticalPoint(ResultMixin):
-    """(σ_w, σ_b) on χ₁ = 1 with its fixed point q*; fields are floats (or arrays for array ``q_star``)."""
+    """(σ_w, σ_b) on χ₁ = 1 with its fixed point q*; fields are floats (or arrays for array ``q_star``).
+
+    ``slope`` is dq'/dq at q*; ``stable`` is ``slope ≤ 1`` (to 1e-9): False means q* repels the q-map, so a
+    network started at q* drifts away from it (and from χ₁ = 1) with depth.
+    """
 
     sigma_w: float
     sigma_b: float
     q_star: float
     chi_1: float = 1.0
     activation: str = ""
+    slope: float = 1.0
+    stable: bool = True
 
-    _ARRAY_FIELDS = ("sigma_w", "sigma_b", "q_star", "chi_1")
+    _ARRAY_FIELDS = ("sigma_w", "sigma_b", "q_star", "chi_1", "slope")
+    _OTHER_ARRAY_FIELDS = ("stable",)
 
     @property
     def sigma_w_var(self):
@@ -45,7 +58,8 @@ class CriticalPoint(ResultMixin):
             return repr(self)
         return (f"critical point for {self.activation or 'φ'}: sigma_w = {fmt(self.sigma_w)} "
                 f"(σ_w² = {fmt(self.sigma_w ** 2)}), sigma_b = {fmt(self.sigma_b)} (σ_b² = {fmt(self.sigma_b ** 2)}), "
-                f"q* = {fmt(self.q_star)}, χ₁ = {fmt(self.chi_1)}")
+                f"q* = {fmt(self.q_star)}, χ₁ = {fmt(self.chi_1)}, dq'/dq = {fmt(self.slope)} "
+                f"({'stable' if self.stable else 'UNSTABLE'})")
 
 
 def _on_line(act, q, order):
@@ -60,6 +74,8 @@ def critical_point(activation, *, q_star=None, sigma_b=None, order: int = DEFAUL
     """(σ_w, σ_b) with χ₁ = 1, fixed either by ``q_star`` (vectorized) or by ``sigma_b`` (then q* is solved for).
 
     With neither: σ_b = 0 (for tanh this is σ_w = 1, q* = 0, the edge reached only as 1/l).
+    The result carries dq'/dq at q* (``slope``) and ``stable``; an unstable q* (gelu, silu at small q*) also
+    raises :class:`UnstableFixedPointWarning` naming the stable alternative of :func:`stable_critical_point`.
 
     Raises:
         ValueError: no critical point for these arguments, e.g. relu with σ_b > 0 (the q-map then diverges at
@@ -86,8 +102,7 @@ def critical_point(activation, *, q_star=None, sigma_b=None, order: int = DEFAUL
             raise ValueError(f"no critical point for {act.name} at q_star={bad}: it would need σ_b² < 0; "
                              "choose a larger q_star or pass sigma_b instead")
         sb2 = np.maximum(sb2, 0.0)
-        return CriticalPoint(scalar_or_array(np.sqrt(sw2)), scalar_or_array(np.sqrt(sb2)), scalar_or_array(q),
-                             scalar_or_array(np.ones(q.shape)), act.name)
+        return _finish(act, np.sqrt(sw2), np.sqrt(sb2), q, order)
     sb = 0.0 if sigma_b is None else float(sigma_b)
     if not (sb >= 0 and math.isfinite(sb)):
         raise ValueError(f"sigma_b={sigma_b!r} must be a finite standard deviation >= 0")
@@ -95,9 +110,74 @@ def critical_point(activation, *, q_star=None, sigma_b=None, order: int = DEFAUL
     if q == 0.0:
         zero = np.zeros(1)
         sw = 1.0 / abs(float(act.dphi(zero)[0]))
-        return CriticalPoint(sw, 0.0, 0.0, 1.0, act.name)
+        return _finish(act, np.asarray(sw), np.asarray(0.0), np.asarray(0.0), order)
     sw2, _ = _on_line(act, np.asarray(q), order)
-    return CriticalPoint(float(np.sqrt(sw2)), sb, q, 1.0, act.name)
+    return _finish(act, np.sqrt(sw2), np.asarray(sb), np.asarray(q), order)
+
+
+def _slope_on_line(act, q, sw2, order):
+    """dq'/dq = σ_w² dV/dq at q (the q → 0 limit at q = 0)."""
+    from deepstart.theory.mean_field import _v_and_slope
+
+    return sw2 * _v_and_slope(act, q, order)[1]
+
+
+def _finish(act, sw, sb, q, order, *, warn: bool = True) -> CriticalPoint:
+    from deepstart.theory.mean_field import second_moment
+
+    slope = _slope_on_line(act, q, sw ** 2, order)
+    stable = slope <= 1 + SLOPE_TOL
+    edge = (np.asarray(q) == 0) & (np.abs(slope - 1) <= SLOPE_TOL)
+    if np.any(edge):  # q* = 0 with dq'/dq = 1: repelling when q' > q just above 0 (gelu, silu at σ_w = 2)
+        eps = 1e-6
+        stable = stable & ~(edge & (sw ** 2 * second_moment(act, eps, order) + sb ** 2 - eps > 0))
+    if warn and not np.all(stable):
+        try:
+            alt = stable_critical_point(act, order=order)
+        except ValueError:
+            alt = None
+        warn_unstable(act.name, q, slope, alt, bad=~np.asarray(stable), stacklevel=4)
+    return CriticalPoint(scalar_or_array(sw), scalar_or_array(sb), scalar_or_array(q),
+                         scalar_or_array(np.ones(np.shape(q))), act.name, scalar_or_array(slope),
+                         bool(stable) if np.ndim(stable) == 0 else np.asarray(stable))
+
+
+def stable_critical_point(activation, *, q_range=(1e-4, 1e4), order: int = DEFAULT_ORDER) -> CriticalPoint:
+    """The most strongly attracting point of the critical line: q* in ``q_range`` minimising dq'/dq (so the
+    shortest ξ_q = −1/log(dq'/dq)) among points with σ_b² ≥ 0 and dq'/dq < 1.
+
+    Piecewise-linear φ: the critical point itself (dq'/dq = 1, every q fixed). For gelu this is q* ≈ 13.8
+    (dq'/dq ≈ 0.981), for silu q* ≈ 57 (0.986).
+
+    Raises:
+        ValueError: no stable point with σ_b² ≥ 0 in ``q_range``.
+    """
+    from scipy.optimize import minimize_scalar
+
+    act = get_activation(activation)
+    if act.slopes is not None:
+        return critical_point(act)
+    lo, hi = (float(v) for v in q_range)
+    if not (0 < lo < hi < math.inf):
+        raise ValueError(f"q_range={q_range!r} must be (lo, hi) with 0 < lo < hi < inf")
+    q = np.logspace(math.log10(lo), math.log10(hi), 161)
+    sw2, sb2 = _on_line(act, q, order)
+    slope = np.where(sb2 >= -1e-12 * q, _slope_on_line(act, q, sw2, order), np.inf)
+    if not np.any(slope < 1 - SLOPE_TOL):
+        raise ValueError(f"{act.name} has no stable critical point (dq'/dq < 1 with σ_b² ≥ 0) for q* in "
+                         f"[{lo:g}, {hi:g}]")
+    i = int(np.argmin(slope))
+    a, b = math.log(q[max(i - 1, 0)]), math.log(q[min(i + 1, q.size - 1)])
+
+    def obj(log_q):
+        qq = np.asarray(math.exp(log_q))
+        w2, b2 = _on_line(act, qq, order)
+        return float(_slope_on_line(act, qq, w2, order)) if b2 >= -1e-12 * qq else math.inf
+
+    best = minimize_scalar(obj, bounds=(a, b), method="bounded", options={"xatol": 1e-6}) if b > a else None
+    qs = math.exp(best.x) if best is not None and best.fun <= slope[i] else float(q[i])
+    w2, b2 = _on_line(act, np.asarray(qs), order)
+    return _finish(act, np.sqrt(w2), np.sqrt(max(float(b2), 0.0)), np.asarray(qs), order, warn=False)
 
 
 def _critical_piecewise_linear(act, q_star, sigma_b) -> CriticalPoint:
@@ -109,8 +189,9 @@ def _critical_piecewise_linear(act, q_star, sigma_b) -> CriticalPoint:
         raise ValueError(f"q_star={q_star!r} must be a positive variance")
     sw = math.sqrt(1.0 / act.growth)  # E φ'² = (1 + a²)/2 = growth
     shape = np.shape(q)
+    ones = scalar_or_array(np.ones(shape))
     return CriticalPoint(scalar_or_array(np.full(shape, sw)), scalar_or_array(np.zeros(shape)),
-                         scalar_or_array(q), scalar_or_array(np.ones(shape)), act.name)
+                         scalar_or_array(q), ones, act.name, ones, True if not shape else np.ones(shape, bool))
 
 
 def _solve_q_for_bias(act, sb2: float, order: int) -> float:

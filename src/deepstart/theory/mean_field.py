@@ -20,13 +20,11 @@ from deepstart.theory.activations import Activation, get_activation
 from deepstart.theory.gaussian import DEFAULT_ORDER, gaussian_nodes
 from deepstart.theory._correlation import two_point
 from deepstart.theory._results import scalar_or_array
-from deepstart.theory._roots import newton_in_bracket
+from deepstart.theory._fixed_point import FixedPoint, classify, slope_at_zero, solve_fixed_point, to_result
 
-__all__ = ["q_map", "fixed_point", "chi_1", "q_map_slope", "c_map", "c_star", "depth_scales", "DepthScales",
-           "gradient_growth", "critical_point", "CriticalPoint", "phase_diagram", "PhaseDiagram"]
-
-_Q_MAX = 1e15  # fixed points beyond this are reported as inf (the q-map diverges)
-
+__all__ = ["q_map", "fixed_point", "fixed_point_status", "FixedPoint", "chi_1", "q_map_slope", "c_map", "c_star",
+           "depth_scales", "DepthScales", "gradient_growth", "critical_point", "CriticalPoint",
+           "stable_critical_point", "UnstableFixedPointWarning", "phase_diagram", "PhaseDiagram"]
 
 def _act(activation) -> Activation:
     return get_activation(activation)
@@ -51,8 +49,12 @@ def dphi_second_moment(act: Activation, q, order: int = DEFAULT_ORDER) -> np.nda
     """E φ'(√q z)²."""
     if act.dphi_second_moment is not None:
         return np.asarray(act.dphi_second_moment(q), dtype=float)
+    q = np.asarray(q, dtype=float)
     x, w = gaussian_nodes(0.0, q, order=order, kinks=act.breakpoints)
-    return np.sum(act.dphi(x) ** 2 * w, axis=-1)
+    out = np.sum(act.dphi(x) ** 2 * w, axis=-1)
+    if np.any(q == 0):  # the q → 0 limit: both sides of a kink at 0 (relu6, hardswish, ...)
+        out = np.where(q == 0, float(np.mean(act.dphi(np.array([1e-150, -1e-150])) ** 2)), out)
+    return out
 
 
 def _v_and_slope(act: Activation, q, order: int):
@@ -65,8 +67,7 @@ def _v_and_slope(act: Activation, q, order: int):
     v = np.sum(f * f * w, axis=-1)
     safe = np.where(q > 0, q, 1.0)
     slope = np.sum(f * df * x * w, axis=-1) / safe
-    at0 = float(act.dphi(np.zeros(1))[0] ** 2 + act.phi(np.zeros(1))[0] * act.d2phi(np.zeros(1))[0])
-    return v, np.where(q > 0, slope, at0)
+    return v, np.where(q > 0, slope, slope_at_zero(act))
 
 
 def q_map(activation, q, sigma_w, sigma_b, *, order: int = DEFAULT_ORDER):
@@ -85,26 +86,44 @@ def q_map_slope(activation, q, sigma_w, *, order: int = DEFAULT_ORDER):
 
 def fixed_point(activation, sigma_w, sigma_b, *, order: int = DEFAULT_ORDER, q0: float = 1.0,
                 tol: float = 1e-13, max_iter: int = 200):
-    """q*: the stable fixed point of the q-map, the limit of q^l iterated from q⁰ = ``q0``.
+    """q*: the limit of the q-map iterated from q⁰ = ``q0`` (a float, or an array broadcast over σ_w, σ_b).
 
-    * piecewise-linear φ (relu, leaky_relu, linear): q* = σ_b²/(1 − σ_w²(1+a²)/2), ``inf`` when that is ≤ 0 and
-      σ_b > 0; with σ_b = 0, q* = 0 below criticality, ``inf`` above and ``nan`` exactly at it (every q is fixed).
-    * bounded φ with φ(0) = 0, σ_b = 0 (tanh, erf, hard-tanh): q* = 0 when the slope at 0, σ_w²φ'(0)², is ≤ 1
-      (the iterates reach it only like 1/l at the edge), else the positive root (q = 0 is then unstable).
-    * bounded φ: the root of F(q) = σ_w²V(q) + σ_b² − q in [0, σ_w² sup φ² + σ_b²] (unique when V is concave in q,
-      as for tanh, erf, hard-tanh); unbounded φ: the root the iterated map approaches from q0 (bracketed by
-      iterating the map, so no pair of roots is skipped), ``inf`` when the iterates pass 1e15.
-    Roots by safeguarded Newton within a bracket, vectorized; ``inf`` where the map diverges. ``q0`` matters only
-    for unbounded φ (bounded φ with concave V have a single stable root).
+    The number carries its meaning: ``0.0`` the map collapses to q = 0, ``inf`` it diverges, ``nan`` every q is
+    fixed (piecewise-linear φ at χ₁ = 1 with σ_b = 0). :func:`fixed_point_status` returns the same q* with its
+    status and dq'/dq; see it for the method.
+    """
+    return fixed_point_status(activation, sigma_w, sigma_b, order=order, q0=q0, tol=tol, max_iter=max_iter).q_star
+
+
+def fixed_point_status(activation, sigma_w, sigma_b, *, order: int = DEFAULT_ORDER, q0: float = 1.0,
+                       tol: float = 1e-13, max_iter: int = 200) -> FixedPoint:
+    """q* with its status: where the q-map q' = σ_w² V(q) + σ_b² goes from q⁰ (Poole et al. 2016, eq. 3).
+
+    Status (:data:`STATUSES`): ``stable`` (dq'/dq < 1), ``marginal`` (= 1), ``unstable`` (> 1, only when q⁰ is
+    itself a repelling fixed point), ``collapse`` (q* = 0), ``diverge`` (q* = ∞; ``slope`` is then the limit
+    σ_w²·growth of dq'/dq).
+
+    * piecewise-linear φ (relu, leaky_relu, linear): q* = σ_b²/(1 − σ_w²(1+a²)/2) when that is positive;
+      σ_b = 0: collapse below criticality, diverge above, marginal (q* = nan, every q fixed) at it.
+    * every other φ: F(q) = q' − q bracketed on a log grid over [0, ∞) and refined by safeguarded Newton, from
+      q⁰ towards the first sign change in the direction of F(q⁰) (:mod:`._fixed_point`); it never iterates the
+      map and never returns q⁰ unless q⁰ is a root.
+
+    Example:
+        >>> fp = fixed_point_status("elu", 1.0, 0.0)   # LeCun ELU: V(q) < q for every q > 0
+        >>> fp.q_star, fp.status, round(fp.slope, 12)
+        (0.0, 'collapse', 1.0)
     """
     act = _act(activation)
     sw, sb = np.broadcast_arrays(_nonneg("sigma_w", sigma_w), _nonneg("sigma_b", sigma_b))
     sw2, sb2 = sw.ravel() ** 2, sb.ravel() ** 2
     if act.slopes is not None:
-        out = _fixed_point_linear(act.growth, sw2, sb2)
+        q, slope = _fixed_point_linear(act.growth, sw2, sb2)
+        status = classify(q, slope)
     else:
-        out = _fixed_point_general(act, sw2, sb2, order, float(q0), tol, max_iter)
-    return scalar_or_array(out.reshape(sw.shape))
+        q, slope, status = solve_fixed_point(act, sw2, sb2, lambda x: _v_and_slope(act, x, order), q0=float(q0),
+                                             tol=tol, max_iter=max_iter)
+    return to_result(act.name, q, slope, status, sw.shape)
 
 
 def _fixed_point_linear(c: float, sw2, sb2):
@@ -112,90 +131,42 @@ def _fixed_point_linear(c: float, sw2, sb2):
     denom = np.where(np.abs(denom) <= 1e-12, 0.0, denom)  # σ_w = √2 rounds to σ_w² = 2(1 + 2e-16): critical
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where(denom > 0, sb2 / np.where(denom > 0, denom, 1.0), np.inf)
-    return np.where((sb2 == 0) & (denom == 0), np.nan, np.where((sb2 == 0) & (denom > 0), 0.0, q))
-
-
-def _fixed_point_general(act, sw2, sb2, order, q0, tol, max_iter):
-    out = np.full(sw2.shape, np.nan)
-    trivial = trivial_zero(act, sw2, sb2)
-    out[trivial] = 0.0
-
-    def F(q, idx):
-        v, dv = _v_and_slope(act, q, order)
-        return sw2[idx] * v + sb2[idx] - q, sw2[idx] * dv - 1.0
-
-    idx = np.flatnonzero(~trivial)
-    if idx.size == 0:
-        return out
-    if np.isfinite(act.bound):
-        lo, hi = np.zeros(idx.size), sw2[idx] * act.bound ** 2 + sb2[idx]
-    else:
-        lo, hi, diverged = _bracket_unbounded(F, idx, q0)
-        out[idx[diverged]] = np.inf
-        keep = ~diverged
-        idx, lo, hi = idx[keep], lo[keep], hi[keep]
-    out[idx] = newton_in_bracket(lambda q, a: F(q, idx[a]), lo, hi, hi, tol=tol, max_iter=max_iter)
-    return out
+    q = np.where((sb2 == 0) & (denom == 0), np.nan, np.where((sb2 == 0) & (denom > 0), 0.0, q))
+    return q, np.where(denom == 0, 1.0, sw2 * c)
 
 
 def trivial_zero(act: Activation, sw2, sb2) -> np.ndarray:
-    """Where q* = 0: bounded φ with φ(0) = 0, σ_b = 0 and slope σ_w²(φ'(0)² + φ(0)φ''(0)) ≤ 1 at q = 0."""
-    zero = np.zeros(1)
-    phi0, slope0 = float(act.phi(zero)[0]), float(act.dphi(zero)[0] ** 2 + act.phi(zero)[0] * act.d2phi(zero)[0])
-    return np.isfinite(act.bound) & (np.asarray(sb2) == 0) & (phi0 == 0) & (np.asarray(sw2) * slope0 <= 1)
-
-
-def _bracket_unbounded(F, idx, q0, max_iter=20000):
-    """Bracket the root that the iterated map approaches from q0: F(lo) ≥ 0 ≥ F(hi).
-
-    Steps with the map itself, q ← q' (for increasing V it never passes a fixed point, so no root is skipped),
-    and stops as soon as a Newton step from the new point lands across the root (sign change of F).
-    Returns (lo, hi, diverged); q beyond 1e15 is divergence, below 1e-30 the bracket is [0, q].
-    """
-    q = np.full(idx.size, q0)
-    lo, hi = q.copy(), q.copy()
-    diverged = np.zeros(idx.size, dtype=bool)
-    f, fp = F(q, idx)
-    up = f > 0
-    active = np.flatnonzero(f != 0)
-    for _ in range(max_iter):
-        if active.size == 0:
-            break
-        a, u = active, up[active]
-        q[a] = q[a] + f[a]  # the map: q' = F(q) + q
-        f[a], fp[a] = F(q[a], idx[a])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cand = q[a] - f[a] / fp[a]
-        ok = np.isfinite(cand) & (cand > 0) & np.where(u, cand > q[a], cand < q[a])
-        fc = np.where(ok, F(np.where(ok, cand, q[a]), idx[a])[0], np.nan)
-        crossed = ok & np.where(u, fc <= 0, fc >= 0)
-        same = f[a] == 0
-        lo[a] = np.where(u | same, q[a], np.where(crossed, cand, lo[a]))
-        hi[a] = np.where(same | ~u, q[a], np.where(crossed, cand, hi[a]))
-        over = u & (q[a] > _Q_MAX)
-        under = ~u & (q[a] < 1e-30)
-        diverged[a[over]] = True
-        lo[a[under]] = 0.0
-        active = a[~(crossed | same | over | under)]
-    return lo, np.where(diverged, lo, hi), diverged
+    """Where q* = 0 for bounded φ: φ(0) = 0, σ_b = 0 and slope σ_w²·lim_{q→0} dV/dq ≤ 1 at q = 0."""
+    phi0 = float(act.phi(np.zeros(1))[0])
+    return (np.isfinite(act.bound) & (np.asarray(sb2) == 0) & (phi0 == 0)
+            & (np.asarray(sw2) * slope_at_zero(act) <= 1))
 
 
 def _q_star(act, sigma_w, sigma_b, q_star, order):
     if q_star is None:
         return np.asarray(fixed_point(act, sigma_w, sigma_b, order=order), dtype=float)
-    return _nonneg("q_star", q_star)
+    q = np.asarray(q_star, dtype=float)
+    if np.any(np.isnan(q)) or np.any(q < 0):
+        raise ValueError(f"q_star={q_star!r} must be >= 0 (a variance; inf for a diverging q-map)")
+    return q
 
 
 def chi_1(activation, sigma_w, sigma_b, q_star=None, *, order: int = DEFAULT_ORDER):
     """χ₁ = σ_w² ∫Dz φ'(√q* z)² (Poole et al. 2016 eq. 7). < 1 ordered, > 1 chaotic, = 1 critical.
 
-    ``q_star`` defaults to :func:`fixed_point`; for piecewise-linear φ χ₁ = σ_w²(1+a²)/2 for every q.
+    ``q_star`` defaults to :func:`fixed_point`; for piecewise-linear φ χ₁ = σ_w²(1+a²)/2 for every q. At the
+    limits: q* = 0 (collapse) gives σ_w² φ'(0)² (averaged over the sides of a kink at 0), q* = ∞ (diverge) gives
+    σ_w²·growth = lim_{q→∞} σ_w² E φ'(√q z)² for φ linear at ±∞ (slopes a₊, a₋: growth = (a₊² + a₋²)/2).
     """
     act = _act(activation)
-    sw, sb = _nonneg("sigma_w", sigma_w), _nonneg("sigma_b", sigma_b)
-    q = np.zeros(1) if act.slopes is not None else _q_star(act, sw, sb, q_star, order)
-    q, sw = np.broadcast_arrays(q, np.broadcast_to(sw, np.broadcast(sw, sb).shape))
-    return scalar_or_array(sw ** 2 * dphi_second_moment(act, q, order))
+    sw, sb = np.broadcast_arrays(_nonneg("sigma_w", sigma_w), _nonneg("sigma_b", sigma_b))
+    if act.slopes is not None:
+        return scalar_or_array(sw ** 2 * act.growth)
+    q = _q_star(act, sw, sb, q_star, order)
+    q, sw = np.broadcast_arrays(q, sw)
+    inf = np.isinf(q)
+    d = dphi_second_moment(act, np.where(inf, 0.0, q), order)
+    return scalar_or_array(sw ** 2 * np.where(inf, act.growth, d))
 
 
 def gradient_growth(activation, sigma_w, sigma_b, depth, *, order: int = DEFAULT_ORDER):
@@ -232,7 +203,10 @@ def c_map(activation, c, q, sigma_w, sigma_b, *, order: int = 24):
 
 def c_star(activation, sigma_w, sigma_b, *, order: int = 24, n_bisect: int = 60):
     """Stable fixed point c* of the c-map at q* (Schoenholz et al. 2017 §3): 1 in the ordered phase (χ₁ ≤ 1),
-    else the root of c_map(c) = c in [0, 1) found by bisection (c_map(0) ≥ 0 and c_map < c just below 1)."""
+    else the root of c_map(c) = c in [0, 1) found by bisection (c_map(0) ≥ 0 and c_map < c just below 1).
+
+    nan where the q-map has no fixed point to sit at: q* = ∞ (``diverge``) or every q fixed (``marginal``
+    piecewise-linear φ); see :func:`fixed_point_status`. q* = 0 (``collapse``) counts as ordered: c* = 1."""
     act = _act(activation)
     sw, sb = np.broadcast_arrays(_nonneg("sigma_w", sigma_w), _nonneg("sigma_b", sigma_b))
     q = np.asarray(fixed_point(act, sw, sb), dtype=float)
@@ -247,10 +221,11 @@ def c_star(activation, sigma_w, sigma_b, *, order: int = 24, n_bisect: int = 60)
             g = c_map(act, mid, qc, swc, sbc, order=order) - mid
             lo, hi = np.where(g >= 0, mid, lo), np.where(g >= 0, hi, mid)
         out[chaotic] = 0.5 * (lo + hi)
-    out[np.isnan(q)] = np.nan
+    out[~np.isfinite(q)] = np.nan
     return scalar_or_array(out)
 
 
 from deepstart.theory._depth import DepthScales, depth_scales  # noqa: E402  (uses the functions above)
-from deepstart.theory.critical import CriticalPoint, critical_point  # noqa: E402
+from deepstart.theory.critical import (  # noqa: E402
+    CriticalPoint, UnstableFixedPointWarning, critical_point, stable_critical_point)
 from deepstart.theory.phase import PhaseDiagram, phase_diagram  # noqa: E402

@@ -27,7 +27,11 @@ __all__ = ["PhaseDiagram", "phase_diagram", "mehler_coefficients"]
 
 @dataclass(frozen=True)
 class PhaseDiagram(ResultMixin):
-    """Grids indexed ``[i, j]`` at (``sigma_w[i]``, ``sigma_b[j]``): χ₁, q*, ξ_c (∞ on the critical line)."""
+    """Grids indexed ``[i, j]`` at (``sigma_w[i]``, ``sigma_b[j]``): χ₁, q*, ξ_c (∞ on the critical line).
+
+    ``status``: the fixed point's status per cell (:func:`~deepstart.theory.fixed_point_status`); where it is
+    ``diverge`` q* = ∞, ξ_c = nan and χ₁ is its q → ∞ limit σ_w²·growth.
+    """
 
     activation: str
     sigma_w: np.ndarray
@@ -35,8 +39,10 @@ class PhaseDiagram(ResultMixin):
     chi_1: np.ndarray
     q_star: np.ndarray
     xi_c: np.ndarray
+    status: np.ndarray | None = None
 
     _ARRAY_FIELDS = ("sigma_w", "sigma_b", "chi_1", "q_star", "xi_c")
+    _OTHER_ARRAY_FIELDS = ("status",)
 
     @property
     def chaotic(self) -> np.ndarray:
@@ -177,19 +183,20 @@ def phase_diagram(activation, sigma_w_grid, sigma_b_grid, *, order: int = 24, n_
         >>> pd.chi_1.shape
         (6, 5)
     """
-    from deepstart.theory.mean_field import _nonneg, chi_1, dphi_second_moment, fixed_point
+    from deepstart.theory.mean_field import _nonneg, chi_1, dphi_second_moment, fixed_point_status
 
     act = get_activation(activation)
     sw1 = _nonneg("sigma_w_grid", np.atleast_1d(sigma_w_grid)).ravel()
     sb1 = _nonneg("sigma_b_grid", np.atleast_1d(sigma_b_grid)).ravel()
     sw, sb = np.meshgrid(sw1, sb1, indexing="ij")
     if act.slopes is not None:
-        q = np.asarray(fixed_point(act, sw, sb), dtype=float)
+        fp = fixed_point_status(act, sw, sb)
+        q = np.asarray(fp.q_star, dtype=float)
         chi = np.asarray(chi_1(act, sw, sb), dtype=float) + 0 * sw
         marginal = np.isnan(q) & (np.abs(chi - 1.0) <= 1e-12)  # critical with σ_b = 0: every q is fixed
         xi = np.where(marginal, np.inf, np.where(np.isfinite(q), xi_from_rate(chi), np.nan))
-        return PhaseDiagram(act.name, sw1, sb1, chi, q, xi)
-    q, table = _grid_fixed_point(act, sw, sb, order, n_terms)
+        return PhaseDiagram(act.name, sw1, sb1, chi, q, xi, np.asarray(fp.status))
+    q, table, status = _grid_fixed_point(act, sw, sb, order, n_terms)
     finite = np.isfinite(q)
     q_safe = np.where(finite & (q > 0), q, 0.0)
     in_table = table is not None and bool(np.all((q_safe == 0) | (q_safe >= table.q_lo) & (q_safe <= table.q_hi)))
@@ -197,7 +204,7 @@ def phase_diagram(activation, sigma_w_grid, sigma_b_grid, *, order: int = 24, n_
         d = np.where(q_safe > 0, table.d(np.log(np.where(q_safe > 0, q_safe, 1.0))), dphi_second_moment(act, 0.0))
     else:
         d = dphi_second_moment(act, q_safe, order)
-    chi = np.where(finite, sw ** 2 * d, np.nan)
+    chi = np.where(finite, sw ** 2 * d, np.where(np.isinf(q), sw ** 2 * act.growth, np.nan))
     xi = xi_from_rate(chi)  # ordered phase: c* = 1, χ_c = χ₁
     chaotic = (chi > 1) & finite & (q > 0)
     if np.any(chaotic):
@@ -207,15 +214,18 @@ def phase_diagram(activation, sigma_w_grid, sigma_b_grid, *, order: int = 24, n_
         a2 = table.a2(np.log(qc))
         a2[:, -1] += np.maximum(table.v_and_slope(qc)[0] - a2.sum(axis=-1), 0.0)  # keeps c = 1 fixed
         xi[chaotic] = xi_from_rate(_chaotic_chi_c(a2, sw[chaotic] ** 2, sb[chaotic] ** 2, qc))
-    return PhaseDiagram(act.name, sw1, sb1, chi, q, np.where(finite, xi, np.nan))
+    return PhaseDiagram(act.name, sw1, sb1, chi, q, np.where(finite, xi, np.nan), status)
 
 
 def _grid_fixed_point(act, sw, sb, order, n_terms):
-    """q* on the grid: table Newton + one exact Newton step for bounded φ, else the general solver."""
-    from deepstart.theory.mean_field import fixed_point, trivial_zero
+    """(q*, table, status) on the grid: table Newton for bounded φ (a single root: V concave or V/q decreasing),
+    else the general solver :func:`~deepstart.theory.fixed_point_status`."""
+    from deepstart.theory._fixed_point import classify, slope_at_zero
+    from deepstart.theory.mean_field import fixed_point, fixed_point_status, trivial_zero
 
     if not np.isfinite(act.bound):
-        return np.asarray(fixed_point(act, sw, sb, order=order), dtype=float), None
+        fp = fixed_point_status(act, sw, sb, order=order)
+        return np.asarray(fp.q_star, dtype=float), None, np.asarray(fp.status)
     sw2, sb2 = (sw ** 2).ravel(), (sb ** 2).ravel()
     q_hi = float(np.max(sw2) * act.bound ** 2 + np.max(sb2)) * 1.01 + 1e-12
     q = np.zeros(sw2.shape)
@@ -227,4 +237,8 @@ def _grid_fixed_point(act, sw, sb, order, n_terms):
         if np.any(tiny):
             qt[tiny] = fixed_point(act, np.sqrt(sw2[todo][tiny]), np.sqrt(sb2[todo][tiny]), order=order)
         q[todo] = qt
-    return q.reshape(sw.shape), table
+    slope = np.full(q.shape, slope_at_zero(act)) * sw2
+    pos = q > 0
+    if np.any(pos):
+        slope[pos] = sw2[pos] * table.v_and_slope(q[pos])[1]
+    return q.reshape(sw.shape), table, classify(q, slope).reshape(sw.shape)
