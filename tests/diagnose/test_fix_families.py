@@ -165,3 +165,22 @@ def test_unverified_fix_is_kept_with_keep_unverified(forced_glorot):
     assert torch.equal(model.tag, saved["tag"] + 1.0)
     changed = [k for k, v in model.named_parameters() if k.endswith("weight") and not torch.equal(v.detach(), saved[k])]
     assert len(changed) == 20, "every weight was re-drawn by the kept change"
+
+
+def test_critical_recommendations_use_a_fixed_point_the_network_can_sit_at():
+    """gelu/silu: q* = 1/64 is an unstable fixed point of the q-map (dq'/dq > 1); the recommendation moves to the
+    stable critical point, where dq'/dq < 1 (checked with the theory's own status); tanh keeps q* = 1/64."""
+    import warnings
+
+    from deepstart.diagnose.recommend import critical_scheme
+    from deepstart.theory import critical_point
+
+    assert critical_scheme("tanh")[0] == "critical(activation=tanh, q_star=1/64, weights=orthogonal)"
+    for act in ("gelu", "silu"):
+        scheme, note = critical_scheme(act)
+        q = float(scheme.split("q_star=")[1].split(",")[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a stable point raises no UnstableFixedPointWarning
+            cp = critical_point(act, q_star=q)
+        assert cp.stable and cp.slope < 1 and "not a stable fixed point" in note
+    assert critical_scheme("sigmoid")[0] is None  # its stable points need q* ≫ 100

@@ -22,6 +22,7 @@ __all__ = ["Recommendation", "recommend", "suggest_width"]
 
 _SMOOTH = ("tanh", "erf", "hard_tanh", "sigmoid", "gelu", "silu", "elu", "selu", "softplus")
 CRITICAL_Q_STAR = "1/64"  # Pennington et al. 2017's best runs used small q* (THEORY.md §2 [open])
+_MAX_Q_STAR = 100.0       # a stable critical point beyond this needs weights and biases far from any usable scale
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,35 @@ def _init_for(acts: set) -> tuple:
         return f"variance-scaling(scale={scale:.6g})", "variance 2/((1+a²)fan_in) gives χ₁ = 1 for leaky ReLU"
     if len(bases - {"linear"}) == 1:
         act = next(iter(bases - {"linear"}))
-        return (f"critical(activation={act}, q_star={CRITICAL_Q_STAR}, weights=orthogonal)",
-                f"orthogonal weights on the critical line χ₁ = 1 at small q* (Pennington et al. 2017) for {act}")
+        scheme, why = critical_scheme(act)
+        return scheme, f"orthogonal weights on the critical line χ₁ = 1 at small q* (Pennington et al. 2017) for {act}" \
+            + why if scheme else ""
     return None, ""
+
+
+def critical_scheme(act: str) -> tuple:
+    """(scheme, note) on the critical line at a q* the network can sit at: q* = 1/64 where that fixed point of
+    the q-map is stable, else the stable critical point (gelu, silu: q* = 1/64 is unstable, dq'/dq > 1, and a
+    net started there drifts away); (None, why) when the activation has none."""
+    import warnings
+
+    from deepstart.theory import critical_point, stable_critical_point
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if critical_point(act, q_star=1 / 64).stable:
+                return f"critical(activation={act}, q_star={CRITICAL_Q_STAR}, weights=orthogonal)", ""
+    except ValueError:
+        pass
+    try:
+        q = stable_critical_point(act).q_star
+    except ValueError as exc:
+        return None, f"; no stable critical point for {act} ({exc})"
+    if not q <= _MAX_Q_STAR:  # e.g. sigmoid: the slope only vanishes as q* → ∞ (σ_w ≈ 39 at q* = 10⁴)
+        return None, f"; the only stable critical points of {act} have q* ≳ {q:.3g}, far outside a usable range"
+    return (f"critical(activation={act}, q_star={q:.6g}, weights=orthogonal)",
+            f"; q* = 1/64 is not a stable fixed point for {act}, so the stable critical point q* = {q:.3g} is used")
 
 
 def suggest_width(depth: int, var_target: float) -> int:
@@ -158,8 +185,8 @@ def recommend(report) -> list:
         bases = {_base(a) for a in acts} - {"linear"}
         if bases and bases <= set(_SMOOTH) and len(bases) == 1:
             act = next(iter(bases))
-            iso = f"critical(activation={act}, q_star={CRITICAL_Q_STAR}, weights=orthogonal)"
-            if not any(r.scheme == iso for r in out):
+            iso, _ = critical_scheme(act)
+            if iso and not any(r.scheme == iso for r in out):
                 out.append(Recommendation("init", ("isometry",), "orthogonal weights on the critical line at small "
                                           "q* concentrate the Jacobian spectrum near 1 (Pennington et al. 2017)",
                                           iso))
