@@ -100,10 +100,15 @@ def _one_hidden(act: nn.Module, width: int = 256) -> nn.Module:
     return nn.Sequential(first, act, head)
 
 
+class _Sine(nn.Module):
+    def forward(self, x):
+        return torch.sin(x)
+
+
 @pytest.mark.parametrize("act, phi, label", [
-    (nn.Hardswish, F.hardswish, "blackbox:Hardswish"),
+    (_Sine, torch.sin, "blackbox:_Sine"),
     (_Swish, lambda z: z * torch.sigmoid(z), "blackbox:_Swish"),
-], ids=["hardswish", "x-sigmoid-x"])
+], ids=["sine", "x-sigmoid-x"])
 def test_blackbox_activation_gain_matches_monte_carlo(act, phi, label):
     """Inputs with M(x) = 1 exactly and W ~ N(0, 1/n) make every pre-activation h ~ N(0, 1) given x, so the measured
     gain E φ(h)²/E h² must equal E φ(Z)² for Z ~ N(0, 1)."""
@@ -431,3 +436,35 @@ def test_gpt2_model_output_runs_and_leaves_the_model_unchanged():
     assert np.isfinite(report.sq).all() and np.isfinite(report.grad).all()
     assert any("Jacobian is not defined" in n for n in report.notes)
     assert report.main_sites[0]["module_type"] == "Embedding"
+
+
+@pytest.mark.parametrize("module, spec", [
+    (nn.GELU(approximate="tanh"), "gelu_tanh"), (nn.Mish(), "mish"), (nn.Hardswish(), "hardswish"),
+    (nn.Hardsigmoid(), "hardsigmoid"), (nn.ReLU6(), "hard_tanh(min_val=0.0, max_val=6.0)"),
+    (nn.CELU(0.5), "celu(alpha=0.5)"), (nn.Softsign(), "softsign"), (nn.LogSigmoid(), "logsigmoid"),
+    (nn.Tanhshrink(), "tanhshrink"), (nn.Softshrink(0.3), "softshrink(lambd=0.3)"),
+    (nn.Hardshrink(0.2), "hardshrink(lambd=0.2)"), (nn.Threshold(0.1, 0.0), "threshold(threshold=0.1, value=0.0)"),
+    (nn.Hardtanh(-2.0, 2.0), "hard_tanh(min_val=-2.0, max_val=2.0)"),
+    (nn.RReLU(), "rrelu_train(lower=0.125, upper=0.3333333333333333)"),
+], ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_torch_activations_map_to_the_theory_and_predict_the_first_layer(module, spec):
+    """Every elementwise activation of torch.nn is read as its theory activation (issue 11), and the mean-field
+    prediction of the first hidden layer's E M_1 = E φ(√q z)², q = σ_w² M_0, matches the measurement within 5 SE."""
+    from deepstart.theory import get_activation, q_map
+
+    width, n_inits = 256, 16
+    x = torch.randn(16, width, generator=_gen())
+    x = x / x.pow(2).mean(1, keepdim=True).sqrt()
+
+    def build():
+        return _one_hidden(module, width)
+
+    torch.manual_seed(SEED)
+    report = check(build(), x, n_inits=n_inits, factory=build, generator=_gen(1), jacobian=False)
+    first = report.sites[0]
+    assert first["activation"] == spec
+    q = first["sigma_w"] ** 2 + first["sigma_b"] ** 2  # M_0 = 1 exactly
+    predicted = float(q_map(get_activation(spec), q, 1.0, 0.0))
+    per_init = report.sq[:, :, 0].mean(1)
+    se = per_init.std(ddof=1) / math.sqrt(n_inits)
+    assert abs(per_init.mean() - predicted) < 5 * se + 1e-3 * predicted, (per_init.mean(), predicted, se)

@@ -12,8 +12,11 @@ X = np.linspace(-3.3, 3.1, 41)  # avoids the kinks at 0 and ±1 exactly
 
 
 def test_names_are_the_contract():
-    assert set(ACTIVATION_NAMES) == {"relu", "leaky_relu", "linear", "tanh", "hard_tanh", "erf", "sigmoid", "gelu",
-                                     "silu", "elu", "selu", "softplus"}
+    # the original names first, in this order (error messages list them); torch.nn's other activations appended
+    assert ACTIVATION_NAMES == ("relu", "leaky_relu", "linear", "tanh", "hard_tanh", "erf", "sigmoid", "gelu",
+                                "silu", "elu", "selu", "softplus", "gelu_tanh", "mish", "hardswish", "hardsigmoid",
+                                "relu6", "celu", "softsign", "logsigmoid", "tanhshrink", "softshrink", "hardshrink",
+                                "threshold", "prelu", "rrelu", "rrelu_train")
 
 
 def test_unknown_name_lists_valid_ones():

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy.integrate import quad
@@ -246,3 +248,14 @@ def test_default_order_is_accurate_for_shallow_orthogonal_tanh():
     lam = np.linspace(ref.quantile(0.001), ref.lambda_max * 0.999, 200)
     r = ref.density(lam)
     assert np.abs(jacobian_spectrum("tanh", 2, q_star=1 / 64).density(lam) - r).max() <= 3e-4 * r.max()
+
+
+def test_result_states_the_theory_domain():
+    # issue 11 item 4: odd φ at a stable q* is in domain; gelu at an unstable q* with E φ(h) ≠ 0 is not
+    from deepstart.theory import jacobian_spectrum
+    assert jacobian_spectrum("tanh", 4, q_star=0.5).domain == "in domain"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        note = jacobian_spectrum("gelu", 4, q_star=1.0).domain
+    assert note.startswith("outside") and "common mode" in note and "repels" in note
+    assert jacobian_spectrum("relu", 4).domain == "in domain"  # piecewise-linear: the law is exact (tested by MC)

@@ -26,8 +26,13 @@ __all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError"
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
                      "sigmoid_": "sigmoid", "silu": "silu", "selu": "selu", "gelu": "gelu", "elu": "elu",
                      "leaky_relu": "leaky_relu", "leaky_relu_": "leaky_relu", "hardtanh": "hard_tanh",
-                     "softplus": "softplus", "erf": "erf"}
-_OTHER_ACTIVATIONS = {"mish", "hardswish", "hardsigmoid", "relu6", "celu", "softsign", "logsigmoid", "prelu",
+                     "hardtanh_": "hard_tanh", "softplus": "softplus", "erf": "erf", "mish": "mish",
+                     "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "relu6": "relu6", "celu": "celu",
+                     "celu_": "celu", "softsign": "softsign", "logsigmoid": "logsigmoid", "log_sigmoid": "logsigmoid", "tanhshrink": "tanhshrink",
+                     "softshrink": "softshrink", "hardshrink": "hardshrink", "threshold": "threshold",
+                     "threshold_": "threshold", "_threshold": "threshold", "rrelu": "rrelu", "rrelu_": "rrelu", "elu_": "elu", "silu_": "silu",
+                     "mish_": "mish", "hardswish_": "hardswish"}
+_OTHER_ACTIVATIONS = {"log_sigmoid", "_threshold", "mish", "hardswish", "hardsigmoid", "relu6", "celu", "softsign", "logsigmoid", "prelu",
                       "rrelu", "tanhshrink", "softshrink", "hardshrink", "threshold", "glu", "exp", "log", "sin",
                       "cos", "sqrt", "rsqrt", "abs", "square", "sign", "clamp", "clip", "clamp_min", "clamp_max",
                       "pow", "__pow__", "neg", "__neg__", "reciprocal", "where", "erfc", "log1p", "expm1",
@@ -216,8 +221,8 @@ class _Recorder(TorchFunctionMode):
         inplace = name.endswith("_") and not name.endswith("__") or bool(kwargs.get("inplace")) or \
             name.startswith("__i")
         simple = (int, float, str)
-        scalars = tuple((None, a) for a in args if isinstance(a, simple) and not isinstance(a, bool))
-        scalars += tuple((k, v) for k, v in kwargs.items() if isinstance(v, simple) and not isinstance(v, bool))
+        scalars = tuple((None, a) for a in args if isinstance(a, simple))  # bools too: F.rrelu's training flag
+        scalars += tuple((k, v) for k, v in kwargs.items() if isinstance(v, simple))
         self.add_op(name, kind, inputs, outs, [p[0] for p in sorted(params, key=lambda p: -p[1].ndim)], inplace,
                     scalars, axis)
         return out

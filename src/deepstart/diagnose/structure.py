@@ -152,10 +152,20 @@ def _spec(op) -> str | None:
         return f"softplus(beta={beta})" if thr >= 20 else f"blackbox:softplus(threshold={thr})"
     if base == "gelu":
         approx = kw.get("approximate", pos[0] if pos and isinstance(pos[0], str) else "none")
-        return "gelu" if approx == "none" else f"blackbox:gelu({approx})"
+        return "gelu" if approx == "none" else "gelu_tanh" if approx == "tanh" else f"blackbox:gelu({approx})"
     if base == "hard_tanh":
         lo, hi = kw.get("min_val", pos[0] if pos else -1.0), kw.get("max_val", pos[1] if len(pos) > 1 else 1.0)
-        return "hard_tanh" if (lo, hi) == (-1.0, 1.0) else f"blackbox:hardtanh({lo},{hi})"
+        return "hard_tanh" if (lo, hi) == (-1.0, 1.0) else f"hard_tanh(min_val={lo}, max_val={hi})"
+    if base == "celu":
+        return f"celu(alpha={kw.get('alpha', pos[0] if pos else 1.0)})"
+    if base in ("softshrink", "hardshrink"):
+        return f"{base}(lambd={kw.get('lambd', pos[0] if pos else 0.5)})"
+    if base == "threshold":
+        return f"threshold(threshold={kw.get('threshold', pos[0])}, value={kw.get('value', pos[1])})"
+    if base == "rrelu":  # F.rrelu(x, lower=1/8, upper=1/3, training=False): a random slope per element in training
+        lower, upper = kw.get("lower", pos[0] if pos else 1 / 8), kw.get("upper", pos[1] if len(pos) > 1 else 1 / 3)
+        training = bool(kw.get("training", pos[2] if len(pos) > 2 else False))
+        return f"rrelu{'_train' if training else ''}(lower={lower}, upper={upper})"
     return base
 
 

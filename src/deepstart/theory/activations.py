@@ -8,7 +8,12 @@ Every activation knows where it is not smooth (``kinks``), so Gaussian quadratur
   (Cho & Saul 2009; Poole et al. 2016 for ReLU: ``c' = (√(1−c²) + (π − arccos c) c)/π``).
 * erf(s·x): ``E φ(u₁)φ(u₂) = (2/π) arcsin(2s²q₁₂/√((1+2s²q₁)(1+2s²q₂)))`` (Williams 1997),
   ``E φ'(u₁)φ'(u₂) = (4s²/π)/√((1+2s²q₁)(1+2s²q₂) − 4s⁴q₁₂²)``. ``scale = √π/2`` matches tanh's slope at 0.
-* hard_tanh: ``p = P(|h| < 1) = erf(1/√(2q))``, ``E φ'² = p``, ``E φ² = q(p − 2tϕ(t)) + 1 − p`` with t = 1/√q.
+* hard_tanh(min_val=a, max_val=b) (and relu6 = hard_tanh(0, 6)): with α = a/√q, β = b/√q, ``p = Φ(β) − Φ(α)``,
+  ``E φ'² = p``, ``E φ² = q(p − βϕ(β) + αϕ(α)) + a²Φ(α) + b²(1 − Φ(β))``; a = −1, b = 1 gives
+  ``E φ² = q(p − 2tϕ(t)) + 1 − p`` with t = 1/√q, p = erf(1/√(2q)).
+
+The other activations of ``torch.nn`` (gelu_tanh, mish, hardswish, ..., rrelu) are in :mod:`._torch_activations`,
+appended to the registry after these names.
 
 Other activations use quadrature. A user function is accepted too; its derivatives, when not given, come from
 central finite differences (error ~1e-10 for smooth φ of unit scale).
@@ -42,6 +47,8 @@ class Activation:
         split_points: further points where quadrature splits although φ is smooth: the edges of the region
             where a sigmoidal φ bends, so that φ(√q z) stays resolved when q is large (Gauss–Hermite alone
             loses 1e-3 accuracy on E tanh'(√q z)² at q = 4 with 64 nodes; split at ±2, 0 it keeps 1e-8).
+        jumps: ``(t, φ(t⁻), φ(t⁺))`` where φ itself jumps (hardshrink, threshold); ``dphi`` is then the pointwise
+            derivative and dV/dq carries the jump term (:func:`deepstart.theory.mean_field.q_map_slope`).
         bound: sup |φ| (``inf`` if unbounded); bounds the fixed point q* ≤ σ_w² bound² + σ_b².
         growth: lim E φ(√q z)²/q as q → ∞ (0 for bounded φ); σ_w² growth > 1 means q* = ∞.
         slopes: ``(a₊, a₋)`` when φ(x) = a₊x (x > 0), a₋x (x < 0) exactly, else ``None``.
@@ -57,6 +64,7 @@ class Activation:
     kinks: tuple = ()
     split_points: tuple = ()
     params: dict = field(default_factory=dict)
+    jumps: tuple = ()
     bound: float = math.inf
     growth: float = 0.0
     slopes: tuple | None = None
@@ -94,6 +102,13 @@ def _arccos_kernel(q1, q2, q12):
     return norm * (np.sqrt(1.0 - c * c) + (np.pi - np.arccos(c)) * c) / (2.0 * np.pi)
 
 
+def _both_positive(q1, q2, q12):
+    """P(u₁ > 0, u₂ > 0) = (π − arccos c)/(2π)."""
+    norm = np.sqrt(np.asarray(q1, float) * q2)
+    c = np.clip(np.divide(q12, norm, out=np.zeros(np.broadcast(q12, norm).shape), where=norm > 0), -1, 1)
+    return (np.pi - np.arccos(c)) / (2.0 * np.pi)
+
+
 def _piecewise_linear(name: str, a: float, params: dict) -> Activation:
     a = float(a)
     c2 = (1.0 + a * a) / 2.0
@@ -102,11 +117,8 @@ def _piecewise_linear(name: str, a: float, params: dict) -> Activation:
         q12 = np.asarray(q12, dtype=float)
         return a * a * q12 + a * (1.0 - a) * q12 + (1.0 - a) ** 2 * _arccos_kernel(q1, q2, q12)
 
-    def dcross(q1, q2, q12):  # φ' = a + (1 − a)1{x>0}; P(u₁>0, u₂>0) = (π − arccos c)/(2π)
-        norm = np.sqrt(np.asarray(q1, float) * q2)
-        c = np.clip(np.divide(q12, norm, out=np.zeros(np.broadcast(q12, norm).shape), where=norm > 0), -1, 1)
-        both = (np.pi - np.arccos(c)) / (2.0 * np.pi)
-        return a * a + a * (1.0 - a) + (1.0 - a) ** 2 * both
+    def dcross(q1, q2, q12):  # φ' = a + (1 − a)1{x>0}
+        return a * a + a * (1.0 - a) + (1.0 - a) ** 2 * _both_positive(q1, q2, q12)
 
     return Activation(
         name=name, params=params,
@@ -129,23 +141,31 @@ def _tanh(params) -> Activation:
                       split_points=(-2.0, 0.0, 2.0))
 
 
-def _hard_tanh(params) -> Activation:
-    def p_inside(q):
-        q = np.asarray(q, dtype=float)
-        with np.errstate(divide="ignore"):
-            return np.where(q > 0, _erf(1.0 / np.sqrt(2.0 * np.maximum(q, 1e-300))), 1.0)
+def _clip(name: str, lo: float, hi: float, params) -> Activation:
+    """φ = clip(x, lo, hi) (hard_tanh, relu6) with closed-form E φ², E φ'² (module docstring)."""
+    def ab(q):
+        s = np.sqrt(np.maximum(np.asarray(q, dtype=float), 1e-300))  # q → 0: α, β → ±∞ or 0 (a kink at 0)
+        return lo / s, hi / s
 
-    def second(q):  # E[h² 1{|h|<1}] + P(|h|>1), h ~ N(0, q)
+    def p_inside(q):  # P(lo < h < hi); ½ at q = 0 when lo or hi is 0 (both sides of the kink averaged)
+        a, b = ab(q)
+        return 0.5 * (_erf(b / math.sqrt(2.0)) - _erf(a / math.sqrt(2.0)))
+
+    def second(q):  # E[h² 1{lo<h<hi}] + lo² P(h < lo) + hi² P(h > hi), h ~ N(0, q)
         q = np.asarray(q, dtype=float)
-        p = p_inside(q)
-        t = 1.0 / np.sqrt(np.maximum(q, 1e-300))
-        tail = erfc(t / math.sqrt(2.0))  # 1 − p without cancellation at small q
-        return np.where(q > 0, q * (p - 2.0 * t * np.exp(-0.5 * t * t) / _SQRT_2PI) + tail, 0.0)
+        a, b = ab(q)
+        pdf = lambda t: np.exp(-0.5 * t * t) / _SQRT_2PI  # noqa: E731
+        tails = 0.5 * lo * lo * erfc(-a / math.sqrt(2.0)) + 0.5 * hi * hi * erfc(b / math.sqrt(2.0))
+        return q * (p_inside(q) - b * pdf(b) + a * pdf(a)) + tails
 
     return Activation(
-        "hard_tanh", lambda x: np.clip(x, -1.0, 1.0), lambda x: (np.abs(x) < 1.0).astype(float),
-        lambda x: np.zeros_like(np.asarray(x, dtype=float)), kinks=(-1.0, 1.0), params=params, bound=1.0,
-        second_moment=second, dphi_second_moment=p_inside)
+        name, lambda x: np.clip(x, lo, hi), lambda x: ((x > lo) & (x < hi)).astype(float),
+        lambda x: np.zeros_like(np.asarray(x, dtype=float)), kinks=(lo, hi), params=params,
+        bound=max(abs(lo), abs(hi)), second_moment=second, dphi_second_moment=p_inside)
+
+
+def _hard_tanh(params) -> Activation:
+    return _clip("hard_tanh", float(params["min_val"]), float(params["max_val"]), params)
 
 
 def _erf_act(params) -> Activation:
@@ -226,7 +246,7 @@ _REGISTRY: dict[str, tuple[Callable[[dict], Activation], dict]] = {
     "leaky_relu": (lambda p: _piecewise_linear("leaky_relu", p["negative_slope"], p), {"negative_slope": 0.01}),
     "linear": (lambda p: _piecewise_linear("linear", 1.0, p), {}),
     "tanh": (_tanh, {}),
-    "hard_tanh": (_hard_tanh, {}),
+    "hard_tanh": (_hard_tanh, {"min_val": -1.0, "max_val": 1.0}),
     "erf": (_erf_act, {"scale": 1.0}),
     "sigmoid": (_sigmoid, {}),
     "gelu": (_gelu, {}),
@@ -235,9 +255,26 @@ _REGISTRY: dict[str, tuple[Callable[[dict], Activation], dict]] = {
     "selu": (lambda p: _elu_like("selu", _SELU_ALPHA, _SELU_SCALE, p), {}),
     "softplus": (_softplus, {"beta": 1.0}),
 }
+_VALIDATORS: dict[str, Callable[[dict], None]] = {
+    "hard_tanh": lambda p: None if p["min_val"] < p["max_val"] else _raise(
+        f"activation 'hard_tanh': min_val={p['min_val']!r} must be < max_val={p['max_val']!r}")}
+
+
+def _raise(message: str):
+    raise ValueError(message)
+
+
+from deepstart.theory._torch_activations import (  # noqa: E402  (needs Activation and the helpers above)
+    NONNEGATIVE_PARAMS, SIGNED_PARAMS, TORCH_REGISTRY)
+
+for _name, (_factory, _defaults, _check) in TORCH_REGISTRY.items():
+    _REGISTRY[_name] = (_factory, _defaults)
+    if _check is not None:
+        _VALIDATORS[_name] = _check
 ACTIVATION_NAMES: tuple[str, ...] = tuple(_REGISTRY)
-_ALIASES = {"hardtanh": "hard_tanh", "identity": "linear", "swish": "silu", "leakyrelu": "leaky_relu"}
-_SPEC_RE = re.compile(r"^\s*([A-Za-z_]+)\s*(?:\((.*)\))?\s*$")
+_ALIASES = {"hardtanh": "hard_tanh", "identity": "linear", "swish": "silu", "leakyrelu": "leaky_relu",
+            "hard_swish": "hardswish", "hard_sigmoid": "hardsigmoid", "log_sigmoid": "logsigmoid"}
+_SPEC_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$")
 
 
 def _parse_spec(text: str) -> tuple[str, dict]:
@@ -285,8 +322,10 @@ def get_activation(spec, **params) -> Activation:
 
     Args:
         spec: one of :data:`ACTIVATION_NAMES`, an :class:`Activation`, or a callable φ (NumPy, vectorized).
-        params: the named activation's parameters (``negative_slope`` for leaky_relu, ``alpha`` for elu,
-            ``beta`` for softplus, ``scale`` for erf); for a callable: ``dphi``, ``d2phi`` (else finite
+        params: the named activation's parameters (``negative_slope`` for leaky_relu, ``alpha`` for elu and
+            celu, ``beta`` for softplus, ``scale`` for erf, ``min_val``/``max_val`` for hard_tanh, ``lambd`` for
+            softshrink/hardshrink, ``threshold``/``value`` for threshold, ``init`` for prelu, ``lower``/``upper``
+            for rrelu and rrelu_train); for a callable: ``dphi``, ``d2phi`` (else finite
             differences), ``kinks``, ``name``, ``bound`` (sup|φ|), ``growth``.
 
     Raises:
@@ -321,7 +360,9 @@ def get_activation(spec, **params) -> Activation:
         raise TypeError(f"activation {name!r} got unknown parameter(s) {sorted(bad)}; valid parameters: {valid}")
     full = {**defaults, **{k: float(v) for k, v in merged.items()}}
     for key, value in full.items():
-        if not math.isfinite(value) or (key != "negative_slope" and value <= 0):
-            raise ValueError(f"activation {name!r}: {key}={value!r} must be a finite"
-                             f"{'' if key == 'negative_slope' else ' positive'} number")
+        kind = "" if key in SIGNED_PARAMS else " non-negative" if key in NONNEGATIVE_PARAMS else " positive"
+        if not math.isfinite(value) or (kind == " positive" and value <= 0) or (kind and value < 0):
+            raise ValueError(f"activation {name!r}: {key}={value!r} must be a finite{kind} number")
+    if name in _VALIDATORS:
+        _VALIDATORS[name](full)
     return factory(full)

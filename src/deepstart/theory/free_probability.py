@@ -58,6 +58,8 @@ class JacobianSpectrum:
     * ``method``: ``"fuss_catalan"`` (linear Gaussian closed form), ``"closed"`` (linear/ReLU/hard-tanh two-atom
       equations), ``"quadrature"`` (u-parameterization, any φ), ``"pushforward"`` (one orthogonal layer of a smooth φ:
       the exact law of σ_w² φ'(h)², :mod:`._pushforward`) or ``"atoms"`` (no continuous part).
+    * ``domain``: whether this (φ, q*) lies in the theory's domain (see :func:`jacobian_spectrum`): ``"in domain"``
+      or a sentence naming what is outside it (non-zero mean of φ(h), q* repelling the q-map).
     """
 
     activation: str
@@ -71,6 +73,7 @@ class JacobianSpectrum:
     log_edge: float
     atoms: tuple
     method: str
+    domain: str = ""
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---- scalar summaries -------------------------------------------------------------------------
@@ -297,6 +300,16 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
     ``q_star`` is given. ``order``: Gauss nodes per smooth piece for the law of φ'(h)² (smooth φ only; default
     :data:`SHALLOW_ORDER` below depth :data:`SHALLOW_DEPTH`, else :data:`DEFAULT_ORDER`).
 
+    Domain of the theory: the free-probability product law treats the D^l = diag φ'(h^l) as free of the weights and
+    independent across layers at a fixed q*. It assumes odd-like φ whose φ(h) has zero mean (no common mode
+    across units: tanh, erf, hard_tanh, linear) at a q* that attracts the q-map. For φ with E φ(h) ≠ 0 (relu,
+    gelu, silu, mish, softplus, elu, sigmoid, ...) the activations share a rank-one common mode, and at an
+    unstable q* (gelu, silu on the small-q* critical line) a real network drifts off q* layer by layer
+    (piecewise-linear φ have no such drift: their d-law does not depend on q); a real forward pass then departs from the prediction (issue 11: orthogonal, critical,
+    L = 16, N = 400: Var λ 298 measured vs 16.9 predicted for gelu, 689 vs 13.2 for silu; still 131 and 63 with q
+    pinned at q* in every layer; tanh matches). The result's ``domain`` says which of these applies; outside the
+    domain treat the spectrum as the law of the idealised model (free D's at q*), not of the network.
+
     Example:
         >>> s = jacobian_spectrum("relu", 8)
         >>> round(s.lambda_max, 3), s.moments()["variance"]
@@ -331,7 +344,8 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
         atoms.append((0.0, float(1 - w.sum())))
     if weights == "orthogonal" and L == 1 and method == "quadrature":  # JJᵀ = σ_w² D²: the exact push-forward
         return JacobianSpectrum(act.name, L, weights, sw, sb, q, tuple(d.tolist()), tuple(w.tolist()),
-                                _pf.log_edge(act, q, sw), tuple(atoms), "pushforward", {"act": act})
+                                _pf.log_edge(act, q, sw), tuple(atoms), "pushforward", _domain(act, q, sw, order),
+                                {"act": act})
     if weights == "orthogonal":
         for dk, wk in zip(d, w):
             if 1 - L * (1 - wk) > 1e-14:
@@ -346,7 +360,25 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
     if method == "closed" and weights == "gaussian" and act.slopes == (1.0, 1.0):
         method = "fuss_catalan"
     return JacobianSpectrum(act.name, L, weights, sw, sb, q, tuple(d.tolist()), tuple(w.tolist()), float(log_edge),
-                            tuple(atoms), method)
+                            tuple(atoms), method, _domain(act, q, sw, order))
+
+
+def _domain(act, q: float, sw: float, order: int) -> str:
+    """``"in domain"``, or why (φ, q*) is outside the free-probability prediction's domain (jacobian_spectrum)."""
+    from deepstart.theory.gaussian import gaussian_nodes
+    from deepstart.theory.mean_field import q_map_slope
+
+    x, w = gaussian_nodes(0.0, q, order=order, kinks=act.breakpoints)
+    f = np.asarray(act.phi(x), float)
+    mean, rms = float(f @ w), float(np.sqrt((f * f) @ w))
+    slope = float(q_map_slope(act, q, sw, order=order)) if q > 0 else np.nan
+    if act.slopes is not None or not slope > 1 + 1e-9:  # piecewise-linear φ (relu: exact), or an attracting q*
+        return "in domain"
+    why = [f"q* = {q:.4g} repels the q-map (dq'/dq = {slope:.4g}): the network drifts away from it"]
+    if abs(mean) > 1e-6 * max(rms, 1e-300):  # a suspected second cause, reported beside the established one
+        why.append(f"E φ(h) = {mean:.3g} ≠ 0 (mean²/E φ² = {mean * mean / rms ** 2:.3g}): a common mode across units")
+    return ("outside the theory's domain (odd-like φ with E φ(h) = 0 at a stable q*): " + "; ".join(why)
+            + "; a real forward pass can depart from this law (issue 11: gelu, L = 16, Var λ 298 vs 16.9)")
 
 
 def _d_law(act, q: float, order: int):

@@ -10,7 +10,8 @@ Conventions (THEORY.md §1): h^l = W^l x^{l−1} + b^l, x^l = φ(h^l), W_ij ~ (0
   χ_c = σ_w² ∫Dz₁Dz₂ φ'(u₁)φ'(u₂) at (q*, c*); c* = 1 and χ_c = χ₁ in the ordered phase.
 
 dq'/dq = σ_w² (χ₁/σ_w² + ∫φ''φ) is computed as σ_w² E[φ(h)φ'(h)h]/q (Stein's lemma), which needs no φ''
-and so holds across kinks.
+and so holds across kinks; where φ itself jumps (hardshrink, threshold) the term
+σ_w² Σ_t (φ(t⁺)² − φ(t⁻)²) t p_q(t)/(2q) is added (p_q the N(0, q) density).
 """
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ def _v_and_slope(act: Activation, q, order: int):
     v = np.sum(f * f * w, axis=-1)
     safe = np.where(q > 0, q, 1.0)
     slope = np.sum(f * df * x * w, axis=-1) / safe
+    for t, left, right in act.jumps:  # φ jumps at t: + (φ(t⁺)² − φ(t⁻)²) t p_q(t)/(2q) (heat equation by parts)
+        slope = slope + (right * right - left * left) * t * np.exp(-0.5 * t * t / safe) / np.sqrt(2 * np.pi * safe) \
+            / (2.0 * safe) * (q > 0)
     return v, np.where(q > 0, slope, slope_at_zero(act))
 
 
