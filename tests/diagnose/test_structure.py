@@ -445,7 +445,7 @@ def test_gpt2_model_output_runs_and_leaves_the_model_unchanged():
     (nn.Tanhshrink(), "tanhshrink"), (nn.Softshrink(0.3), "softshrink(lambd=0.3)"),
     (nn.Hardshrink(0.2), "hardshrink(lambd=0.2)"), (nn.Threshold(0.1, 0.0), "threshold(threshold=0.1, value=0.0)"),
     (nn.Hardtanh(-2.0, 2.0), "hard_tanh(min_val=-2.0, max_val=2.0)"),
-    (nn.RReLU(), "rrelu_train(lower=0.125, upper=0.3333333333333333)"),
+    (nn.RReLU(), "rrelu_train(lower=0.125, upper=0.3333333333333333)"), (nn.PReLU(init=0.3), "prelu(init=0.3)"),
 ], ids=lambda v: v if isinstance(v, str) else type(v).__name__)
 def test_torch_activations_map_to_the_theory_and_predict_the_first_layer(module, spec):
     """Every elementwise activation of torch.nn is read as its theory activation (issue 11), and the mean-field

@@ -30,7 +30,7 @@ KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "
                      "hardswish": "hardswish", "hardsigmoid": "hardsigmoid", "relu6": "relu6", "celu": "celu",
                      "celu_": "celu", "softsign": "softsign", "logsigmoid": "logsigmoid", "log_sigmoid": "logsigmoid", "tanhshrink": "tanhshrink",
                      "softshrink": "softshrink", "hardshrink": "hardshrink", "threshold": "threshold",
-                     "threshold_": "threshold", "_threshold": "threshold", "rrelu": "rrelu", "rrelu_": "rrelu", "elu_": "elu", "silu_": "silu",
+                     "threshold_": "threshold", "_threshold": "threshold", "rrelu": "rrelu", "rrelu_": "rrelu", "prelu": "prelu", "_prelu_kernel": "prelu", "elu_": "elu", "silu_": "silu",
                      "mish_": "mish", "hardswish_": "hardswish"}
 _OTHER_ACTIVATIONS = {"log_sigmoid", "_threshold", "mish", "hardswish", "hardsigmoid", "relu6", "celu", "softsign", "logsigmoid", "prelu",
                       "rrelu", "tanhshrink", "softshrink", "hardshrink", "threshold", "glu", "exp", "log", "sin",

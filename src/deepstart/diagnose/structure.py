@@ -125,20 +125,20 @@ def _is_scaling(op, closure, sizes, h) -> bool:
     return op.name in _SCALINGS and len(inner) == 1 and all(sizes[i] <= 1 for i in op.inputs if i not in closure)
 
 
-def _activation(graph: Graph, members: list, own_module: str) -> str | None:
+def _activation(graph: Graph, members: list, own_module: str, params: dict | None = None) -> str | None:
     """Theory spec of the elementwise ops in ``members``; ``blackbox:<label>`` when the theory doesn't know them."""
     ops = [graph.ops[m] for m in members if graph.ops[m].kind not in ("shape", "transparent")]
     if not any(o.kind == "activation" for o in ops):  # only affine arithmetic (a bias, a position embedding)
         return None
     if len(ops) == 1 and ops[0].name in KNOWN_ACTIVATIONS:
-        return _spec(ops[0])
+        return _spec(ops[0], params or {})
     mods = {o.module_type for o in ops if o.module != own_module}
     label = next(iter(mods)) if len(mods) == 1 and all(o.module != own_module for o in ops) else \
         "·".join(o.name.strip("_") for o in ops[:4]) + ("…" if len(ops) > 4 else "")
     return f"blackbox:{label}"
 
 
-def _spec(op) -> str | None:
+def _spec(op, params: dict) -> str | None:
     base = KNOWN_ACTIVATIONS[op.name]
     kw = {k: v for k, v in op.scalars if k is not None}
     pos = [v for k, v in op.scalars if k is None]
@@ -162,6 +162,10 @@ def _spec(op) -> str | None:
         return f"{base}(lambd={kw.get('lambd', pos[0] if pos else 0.5)})"
     if base == "threshold":
         return f"threshold(threshold={kw.get('threshold', pos[0])}, value={kw.get('value', pos[1])})"
+    if base == "prelu":  # one shared slope: leaky ReLU with the module's current slope (per channel: a black box)
+        weight = params.get(op.params[0]) if op.params else None
+        return f"prelu(init={float(weight.detach()):.6g})" if weight is not None and weight.numel() == 1 else \
+            "blackbox:prelu(per-channel)"
     if base == "rrelu":  # F.rrelu(x, lower=1/8, upper=1/3, training=False): a random slope per element in training
         lower, upper = kw.get("lower", pos[0] if pos else 1 / 8), kw.get("upper", pos[1] if len(pos) > 1 else 1 / 3)
         training = bool(kw.get("training", pos[2] if len(pos) > 2 else False))
@@ -248,7 +252,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         h = op.outputs[0]
         end, members = _chain(graph, h, consumers, sizes)
         name, k = unique(op.module)
-        act = _activation(graph, members, op.module)
+        act = _activation(graph, members, op.module, params)
         measure_op = graph.nodes[end].op
         if op.kind == "weight":
             fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
