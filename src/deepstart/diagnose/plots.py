@@ -61,15 +61,22 @@ def _mark(a, report, layer):
         a.axvline(names.index(layer) + 1, color="C3", lw=1.0, ls="-.", label=f"finding at {layer}")
 
 
-def _panel_lengths(a, report, layer=None):
-    logm = _logs(report, "sq")
-    depth = np.arange(1, logm.shape[-1] + 1)
-    for i in range(logm.shape[0]):
-        a.plot(depth, np.nanmean(logm[i], axis=0), color="C0", alpha=0.3, lw=0.8,
+def _measured(a, report, key: str, color: str, name: str):
+    """One thin line per init and the log of the mean over inits and inputs, along the main path; returns the
+    site numbers (1..D) and whether anything was drawn."""
+    logs = _logs(report, key)
+    depth = np.arange(1, logs.shape[-1] + 1)
+    for i in range(logs.shape[0]):
+        a.plot(depth, np.nanmean(logs[i], axis=0), color=color, alpha=0.3, lw=0.8,
                label="measured, one init" if i == 0 else None)
-    if logm.size:
-        a.plot(depth, np.log(np.nanmean(report.sq[..., report.main_idx], axis=(0, 1))), "C0-", lw=2,
-               label="measured log mean M_j")
+    if logs.size:
+        values = getattr(report, key)[..., report.main_idx]
+        a.plot(depth, np.log(np.nanmean(values, axis=(0, 1))), f"{color}-", lw=2, label=f"measured log mean {name}")
+    return depth, bool(logs.size)
+
+
+def _panel_lengths(a, report, layer=None):
+    depth, _ = _measured(a, report, "sq", "C0", "M_j")
     m_pred = np.asarray(report.theory.get("m_pred", []), float)
     if m_pred.size == depth.size and np.any(np.isfinite(m_pred)):
         a.plot(depth, np.log(m_pred), "k--", label="theory log E[M_j]")
@@ -81,14 +88,8 @@ def _panel_lengths(a, report, layer=None):
 
 
 def _panel_gradients(a, report, layer=None):
-    logg = _logs(report, "grad")
-    depth = np.arange(1, logg.shape[-1] + 1)
-    for i in range(logg.shape[0]):
-        a.plot(depth, np.nanmean(logg[i], axis=0), color="C1", alpha=0.3, lw=0.8,
-               label="measured, one init" if i == 0 else None)
-    if logg.size:
-        a.plot(depth, np.log(np.nanmean(report.grad[..., report.main_idx], axis=(0, 1))), "C1-", lw=2,
-               label="measured log mean G_j")
+    depth, drawn = _measured(a, report, "grad", "C1", "G_j")
+    if drawn:
         back = np.asarray(report.theory.get("back_ratio", []), float)
         if back.size == depth.size and back.size >= 2 and np.all(np.isfinite(back[1:])):
             # anchored at the last site: log E G_j = log G_last + Σ_{i>j} log χ_i (Schoenholz et al. 2017, §3)
