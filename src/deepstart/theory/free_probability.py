@@ -13,6 +13,7 @@ import numpy as np
 from scipy.integrate import cumulative_simpson
 
 from deepstart.theory import _pushforward as _pf
+from deepstart.theory._spectrum_domain import spectrum_domain
 from deepstart.theory._fuss_catalan import (  # noqa: F401 - fuss_catalan_* re-exported
     _check_depth, fuss_catalan_density, fuss_catalan_lambda_max, fuss_catalan_moment)
 from deepstart.theory._results import plain
@@ -344,8 +345,8 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
         atoms.append((0.0, float(1 - w.sum())))
     if weights == "orthogonal" and L == 1 and method == "quadrature":  # JJᵀ = σ_w² D²: the exact push-forward
         return JacobianSpectrum(act.name, L, weights, sw, sb, q, tuple(d.tolist()), tuple(w.tolist()),
-                                _pf.log_edge(act, q, sw), tuple(atoms), "pushforward", _domain(act, q, sw, order),
-                                {"act": act})
+                                _pf.log_edge(act, q, sw), tuple(atoms), "pushforward",
+                                spectrum_domain(act, q, sw, order), {"act": act})
     if weights == "orthogonal":
         for dk, wk in zip(d, w):
             if 1 - L * (1 - wk) > 1e-14:
@@ -360,25 +361,7 @@ def jacobian_spectrum(activation, depth: int, *, weights: str = "orthogonal", q_
     if method == "closed" and weights == "gaussian" and act.slopes == (1.0, 1.0):
         method = "fuss_catalan"
     return JacobianSpectrum(act.name, L, weights, sw, sb, q, tuple(d.tolist()), tuple(w.tolist()), float(log_edge),
-                            tuple(atoms), method, _domain(act, q, sw, order))
-
-
-def _domain(act, q: float, sw: float, order: int) -> str:
-    """``"in domain"``, or why (φ, q*) is outside the free-probability prediction's domain (jacobian_spectrum)."""
-    from deepstart.theory.gaussian import gaussian_nodes
-    from deepstart.theory.mean_field import q_map_slope
-
-    x, w = gaussian_nodes(0.0, q, order=order, kinks=act.breakpoints)
-    f = np.asarray(act.phi(x), float)
-    mean, rms = float(f @ w), float(np.sqrt((f * f) @ w))
-    slope = float(q_map_slope(act, q, sw, order=order)) if q > 0 else np.nan
-    if act.slopes is not None or not slope > 1 + 1e-9:  # piecewise-linear φ (relu: exact), or an attracting q*
-        return "in domain"
-    why = [f"q* = {q:.4g} repels the q-map (dq'/dq = {slope:.4g}): the network drifts away from it"]
-    if abs(mean) > 1e-6 * max(rms, 1e-300):  # a suspected second cause, reported beside the established one
-        why.append(f"E φ(h) = {mean:.3g} ≠ 0 (mean²/E φ² = {mean * mean / rms ** 2:.3g}): a common mode across units")
-    return ("outside the theory's domain (odd-like φ with E φ(h) = 0 at a stable q*): " + "; ".join(why)
-            + "; a real forward pass can depart from this law (issue 11: gelu, L = 16, Var λ 298 vs 16.9)")
+                            tuple(atoms), method, spectrum_domain(act, q, sw, order))
 
 
 def _d_law(act, q: float, order: int):

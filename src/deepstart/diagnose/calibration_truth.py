@@ -1,0 +1,155 @@
+"""Ground truth for the labelled zoo (:mod:`deepstart.diagnose.calibration`), measured with plain forward and
+backward hooks and no deepstart code, so that a reader can check ``check``'s verdicts by hand.
+
+* residual models (a repeated block class is found, see :func:`_blocks`): the mean squared length per unit
+  ``M = ‖x‖²/d`` of the stream at the input of the first block and at every block output, and the squared
+  gradient norms ``G`` at the first and last block outputs under ``<u, output>`` with a fixed Gaussian ``u``;
+* plain MLP/CNN: the same at every activation output, read as the input of each weight layer after the first.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["truth"]
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The residual blocks: instances of the shallowest non-container module class with children that occurs at
+    least twice (GPT2Block, BertLayer, TransformerEncoderLayer, BasicBlock ...); on a tie the class met last in
+    ``named_modules`` (nn.Transformer: the decoder layers, which feed the output). ``[]`` for plain nets."""
+    found = defaultdict(list)
+    for name, m in model.named_modules():
+        if name and not isinstance(m, _CONTAINERS) and next(m.children(), None) is not None:
+            found[type(m)].append((name, m))
+    found = {t: v for t, v in found.items() if len(v) >= 2}
+    if not found:
+        return []
+    depth = {t: min(n.count(".") for n, _ in v) for t, v in found.items()}
+    return found[[t for t in found if depth[t] == min(depth.values())][-1]]
+
+
+def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Weight layers (Linear/Conv) after the first: their inputs are the activation outputs."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))][1:]
+
+
+def _first_tensor(args, kwargs):
+    for a in (*args, kwargs.get("hidden_states"), *kwargs.values()):
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            return a
+    return None
+
+
+def _as_tensor(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    for key in ("logits", "last_hidden_state"):
+        if getattr(out, key, None) is not None:
+            return getattr(out, key)
+    return out[0]
+
+
+def _call(model: nn.Module, inputs):
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _measure_once(model: nn.Module, inputs, u_seed: int) -> tuple[list[str], list[float], list[float], float]:
+    """One init: names, M and per-example G (NaN where not measured) at each point, min LayerNorm input M/eps."""
+    blocks = _blocks(model)
+    points = blocks or _layers(model)
+    names = ([blocks[0][0] + ".input"] if blocks else []) + [n for n, _ in points]
+    acts: dict[int, torch.Tensor] = {}
+    norm_ratio = [math.inf]
+
+    def keep(i):
+        def hook(t):
+            acts[i] = t
+            if t.requires_grad:
+                t.retain_grad()
+        return hook
+
+    def norm_hook(m, args):
+        eps = getattr(m, "eps", None) or getattr(m, "variance_epsilon", None)
+        if eps and isinstance(args[0], torch.Tensor):
+            norm_ratio[0] = min(norm_ratio[0], args[0].detach().double().pow(2).mean().item() / eps)
+
+    handles = []
+    try:
+        for i, (_, m) in enumerate(points):
+            if blocks:
+                if i == 0:
+                    handles.append(m.register_forward_pre_hook(
+                        lambda mod, a, kw, k=keep(0): k(_first_tensor(a, kw)), with_kwargs=True))
+                handles.append(m.register_forward_hook(lambda mod, a, out, k=keep(i + 1): k(_as_tensor(out))))
+            else:
+                handles.append(m.register_forward_pre_hook(lambda mod, a, k=keep(i): k(a[0])))
+        for m in model.modules():
+            if "norm" in type(m).__name__.lower() and not isinstance(m, nn.modules.batchnorm._NormBase):
+                handles.append(m.register_forward_pre_hook(norm_hook))
+        out = _as_tensor(_call(model, inputs))
+        u = torch.randn(out.shape, generator=torch.Generator().manual_seed(u_seed), dtype=out.dtype)
+        (u * out).sum().backward()
+    finally:
+        for h in handles:
+            h.remove()
+    M, G = [], []
+    for i in range(len(names)):
+        t = acts[i]
+        M.append(t.detach().double().pow(2).mean().item())
+        g = t.grad
+        G.append(g.double().pow(2).sum().item() / g.shape[0] if g is not None else math.nan)
+    if not blocks:  # a pooled/flattened head input is not a link of the chain: drop it
+        while len(names) > 1 and acts[len(names) - 1][0].numel() != acts[0][0].numel():
+            names, M, G = names[:-1], M[:-1], G[:-1]
+            acts.pop(len(names))
+    return names, M, G, norm_ratio[0]
+
+
+def truth(case, n_inits: int = 4, *, seed: int = 0) -> dict:
+    """Hook-measured ground truth of ``case`` over ``n_inits`` inits (global RNG seeded ``seed + i`` inside
+    ``torch.random.fork_rng``, so the caller's RNG state is untouched), one fixed input batch and a fixed ``u``.
+
+    Returns ``kind`` ("blocks" or "layers"), ``points`` (names), ``M`` (mean over inits at each point; for blocks
+    point 0 is the first block's input), ``stream_growth`` = mean_i log(M_last/M_first) and ``first_gain`` =
+    mean_i log(M_1/M_0) in nats (for blocks: the first block's output over its input, i.e. log(1 + branch/stream)),
+    ``grad_log_ratio`` = mean_i log(G_first/G_last) at the first and last block outputs (layers: activation
+    outputs; negative means vanishing toward the input; G is the per-example squared norm, so a change of shape
+    between the two enters it: ResNet-56 has 16·32·32 vs 64·8·8 units, log 4 nats), ``norm_over_eps_min``: min over LayerNorm/RMSNorm modules
+    of (mean input²)/eps (inf without such norms; ≪ 1 means the norm no longer normalizes).
+    """
+    if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
+        raise ValueError(f"n_inits={n_inits!r} must be a positive int")
+    inputs = case.inputs(torch.Generator().manual_seed(seed))
+    Ms, Gs, ratios, names = [], [], [], None
+    for i in range(n_inits):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i)
+            model = case.build()
+        names, M, G, ratio = _measure_once(model, inputs, u_seed=seed + 10_000)
+        Ms.append(M), Gs.append(G), ratios.append(ratio)
+    M, G = np.array(Ms), np.array(Gs)
+    blocks = names[0].endswith(".input") and len(names) > 1
+    g_first = G[:, 1] if blocks else G[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "case": case.name,
+            "kind": "blocks" if blocks else "layers",
+            "points": names,
+            "M": M.mean(axis=0).tolist(),
+            "stream_growth": float(np.mean(np.log(M[:, -1] / M[:, 0]))),
+            "first_gain": float(np.mean(np.log(M[:, 1] / M[:, 0]))),
+            "grad_log_ratio": float(np.mean(np.log(g_first / G[:, -1]))),
+            "norm_over_eps_min": float(min(ratios)),
+            "n_inits": n_inits,
+        }
