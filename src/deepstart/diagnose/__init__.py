@@ -29,6 +29,7 @@ _LAZY.update({
     "THRESHOLDS": "deepstart.diagnose.verdicts",
     "Recommendation": "deepstart.diagnose.recommend",
     "ModelForwardError": "deepstart.diagnose.architecture",
+    "ControlFlowError": "deepstart.diagnose.stream",
     "zoo_model": "deepstart.diagnose.zoo",
 })
 # --- end check block ---
