@@ -68,20 +68,19 @@ def _is_orthogonal(w2: np.ndarray) -> bool:
     return float(np.linalg.norm(g)) <= _ORTHO_RTOL * s2 * g.shape[0] ** 0.5
 
 
-def _resample(p: torch.Tensor, family: str, n: int, generator, law=None, noise=None) -> torch.Tensor:
-    """The tensor and n new draws of it, stacked (``[n + 1, *shape]``): draws from the family it was drawn from,
-    keeping mean and std (orthogonal: scale); with a :class:`~deepstart.diagnose.law.Law`, normal/uniform draws
-    use its mean and variance. ``noise``: pre-drawn N(0, 1) (normal) or U(0, 1) (uniform), ``[n, *p.shape]``."""
-    shape = (n, *p.shape)
+def _resample(p: torch.Tensor, family: str, generator, law=None) -> torch.Tensor:
+    """One new draw of ``p`` from the family it was drawn from, keeping mean and std (orthogonal and
+    delta-orthogonal: the scale; constant: ``p`` itself); with a :class:`~deepstart.diagnose.law.Law`, normal and
+    uniform draws use its mean and variance."""
     if family in ("normal", "uniform"):
         mean, std = _mean_std(p, law)
-        if noise is None:
-            noise = (torch.randn if family == "normal" else torch.rand)(shape, generator=generator, dtype=p.dtype)
-        a = 3 ** 0.5 * std
-        draws = noise * std + mean if family == "normal" else noise * (2 * a) + (mean - a)
-        return torch.cat([p.detach()[None], draws.to(p.device)])
+        draw = (torch.randn if family == "normal" else torch.rand)(p.shape, generator=generator, dtype=p.dtype)
+        if family == "uniform":
+            a = 3 ** 0.5 * std
+            return draw.mul_(2 * a).add_(mean - a).to(p.device)
+        return draw.mul_(std).add_(mean).to(p.device)
     if family == "constant":
-        return p.detach()[None].expand(n + 1, *p.shape).clone()
+        return p.detach()
     from deepstart.init.orthogonal import haar_orthogonal  # orthogonal / delta_orthogonal
 
     w = p.detach().to("cpu", torch.float64)
@@ -89,13 +88,13 @@ def _resample(p: torch.Tensor, family: str, n: int, generator, law=None, noise=N
     core = w if family == "orthogonal" else w[centre]
     rows, cols = core.shape[0], int(core[0].numel())
     scale = (float((core.reshape(rows, -1) ** 2).sum()) / min(rows, cols)) ** 0.5
-    mats = torch.stack([haar_orthogonal(rows, cols, generator=generator) for _ in range(n)]) * scale
+    mat = haar_orthogonal(rows, cols, generator=generator) * scale
     if family == "orthogonal":
-        out = mats.reshape(shape)
+        out = mat.reshape(p.shape)
     else:
-        out = torch.zeros(shape, dtype=torch.float64)
-        out[(slice(None), *centre)] = mats
-    return torch.cat([p.detach()[None], out.to(p.device, p.dtype)])
+        out = torch.zeros(p.shape, dtype=torch.float64)
+        out[centre] = mat
+    return out.to(p.device, p.dtype)
 
 
 def describe_reinit(reinit) -> str:

@@ -216,28 +216,13 @@ def _ties(params: dict) -> dict:
 
 
 def _redraw(params: dict, families: dict, laws: dict, ties: dict, generator) -> dict:
-    """One new draw of every tensor from its own law (:mod:`deepstart.diagnose.measure`), ties kept."""
-    from deepstart.diagnose.measure import _mean_std, _resample
+    """One new draw of every tensor from its own law (:func:`deepstart.diagnose.measure._resample`), ties kept."""
+    from deepstart.diagnose.measure import _resample
 
     out = {}
     for k, p in params.items():
-        if k in ties:
-            out[k] = out[ties[k]]
-            continue
-        fam = families.get(k, "constant")
-        if fam in ("normal", "uniform") and p.is_floating_point():
-            mean, std = _mean_std(p, laws.get(k))
-            draw = (torch.randn if fam == "normal" else torch.rand)(p.shape, generator=generator, dtype=p.dtype)
-            if fam == "uniform":
-                a = 3 ** 0.5 * std
-                draw = draw.mul_(2 * a).add_(mean - a)
-            else:
-                draw = draw.mul_(std).add_(mean)
-            out[k] = draw.to(p.device)
-        elif fam == "constant":
-            out[k] = p.detach()
-        else:
-            out[k] = _resample(p, fam, 1, generator, laws.get(k))[1]
+        fam = families.get(k, "constant") if p.is_floating_point() else "constant"
+        out[k] = out[ties[k]] if k in ties else _resample(p, fam, generator, laws.get(k))
     return out
 
 

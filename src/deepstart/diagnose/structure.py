@@ -77,8 +77,7 @@ def _scaled_back(graph: Graph, nid: int, sizes) -> int:
         if op < 0:
             return nid
         o = graph.ops[op]
-        if o.kind == "arithmetic" and o.name in ("mul", "__mul__", "__rmul__", "mul_", "__imul__", "div",
-                                                 "__truediv__", "div_"):
+        if o.kind == "arithmetic" and o.name in _SCALINGS:
             big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
             if len(big) == 1:
                 nid = big[0]
@@ -173,16 +172,20 @@ def _spec(op, params: dict) -> str | None:
     return base
 
 
+_LAYOUT_OF_OP = {"linear": "linear", "addmm": "linear_transposed", "matmul": "linear_transposed",
+                 "__matmul__": "linear_transposed", "mm": "linear_transposed"}
+
+
 def _fans(op, weight: torch.Tensor) -> float | None:
-    """fan_in of the weight as this op uses it (``addmm``/``matmul`` take ``[in, out]``, HF Conv1D)."""
-    if op.name in ("addmm", "matmul", "__matmul__", "mm"):
-        return float(weight.shape[0]) if weight.ndim == 2 else None
-    if op.name == "linear":
-        return float(weight.shape[1])
-    if op.name.startswith("conv") and weight.ndim >= 3:
-        return float(weight[0].numel()) if not op.name.startswith("conv_transpose") else \
-            float(weight.shape[0] * weight[0, 0].numel())
-    return None
+    """fan_in of the weight as this op uses it (``addmm``/``matmul`` take ``[in, out]``, HF Conv1D), from
+    ``deepstart.init.compute_fans``, the one place fans are computed."""
+    from deepstart.init import compute_fans
+
+    layout = _LAYOUT_OF_OP.get(op.name) or ("conv_transpose" if op.name.startswith("conv_transpose") else
+                                            "conv" if op.name.startswith("conv") else None)
+    if layout is None or weight.ndim < 2 or (layout != "conv" and layout != "conv_transpose" and weight.ndim != 2):
+        return None
+    return float(compute_fans(weight, layout=layout)[0])
 
 
 def _weight_stats(op, params: dict):
