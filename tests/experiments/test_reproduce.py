@@ -133,3 +133,79 @@ def test_unknown_mode_and_paper_raise():
     with pytest.raises(ValueError, match="valid: hanin-rolnick"):
         reproduce("nobody", "tiny")
     assert set(PAPERS) == {"hanin-rolnick", "sussillo-abbott", "gurbuzbalaban-hu", "pennington"}
+
+
+# --- repeatable and safe to run (issue 12) ----------------------------------------------------------------------
+def test_same_seed_gives_the_same_numbers_and_out_folders_are_checked(tmp_path):
+    from deepstart.experiments.reproduce import MANIFEST, check_out
+
+    # two runs from empty stores (so training really runs twice); the claim values must agree exactly
+    first = reproduce("pennington", "tiny", out=tmp_path / "a", seed=5)
+    second = reproduce("pennington", "tiny", out=tmp_path / "b", seed=5)
+    values = lambda reports: [(c.claim, c.value, c.measurement) for c in reports[0].claims]  # noqa: E731
+    assert values(first) == values(second) and any(c.value is not None for c in first[0].claims)
+    assert "results.db" in json.loads((tmp_path / "a" / MANIFEST).read_text())["files"]
+    check_out(tmp_path / "a")  # written only by reproduce: a rerun may write there
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"did not write \(notes.txt\).*--gallery"):
+        check_out(tmp_path / "a")
+    check_out(tmp_path / "a", overwrite=True)
+
+
+def test_cli_refuses_foreign_out_folder_and_bad_device(tmp_path, capsys):
+    from deepstart.cli import main
+
+    (tmp_path / "README.md").write_text("tracked docs")
+    assert main(["reproduce", "pennington", "--tiny", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to write into" in err and "README.md" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "README.md").read_text() == "tracked docs" and len(list(tmp_path.iterdir())) == 1
+    assert main(["reproduce", "pennington", "--tiny", "--out", str(tmp_path / "new"), "--device", "gpu"]) == 2
+    assert "cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        reproduce("pennington", "tiny", device="tpu")
+
+
+def test_index_and_gallery_merge_papers(tmp_path):
+    a = _report()
+    b = PaperReport("pennington", "Pennington", "cite", "tiny", {}, a.claims[:1])
+    a.write(tmp_path)
+    b.write(tmp_path)
+    newer = PaperReport("demo", "Demo, rerun", "cite", "tiny", {}, a.claims[1:])
+    text = write_gallery([newer], tmp_path / "index.md", out=tmp_path).read_text()
+    assert '<a id="pennington"></a>' in text and '<a id="demo"></a>' in text  # earlier papers stay listed
+    assert "Demo, rerun" in text and "[Demo paper]" not in text  # the given report replaces the stored one
+    assert text.index('id="pennington"') < text.index('id="demo"')  # known papers first, in PAPERS order
+
+
+def test_missing_data_exits_3_and_still_writes(tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    from deepstart.cli import main
+    from deepstart.cli import reproduce as cli_reproduce
+    from deepstart.experiments import reproduce as rep
+    from deepstart.experiments.reproduce._common import ReportBuilder
+    from deepstart.experiments.trial import Trial, _load_cached
+
+    def run(mode, **kw):
+        b = ReportBuilder("needs-mnist", "Needs MNIST", "cite", mode, {}, store=kw["store"])
+        b.section("sim", lambda bb: bb.claim("A", "a", "1.0", rule="relative", value=1.0, target=1.0))
+        b.section("train", lambda bb: bb.train("t", [Trial(dataset="mnist", depth=1, width=4, steps=1)]),
+                  (("B", "b"),))
+        return b.build()
+
+    monkeypatch.setitem(sys.modules, "fake_needs_mnist", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(rep.PAPERS, "needs-mnist", "fake_needs_mnist")
+    monkeypatch.setattr(cli_reproduce, "PAPER_CHOICES", cli_reproduce.PAPER_CHOICES + ("needs-mnist",))
+    monkeypatch.setenv("DEEPSTART_DATA", str(tmp_path / "empty"))
+    _load_cached.cache_clear()
+    try:
+        code = main(["reproduce", "needs-mnist", "--tiny", "--out", str(tmp_path / "out"), "--no-progress"])
+    finally:
+        _load_cached.cache_clear()
+    assert code == 3
+    assert "deepstart data fetch mnist" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "out" / "needs-mnist.json").read_text())
+    assert saved["extra"]["missing_data"] == ["mnist"]
+    assert {c["claim"]: c["status"] for c in saved["claims"]} == {"A": HOLDS, "B": NOT_EVALUATED}

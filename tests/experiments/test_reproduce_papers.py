@@ -6,11 +6,12 @@ the tests that check the numbers themselves skip in that case and say which part
 from __future__ import annotations
 
 import importlib
+import math
 
 import pytest
 
 from deepstart.experiments.reproduce import PAPERS, paper_module, reproduce, run_paper
-from deepstart.experiments.reproduce.claims import FAILS, NOT_EVALUATED, STATUSES
+from deepstart.experiments.reproduce.claims import HOLDS, NOT_EVALUATED, STATUSES
 
 SIGNAL = {"hanin-rolnick": ("fm1", "fm2", "resnet"), "sussillo-abbott": ("walks",), "gurbuzbalaban-hu": ("law",),
           "pennington": ("spectra",)}
@@ -19,10 +20,12 @@ NEEDS = {"hanin-rolnick": [("deepstart.theory", "length_moments")],
          "gurbuzbalaban-hu": [("deepstart.theory", "fractional_moment_var"),
                               ("deepstart.theory", "fractional_log_norm_law")],
          "pennington": [("deepstart.theory", "jacobian_spectrum"), ("deepstart.diagnose", "sample_jacobian_spectrum")]}
-# claims grounded in exact theory at tiny sizes: must not contradict it (fixed seed, so deterministic)
-EXACT = {"hanin-rolnick": ("FM1: c = 2 preserves the mean length", "ResNet: E[M_L] = ∏(1 + η_l²)"),
+# claims grounded in exact theory at tiny sizes: they must hold (fixed seed, so deterministic) with a finite score
+EXACT = {"hanin-rolnick": ("FM1: c = 2 preserves the mean length", "FM2: exact finite-width law of Var log M",
+                           "ResNet: E[M_L] = ∏(1 + η_l²)"),
          "sussillo-abbott": ("Unbiased walk at the exact gain", "Variance linear in depth"),
-         "gurbuzbalaban-hu": ("log||x_L|| is Gaussian in the limit",), "pennington": ()}
+         "gurbuzbalaban-hu": ("The s-th moment is preserved",),
+         "pennington": ("Theory densities match measured spectra",)}
 
 
 def _missing(pairs):
@@ -61,9 +64,21 @@ def test_exact_theory_claims_hold_at_tiny_sizes(paper, signal_reports):
     missing = _missing(NEEDS[paper])
     if missing:
         pytest.skip(f"{missing} not available yet")
-    status = {r["claim"]: r for r in signal_reports[paper].claim_rows()}
+    assert EXACT[paper], f"{paper}: at least one claim must be checked against exact theory"
+    claims = {c.claim: c for c in signal_reports[paper].claims}
     for name in EXACT[paper]:
-        assert status[name]["status"] != FAILS, status[name]
+        claim = claims[name]
+        assert claim.status == HOLDS, claim
+        assert math.isfinite(_score(claim)), claim
+
+
+def _score(claim) -> float:
+    """The number a claim's rule compares with its threshold: a z-score, a relative error, or the value itself."""
+    if claim.rule in ("zscore", "exceeds"):
+        return (claim.value - claim.target) / claim.error
+    if claim.rule == "relative":
+        return claim.value / claim.target - 1.0
+    return claim.value
 
 
 def test_figures_outside_full_mode_carry_the_mode_title():

@@ -7,9 +7,10 @@ NumPy-free and torch-free: the parser is built for every subcommand, including `
 from __future__ import annotations
 
 import argparse
+import re
 from fractions import Fraction
 
-__all__ = ["integer", "number", "sizes", "plain"]
+__all__ = ["integer", "number", "sizes", "plain", "device"]
 
 
 def _int(text: str) -> int:
@@ -60,6 +61,15 @@ def sizes(text: str) -> tuple[int, ...]:
     if not out or any(s < 1 for s in out):
         raise argparse.ArgumentTypeError(f"{text!r}: give positive sizes without the batch dimension, like 3,32,32")
     return out
+
+
+def device(text: str) -> str:
+    """``type=`` for a torch device name: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (spelling only: whether this
+    machine has it is checked where training starts, which names the fix)."""
+    name = str(text).strip().lower()
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda, cuda:N or mps, got {text!r}")
+    return name
 
 
 def plain(text: str) -> str:

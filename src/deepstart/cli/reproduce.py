@@ -2,11 +2,17 @@
 
 Runs a paper reproduction (``hanin-rolnick``, ``sussillo-abbott``, ``gurbuzbalaban-hu``, ``pennington`` or ``all``)
 and writes ``PAPER.html`` (self-contained), ``PAPER.md``, ``PAPER.json``, the PNG figures and ``index.md`` into
-``--out``; training results go to ``--store`` (default ``OUT/results.db``) so a rerun resumes.
+``--out``; training results go to ``--store`` (default ``OUT/results.db``) so a rerun resumes. --out must be a new or
+empty folder, or one only deepstart reproduce wrote (it keeps a list in OUT/.deepstart-reproduce.json); any other
+folder (such as a tracked docs/reproductions) is refused unless --gallery is given. index.md lists every paper
+reported in --out. Exit codes: 0 done; 2 usage error (bad option, refused --out, unusable --device); 3 data was
+missing (what was computed is still written; the message says what to fetch).
 """
 from __future__ import annotations
 
-from deepstart.cli._args import integer, plain
+from deepstart.cli._args import device, integer, plain
+
+MISSING_DATA = 3  # exit code: a reproduction's dataset was not found
 
 PAPER_CHOICES = ("hanin-rolnick", "sussillo-abbott", "gurbuzbalaban-hu", "pennington", "all")
 
@@ -27,7 +33,11 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=integer(1), default=1, help="parallel training workers (default 1)")
     p.add_argument("--seed", type=integer(0), default=0, help="base seed of simulations and training (default 0)")
     p.add_argument("--gallery", default=None, metavar="PATH",
-                   help="also write the gallery Markdown (e.g. docs/reproductions.md), images linked relative to it")
+                   help="also write the gallery Markdown (e.g. docs/reproductions.md), images linked relative to it; "
+                        "allows writing into an --out holding other files (updating a tracked gallery on purpose)")
+    p.add_argument("--device", type=device, default="cpu", help="where training runs: cpu (default), cuda, cuda:N, mps")
+    p.add_argument("--reuse-stale", action="store_true",
+                   help="keep stored training results made by different code/data/torch/device instead of retraining")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_handle)
 
@@ -40,7 +50,8 @@ def _handle(args) -> int:
     from deepstart.experiments.reproduce import reproduce
 
     reports = reproduce(args.paper, args.mode, out=args.out, store=args.store, backend=args.backend, seed=args.seed,
-                        progress=not args.no_progress, workers=args.workers)
+                        progress=not args.no_progress, workers=args.workers, device=args.device,
+                        reuse_stale=args.reuse_stale, overwrite=bool(args.gallery))
     if args.gallery:
         import os
         from pathlib import Path
@@ -49,11 +60,19 @@ def _handle(args) -> int:
 
         gallery = Path(args.gallery)
         prefix = os.path.relpath(Path(args.out).resolve(), gallery.resolve().parent).replace(os.sep, "/") + "/"
-        write_gallery(reports, gallery, image_prefix="" if prefix == "./" else prefix)
+        write_gallery(reports, gallery, image_prefix="" if prefix == "./" else prefix, out=args.out)
         print(f"gallery written to {gallery}")
     for r in reports:
         counts = ", ".join(f"{n} {s}" for s, n in r.status_counts().items())
         print(f"{r.paper} ({r.mode}, {r.seconds:.0f} s): {counts} -> {args.out}/{r.paper}.html")
         for row in r.claim_rows():
             print(f"  [{row['status']}] {row['claim']}: {row['measurement'][:160]}")
+    from deepstart.experiments.reproduce import missing_data, missing_data_advice
+
+    missing = missing_data(reports)
+    if missing:
+        import sys
+
+        print(f"deepstart reproduce: {missing_data_advice(missing)}", file=sys.stderr)
+        return MISSING_DATA
     return 0

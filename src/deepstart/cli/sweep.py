@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from deepstart._json import dumps
-from deepstart.cli._args import integer
+from deepstart.cli._args import device, integer
 
 
 def register(subparsers) -> None:
@@ -25,6 +25,11 @@ def register(subparsers) -> None:
                      help="local processes, or Ray CPUs for a local Ray instance")
     run.add_argument("--max-members", type=integer(1), default=None, help="most networks per vectorized batch")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster: 'auto' or 'ray://HOST:10001'")
+    run.add_argument("--device", type=device, default="cpu",
+                     help="where training runs: cpu (default), cuda, cuda:N or mps; part of each result's fingerprint")
+    run.add_argument("--reuse-stale", action="store_true",
+                     help="keep stored results whose fingerprint (code, data, torch, dtype, device) differs from now "
+                          "instead of training them again (either way they are counted as stale)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(handler=_run)
 
@@ -63,7 +68,8 @@ def _run(args) -> int:
     from deepstart.experiments.runners import run_sweep
 
     summary = run_sweep(args.spec, args.store, backend=args.backend, workers=args.workers,
-                        max_members=args.max_members, progress=not args.no_progress, ray_address=args.ray_address)
+                        max_members=args.max_members, progress=not args.no_progress, ray_address=args.ray_address,
+                        device=args.device, reuse_stale=args.reuse_stale)
     print(dumps(summary.to_dict()))
     return 0
 

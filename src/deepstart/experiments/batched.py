@@ -10,6 +10,11 @@ functional SGD/Adam that reproduces ``torch.optim.SGD``/``torch.optim.Adam`` (sa
 When every member uses the same data order the minibatch is shared (``in_dims=None``: the first layer is then one
 matrix product for all K); otherwise each member gathers its own minibatch (``[K, B, ...]``).
 
+``device=``: the networks are built on the CPU (each from its own CPU generator, as above) and their stacked
+parameters, the optimizer state and the data moved to ``device``; data orders are drawn on the CPU and moved, so a
+run on a GPU starts from the same weights and sees the same minibatches as on the CPU. Per-member bookkeeping
+(which members are alive, running losses) stays on the CPU.
+
 A member whose loss is NaN/Inf is recorded as diverged at that step and *removed* from every stacked tensor
 (parameters, optimizer state, hyper-parameters, data order), so it costs nothing afterwards.
 """
@@ -100,15 +105,18 @@ def _stack(models) -> tuple[dict, dict]:
 class _Group:
     """Mutable state of one vectorized batch: stacked tensors and which trials (``alive``) they belong to."""
 
-    def __init__(self, trials: list[Trial], data: Data):
-        self.trials, self.data = trials, data
+    def __init__(self, trials: list[Trial], data: Data, device: torch.device):
+        self.trials, self.device = trials, device
         models = [build_model(t, data, torch.Generator().manual_seed(t.seed)) for t in trials]
-        self.base = models[0]
+        self.base = models[0].to(device)
+        self.data = data.to(device)
         self.params, self.buffers = _stack(models)
+        self.params = {k: v.to(device) for k, v in self.params.items()}
+        self.buffers = {k: v.to(device) for k, v in self.buffers.items()}
         self.fast = FastMLP(self.base) if FastMLP.supports(self.base) else None
         if self.fast is not None:
             self.params = self.fast.from_native(self.params)
-        hyper = lambda name: torch.tensor([float(getattr(t, name)) for t in trials])  # noqa: E731
+        hyper = lambda name: torch.tensor([float(getattr(t, name)) for t in trials], device=device)  # noqa: E731
         self.opt = _OPTIMIZERS[trials[0].optimizer](self.params, hyper("lr"), hyper("momentum"),
                                                     hyper("weight_decay"))
         self.alive = torch.arange(len(trials))
@@ -125,7 +133,7 @@ class _Group:
         self.fwd = vmap(lambda p, b, x: functional_call(self.base, (p, b), (x,)), in_dims=(0, 0, None))
 
     def perms(self, n: int) -> torch.Tensor:
-        return torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+        return torch.stack([torch.randperm(n, generator=g) for g in self.gens]).to(self.device)
 
     def step(self, idx: torch.Tensor):
         """One optimizer step on minibatch ``idx`` ([1, B] shared or [K, B]); returns per-member (loss, correct)."""
@@ -139,14 +147,15 @@ class _Group:
         return grads, loss, correct
 
     def member_params(self, j: int) -> dict:
-        member = {k: v[j].clone() for k, v in self.params.items()}
+        member = {k: v[j].detach().cpu().clone() for k, v in self.params.items()}
         return self.fast.to_native(member) if self.fast is not None else member
 
     def drop(self, keep: torch.Tensor) -> None:
+        """Keep members ``keep`` (indices into the alive members, on the device)."""
         self.params = {k: v[keep] for k, v in self.params.items()}
         self.buffers = {k: v[keep] for k, v in self.buffers.items()}
         self.opt.select(keep)
-        self.alive = self.alive[keep]
+        self.alive = self.alive[keep.cpu()]
         if not self.shared:
             keep_list = keep.tolist()
             self.gens = [self.gens[i] for i in keep_list]
@@ -163,24 +172,27 @@ class _Group:
             out = self.fast.forward(self.params, x) if self.fast else self.fwd(self.params, self.buffers, x)
             y = self.data.y_test[i:i + chunk]
             ce = F.cross_entropy(out.transpose(1, 2), y.expand(k, -1), reduction="none").sum(1)
-            loss += ce.double()
-            correct += (out.argmax(-1) == y).sum(1)
+            loss += ce.detach().to("cpu", torch.float64)
+            correct += (out.argmax(-1) == y).sum(1).cpu()
         return (loss / n).tolist(), (correct.double() / n).tolist()
 
 
 def train_group(trials: list[Trial], data: Data, *, progress: bool = False,
-                return_params: bool = False):
-    """Train ``trials`` (equal :attr:`Trial.group_key`) as one vectorized batch on ``data`` (shaped for the arch).
+                return_params: bool = False, device=None):
+    """Train ``trials`` (equal :attr:`Trial.group_key`) as one vectorized batch on ``data`` (shaped for the arch)
+    on ``device`` (default CPU; see :func:`deepstart.experiments.train.resolve_device`).
 
-    Returns ``list[TrialResult]`` (and, if ``return_params``, one ``{name: tensor}`` per trial with its final or,
-    for diverged members, last finite parameters)."""
+    Returns ``list[TrialResult]`` (and, if ``return_params``, one ``{name: tensor}`` per trial, on the CPU, with its
+    final or, for diverged members, last finite parameters)."""
+    from deepstart.experiments.train import resolve_device
+
     keys = {t.group_key for t in trials}
     if len(keys) != 1:
         raise ValueError("train_group needs trials with one group_key (same shapes and schedule); "
                          "use train_batch to group them automatically")
     t0 = time.perf_counter()
     first, K = trials[0], len(trials)
-    g = _Group(trials, data)
+    g = _Group(trials, data, resolve_device(device))
     n = len(data.y_train)
     per_epoch, total, evals = schedule(first, n)
     B = first.batch_size
@@ -207,13 +219,13 @@ def train_group(trials: list[Trial], data: Data, *, progress: bool = False,
                 break
             grads, loss, corr = g.step(perms[:, b * B:(b + 1) * B])
             step += 1
-            finite = torch.isfinite(loss)
+            finite = torch.isfinite(loss).cpu()
             if not bool(finite.all()):
                 for j in (~finite).nonzero().flatten().tolist():
                     i = int(g.alive[j])
                     diverged_at[i] = step
                     final_params[i] = g.member_params(j)
-                keep = finite.nonzero().flatten()
+                keep = finite.nonzero().flatten().to(g.device)
                 grads = {k: v[keep] for k, v in grads.items()}
                 loss, corr = loss[keep], corr[keep]
                 g.drop(keep)
@@ -222,8 +234,8 @@ def train_group(trials: list[Trial], data: Data, *, progress: bool = False,
                 if not len(g.alive):
                     break
             g.opt.step(g.params, grads)
-            loss_sum.index_add_(0, g.alive, loss.double())
-            correct.index_add_(0, g.alive, corr.long())
+            loss_sum.index_add_(0, g.alive, loss.detach().to("cpu", torch.float64))
+            correct.index_add_(0, g.alive, corr.to("cpu", torch.long))
             seen += 1
             examples += min(B, n - b * B)
             if step in evals:

@@ -4,13 +4,16 @@ Tables
 - ``sweeps(name, spec_hash, spec, created, updated)``: the spec of every sweep run into this store.
 - ``sweep_trials(sweep, trial_id)``: which trials a sweep planned (for ``status``).
 - ``trials(trial_id PRIMARY KEY, sweep, config, seed, diverged, diverged_at_step, metrics, history, environment,
-  batch_members, seconds, finished_at)``: one row per *finished* trial.
+  batch_members, seconds, finished_at, fingerprint, provenance)``: one row per *finished* trial. ``fingerprint`` and
+  ``provenance`` (:mod:`deepstart.experiments.provenance`: source, data, torch, dtype, device) say what produced the
+  result; stores written before they existed are migrated on opening (the columns are added, old rows get NULL,
+  which counts as stale).
 
-Guarantees: each finished trial is written by one transaction (``INSERT OR IGNORE`` on the primary key, so a trial
-is never duplicated); SQLite's WAL journal makes a transaction all-or-nothing even under SIGKILL, so killing a sweep
-loses only the trials in flight and never corrupts the file. Only the driver process writes (runners stream results
-back to it). ``trial_id`` is :attr:`Trial.id`, the hash of the fully resolved config, so re-running a spec skips
-finished trials.
+Guarantees: each finished trial is written by one transaction (``INSERT OR IGNORE`` on the primary key, so a trial is
+never duplicated; ``replace=True`` replaces a stale row); SQLite's WAL journal makes a transaction all-or-nothing even
+under SIGKILL, so killing a sweep loses only the trials in flight and never corrupts the file. Only the driver process
+writes (runners stream results back to it). ``trial_id`` is :attr:`Trial.id`, the hash of the fully resolved config,
+so re-running a spec skips finished trials whose fingerprint is still the current one.
 """
 from __future__ import annotations
 
@@ -33,8 +36,11 @@ CREATE TABLE IF NOT EXISTS sweep_trials(sweep TEXT NOT NULL, trial_id TEXT NOT N
 CREATE TABLE IF NOT EXISTS trials(trial_id TEXT PRIMARY KEY, sweep TEXT, config TEXT NOT NULL, seed INTEGER,
                                   diverged INTEGER NOT NULL, diverged_at_step INTEGER, metrics TEXT NOT NULL,
                                   history TEXT NOT NULL, environment TEXT NOT NULL, batch_members INTEGER,
-                                  seconds REAL, finished_at REAL NOT NULL);
+                                  seconds REAL, finished_at REAL NOT NULL, fingerprint TEXT, provenance TEXT);
 """
+_COLUMNS = ("trial_id", "sweep", "config", "seed", "diverged", "diverged_at_step", "metrics", "history", "environment",
+            "batch_members", "seconds", "finished_at", "fingerprint", "provenance")
+_ADDED = ("fingerprint", "provenance")  # columns newer than the first stores: added by _migrate
 
 
 def environment(device: str = "cpu") -> dict:
@@ -58,6 +64,18 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
         self.conn.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a store from an older deepstart lacks (its rows get NULL: no fingerprint, stale)."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
+        for column in _ADDED:
+            if column not in have:
+                try:
+                    self.conn.execute(f"ALTER TABLE trials ADD COLUMN {column} TEXT")
+                except sqlite3.OperationalError as exc:  # another process migrated it a moment ago
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def __enter__(self) -> Store:
         return self
@@ -81,20 +99,34 @@ class Store:
                       (name, spec_hash, json.dumps(spec, sort_keys=True, default=str), now, now))
             c.executemany("INSERT OR IGNORE INTO sweep_trials VALUES (?,?)", [(name, t) for t in trial_ids])
 
-    def write(self, result: TrialResult, env: dict, sweep: str | None = None) -> bool:
-        """Commit one finished trial in one transaction; returns False if it was already there."""
+    def write(self, result: TrialResult, env: dict, sweep: str | None = None, *, provenance=None,
+              replace: bool = False) -> bool:
+        """Commit one finished trial in one transaction; returns False if it was already there (and not replaced).
+
+        ``provenance``: a :class:`~deepstart.experiments.provenance.Provenance` stored (with its fingerprint) beside
+        the result; ``replace=True`` overwrites a stored row of the same trial (a stale result being redone)."""
         summary = result.summary()
+        fingerprint = prov = None
+        if provenance is not None:
+            fingerprint, prov = provenance.fingerprint, json.dumps(provenance.to_dict(), sort_keys=True)
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self._tx() as c:
-            cur = c.execute("INSERT OR IGNORE INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            cur = c.execute(f"{verb} INTO trials ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
                             (result.trial_id, sweep, json.dumps(result.config, sort_keys=True, default=str),
                              result.config.get("seed"), int(result.diverged), result.diverged_at_step,
                              json.dumps(summary), json.dumps(list(result.history)), json.dumps(env),
-                             result.batch_members, result.seconds, time.time()))
+                             result.batch_members, result.seconds, time.time(), fingerprint, prov))
             return cur.rowcount == 1
 
     # -- reading -----------------------------------------------------------------------------------------------
     def finished_ids(self) -> set[str]:
         return {row[0] for row in self.conn.execute("SELECT trial_id FROM trials")}
+
+    def fingerprints(self) -> dict[str, tuple[str | None, dict | None]]:
+        """``{trial_id: (fingerprint, provenance dict)}`` of every finished trial; ``(None, None)`` for rows written
+        before fingerprints existed."""
+        return {tid: (fp, json.loads(prov) if prov else None)
+                for tid, fp, prov in self.conn.execute("SELECT trial_id, fingerprint, provenance FROM trials")}
 
     def sweeps(self) -> list[str]:
         return [row[0] for row in self.conn.execute("SELECT name FROM sweeps ORDER BY created")]
@@ -102,17 +134,19 @@ class Store:
     def results(self, sweep: str | None = None) -> list[TrialResult]:
         """Finished results, of one sweep's planned trials if ``sweep`` is given."""
         query = ("SELECT trial_id, config, diverged, diverged_at_step, history, batch_members, seconds, environment,"
-                 " metrics FROM trials")
+                 " metrics, provenance FROM trials")
         args: tuple = ()
         if sweep is not None:
             self._check_sweep(sweep)
             query += " WHERE trial_id IN (SELECT trial_id FROM sweep_trials WHERE sweep=?)"
             args = (sweep,)
         out = []
-        for tid, config, div, at, hist, members, secs, env, metrics in self.conn.execute(query + " ORDER BY rowid", args):
+        rows = self.conn.execute(query + " ORDER BY rowid", args)
+        for tid, config, div, at, hist, members, secs, env, metrics, prov in rows:
             steps = json.loads(metrics).get("steps_run", 0)
+            extra = {"environment": json.loads(env), "provenance": json.loads(prov) if prov else None}
             out.append(TrialResult(tid, json.loads(config), tuple(json.loads(hist)), bool(div), at, steps, secs, members,
-                                   {"environment": json.loads(env)}))
+                                   extra))
         return out
 
     def status(self, sweep: str | None = None) -> dict:

@@ -13,6 +13,11 @@ Public API (stable; used by the reproductions and the sweep runners)::
   equal, to float tolerance, to :func:`train_single` on each trial with the same seed.
 - :func:`train_single` is the plain reference: ``nn.Module`` + ``torch.optim.SGD``/``Adam`` + a Python loop.
 
+Devices: ``device=`` (``"cpu"``, the default; ``"cuda"``, ``"cuda:N"``, ``"mps"``; checked by
+:func:`resolve_device`) is where the training arithmetic runs. Networks are initialized and minibatch orders drawn
+from CPU generators and then moved, so the same seed gives the same initial weights and data order on every device;
+only floating-point arithmetic differs between devices (the device is part of a stored result's provenance).
+
 Both use the same minibatch order (``torch.randperm`` per epoch from ``Generator().manual_seed(data_seed)``), the
 same evaluation schedule (step 0, then every ``eval_every`` steps or each epoch end, and the last step) and the
 same divergence rule (a non-finite training loss stops the trial and records ``diverged_at_step``).
@@ -35,7 +40,36 @@ from deepstart.experiments.metrics import TrialResult
 from deepstart.experiments.trial import Data, Trial, load_data
 
 __all__ = ["Trial", "TrialResult", "Data", "build_model", "train_single", "train_batch", "group_trials",
-           "schedule", "load_data"]
+           "schedule", "load_data", "resolve_device"]
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def resolve_device(device=None) -> torch.device:
+    """``device`` (None → CPU, a string such as ``"cuda:0"``, or a ``torch.device``) checked to be usable here.
+
+    ValueError (with what to do) for an unknown name or a device this machine or this torch build lacks."""
+    if device is None:
+        return torch.device("cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0' (or a torch.device), got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in _DEVICE_TYPES:
+        raise ValueError(f"unknown device {str(device)!r}; valid: cpu, cuda, cuda:N (N a GPU index), mps")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "without CUDA"
+            raise ValueError(f"device {str(device)!r}: no usable CUDA GPU (torch {torch.__version__} built {build}); "
+                             "use device='cpu', or install a CUDA build of torch on a machine with an NVIDIA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"indices 0..{torch.cuda.device_count() - 1}")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {str(device)!r}: MPS (Apple GPU) is not available here; use device='cpu'")
+    return dev
 
 
 def build_model(trial: Trial, data: Data, generator: torch.Generator | None = None) -> torch.nn.Module:
@@ -84,13 +118,15 @@ def _evaluate(model, data: Data, chunk: int = 4096) -> tuple[float | None, float
     return loss / n, correct / n
 
 
-def train_single(trial: Trial, data: Data | None = None, *, return_model: bool = False):
-    """Train one network with ordinary PyTorch (the reference for :func:`train_batch`).
+def train_single(trial: Trial, data: Data | None = None, *, return_model: bool = False, device=None):
+    """Train one network with ordinary PyTorch (the reference for :func:`train_batch`) on ``device`` (default CPU).
 
     Returns a :class:`TrialResult` (and the trained model if ``return_model``)."""
+    dev = resolve_device(device)
     data = load_data(trial) if data is None else data.for_arch(trial.arch, trial.limit, trial.test_limit)
     t0 = time.perf_counter()
-    model = build_model(trial, data, torch.Generator().manual_seed(trial.seed))
+    model = build_model(trial, data, torch.Generator().manual_seed(trial.seed)).to(dev)
+    data = data.to(dev)
     if trial.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=trial.lr, momentum=trial.momentum,
                               weight_decay=trial.weight_decay)
@@ -106,7 +142,7 @@ def train_single(trial: Trial, data: Data | None = None, *, return_model: bool =
         for b in range(per_epoch):
             if step >= total:
                 break
-            idx = perm[b * trial.batch_size:(b + 1) * trial.batch_size]
+            idx = perm[b * trial.batch_size:(b + 1) * trial.batch_size].to(dev)
             out = model(data.x_train[idx])
             loss = F.cross_entropy(out, data.y_train[idx])
             step += 1
@@ -148,14 +184,15 @@ def group_trials(trials, max_members: int | None = None) -> list[list[int]]:
 
 
 def train_batch(trials, data: Data | dict | None = None, *, max_members: int | None = None,
-                progress: bool = False) -> list[TrialResult]:
-    """Train ``trials`` vectorized, grouped by shape; results in the order of ``trials``.
+                progress: bool = False, device=None) -> list[TrialResult]:
+    """Train ``trials`` vectorized, grouped by shape, on ``device`` (default CPU); results in the order of ``trials``.
 
     ``data``: a :class:`Data` for all trials, a dict ``dataset name -> Data``, or None (``load_data`` per group).
     ``max_members`` caps the networks per vectorized batch (memory). Diverging members are dropped from their
     batch and recorded as diverged; they never stop the others."""
     from deepstart.experiments.batched import train_group
 
+    dev = resolve_device(device)
     trials = list(trials)
     for t in trials:
         if not isinstance(t, Trial):
@@ -168,6 +205,6 @@ def train_batch(trials, data: Data | dict | None = None, *, max_members: int | N
         else:
             d = data[first.dataset] if isinstance(data, dict) else data
             d = d.for_arch(first.arch, first.limit, first.test_limit)
-        for i, r in zip(idx, train_group([trials[i] for i in idx], d, progress=progress)):
+        for i, r in zip(idx, train_group([trials[i] for i in idx], d, progress=progress, device=dev)):
             results[i] = r
     return results

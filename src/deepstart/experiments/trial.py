@@ -181,6 +181,13 @@ class Data:
             xtr, xte = xtr.unsqueeze(1), xte.unsqueeze(1)
         return Data(xtr, self.y_train[:limit], xte, self.y_test[:test_limit], self.name)
 
+    def to(self, device) -> Data:
+        """The same data on ``device`` (itself when it is already there)."""
+        if self.x_train.device == device and self.x_test.device == device:
+            return self
+        return Data(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device), self.y_test.to(device),
+                    self.name)
+
 
 def _toy(n_train: int = 2048, n_test: int = 512) -> Data:
     """10 Gaussian classes in 64 dims (8×8 images); class means of norm 3, unit noise. Seeded: always the same."""

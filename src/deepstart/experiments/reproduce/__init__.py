@@ -15,6 +15,14 @@ made by hand to produce the gallery, and a rerun against the same store resumes 
 
     deepstart reproduce all --quick --out docs/reproductions --gallery docs/reproductions.md
 
+Safe to rerun: :func:`reproduce` refuses (ValueError) to write into an ``out`` folder holding files it did not write
+itself (it lists what it writes in ``out/.deepstart-reproduce.json``) unless ``overwrite=True`` (the CLI's
+``--gallery``, which updates a tracked gallery folder on purpose). ``index.md`` (and the gallery) list every paper
+whose report is in ``out``, not only those of the last run. A reproduction whose data is missing still writes what it
+computed; its report's ``extra["missing_data"]`` names the datasets to fetch (:func:`missing_data_advice`; the CLI
+exits 3). The same seed gives the same numbers on one machine (tested); training results carry a provenance
+fingerprint, so a rerun after a code change retrains instead of reusing them (``reuse_stale`` keeps them).
+
 Example::
 
     from deepstart.experiments.reproduce import reproduce
@@ -22,15 +30,20 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 from pathlib import Path
 
-from deepstart.experiments.reproduce._common import MODES, check_mode
+from deepstart.experiments.reproduce._common import MODES, RUN_OPTIONS, RunOptions, check_mode
 from deepstart.experiments.reproduce.claims import STATUSES, Claim, judge
 from deepstart.experiments.reproduce.report import Figure, PaperReport
 
-__all__ = ["PAPERS", "MODES", "reproduce", "run_paper", "paper_module", "write_gallery", "Claim", "judge",
-           "STATUSES", "PaperReport", "Figure"]
+__all__ = ["PAPERS", "MODES", "reproduce", "run_paper", "paper_module", "write_gallery", "load_reports",
+           "check_out", "missing_data", "missing_data_advice", "MANIFEST", "Claim", "judge", "STATUSES",
+           "PaperReport", "Figure"]
+
+MANIFEST = ".deepstart-reproduce.json"  # in an output folder: the files reproduce wrote there
 
 PAPERS = {
     "hanin-rolnick": "deepstart.experiments.reproduce.hanin_rolnick",
@@ -48,35 +61,131 @@ def paper_module(paper: str):
 
 
 def run_paper(paper: str, mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0,
-              progress: bool = False, workers: int = 1) -> PaperReport:
-    """Run one reproduction and return its report (nothing is written except training results to ``store``)."""
-    return paper_module(paper).run(check_mode(mode), store=store, backend=backend, seed=seed, progress=progress,
-                                   workers=workers)
+              progress: bool = False, workers: int = 1, device=None, reuse_stale: bool = False) -> PaperReport:
+    """Run one reproduction and return its report (nothing is written except training results to ``store``).
+
+    ``device``: where training runs (default CPU); ``reuse_stale``: keep stored training results whose provenance
+    fingerprint changed (see :func:`deepstart.experiments.runners.run_sweep`). Datasets training could not find are
+    listed in the report's ``extra["missing_data"]``."""
+    module = paper_module(paper)
+    check_mode(mode)
+    if backend == "local":
+        from deepstart.experiments.train import resolve_device
+
+        device = str(resolve_device(device))  # a bad device fails here, not as "not evaluated" sections
+    options = RunOptions(device, reuse_stale)
+    token = RUN_OPTIONS.set(options)
+    try:
+        report = module.run(mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers)
+    finally:
+        RUN_OPTIONS.reset(token)
+    if options.missing_data:
+        report = dataclasses.replace(report, extra={**report.extra, "missing_data": sorted(options.missing_data)})
+    return report
 
 
 def reproduce(paper: str = "all", mode: str = "quick", *, out=None, store=None, backend: str = "local", seed: int = 0,
-              progress: bool = False, workers: int = 1) -> list[PaperReport]:
+              progress: bool = False, workers: int = 1, device=None, reuse_stale: bool = False,
+              overwrite: bool = False) -> list[PaperReport]:
     """Run ``paper`` (or ``"all"``) and, if ``out`` is given, write ``PAPER.html``, ``PAPER.md``, ``PAPER.json`` and the
-    PNGs there plus ``index.md`` (all fragments, for the gallery). ``store`` defaults to ``out/results.db``."""
+    PNGs there plus ``index.md`` (every paper whose report is in ``out``, for the gallery). ``store`` defaults to
+    ``out/results.db``. ``out`` must be new, empty or written only by reproduce (:func:`check_out`) unless
+    ``overwrite``. ``device``/``reuse_stale``: see :func:`run_paper`."""
     check_mode(mode)
     papers = list(PAPERS) if paper == "all" else [paper]
     for p in papers:
         paper_module(p)  # fail early on an unknown name
+    if out is not None:
+        check_out(out, overwrite=overwrite)
     if store is None and out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         store = Path(out) / "results.db"
-    reports = [run_paper(p, mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers)
-               for p in papers]
+    reports = [run_paper(p, mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers,
+                         device=device, reuse_stale=reuse_stale) for p in papers]
     if out is not None:
-        for r in reports:
-            r.write(out)
-        write_gallery(reports, Path(out) / "index.md")
+        written = [p for r in reports for p in r.write(out).values()]
+        written.append(write_gallery(reports, Path(out) / "index.md", out=out))
+        if store is not None:
+            written += [Path(f"{store}{suffix}") for suffix in ("", "-wal", "-shm")]
+        _record_written(out, written)
     return reports
 
 
-def write_gallery(reports, path, *, image_prefix: str = "") -> Path:
-    """Concatenate the reports' Markdown fragments under one heading (the gallery ``docs/reproductions.md``)."""
+def _manifest(out: Path) -> set[str]:
+    try:
+        return set(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _record_written(out, paths) -> None:
+    out = Path(out).resolve()
+    names = _manifest(out)
+    for p in paths:
+        p = Path(p).resolve()
+        if p.parent == out:
+            names.add(p.name)
+    (out / MANIFEST).write_text(json.dumps({"files": sorted(names)}, indent=1) + "\n", encoding="utf-8")
+
+
+def check_out(out, *, overwrite: bool = False) -> None:
+    """ValueError unless ``out`` is absent, an empty folder, or holds only files reproduce wrote there (listed in
+    ``out/.deepstart-reproduce.json``); ``overwrite=True`` (the CLI's ``--gallery``) allows any folder."""
+    out = Path(out)
+    if not out.exists() or overwrite:
+        return
+    if not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the reports")
+    known = _manifest(out) | {MANIFEST}
+    foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if p.is_file() and p.relative_to(out).as_posix() not in known)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ValueError(f"refusing to write into {out}: it holds files deepstart reproduce did not write ({shown}); "
+                         "choose a new or empty --out folder, or pass --gallery PATH to update a gallery folder "
+                         "such as docs/reproductions on purpose")
+
+
+def load_reports(out) -> list[PaperReport]:
+    """The reports written into ``out`` (its ``PAPER.json`` files), known papers first in :data:`PAPERS` order."""
+    found = {}
+    for path in sorted(Path(out).glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and {"paper", "claims"} <= set(data):
+                found[data["paper"]] = PaperReport.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a report of ours
+    return _ordered(found)
+
+
+def _ordered(by_paper: dict) -> list[PaperReport]:
+    order = {p: i for i, p in enumerate(PAPERS)}
+    return [by_paper[p] for p in sorted(by_paper, key=lambda p: (order.get(p, len(order)), p))]
+
+
+def missing_data(reports) -> list[str]:
+    """Datasets the reports' training could not find (empty when nothing was missing)."""
+    return sorted({d for r in reports for d in r.extra.get("missing_data", ())})
+
+
+def missing_data_advice(datasets) -> str:
+    """One line saying what to fetch for ``datasets`` (from :func:`missing_data`)."""
+    fetch = " and ".join(f"`deepstart data fetch {d}`" for d in datasets)
+    return (f"data not found: {', '.join(datasets)}; the claims that need it are reported as not evaluated. "
+            f"Run {fetch}, or set DEEPSTART_DATA to a folder that holds it, then rerun (finished training resumes)")
+
+
+def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
+    """Concatenate the reports' Markdown fragments under one heading (the gallery ``docs/reproductions.md``).
+
+    ``out``: a folder of written reports (:func:`load_reports`) merged in, so papers of earlier runs stay listed;
+    ``reports`` take precedence over the same paper's report found there."""
     path = Path(path)
+    if out is not None:
+        reports = _ordered({**{r.paper: r for r in load_reports(out)}, **{r.paper: r for r in reports}})
     lines = ["# Reproductions", "", "Produced by `deepstart reproduce all --quick --out DIR`; every figure of a "
              "quick run uses reduced sizes and says so in its title. Status rules: see "
              "`deepstart.experiments.reproduce.claims`.", ""]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepstart.experiments.reproduce.claims import Claim
@@ -26,14 +28,36 @@ def dataset_label(name: str) -> str:
     return DATASET_LABELS.get(name, name)
 
 
+@dataclass
+class RunOptions:
+    """Options :func:`deepstart.experiments.reproduce.run_paper` hands to the :class:`ReportBuilder` a paper module
+    creates (so paper modules need not pass them on), and what the run found out: ``missing_data``, the datasets
+    training needed but could not find."""
+
+    device: str | None = None
+    reuse_stale: bool = False
+    missing_data: set = field(default_factory=set)
+
+
+RUN_OPTIONS: ContextVar[RunOptions | None] = ContextVar("deepstart_reproduce_run_options", default=None)
+
+
 class ReportBuilder:
-    """Collects claims, figures and notes while a reproduction runs; :meth:`build` freezes them into a report."""
+    """Collects claims, figures and notes while a reproduction runs; :meth:`build` freezes them into a report.
+
+    ``device``/``reuse_stale`` (training, see :func:`deepstart.experiments.runners.run_sweep`) default to the
+    :data:`RUN_OPTIONS` of the enclosing ``run_paper`` call, else CPU and False."""
 
     def __init__(self, paper: str, title: str, citation: str, mode: str, settings: dict, *, store=None,
-                 backend: str = "local", workers: int = 1, progress: bool = False):
+                 backend: str = "local", workers: int = 1, progress: bool = False, device=None,
+                 reuse_stale: bool | None = None):
         self.paper, self.title, self.citation, self.mode = paper, title, citation, check_mode(mode)
         self.settings = dict(settings)
         self.store, self.backend, self.workers, self.progress = store, backend, workers, progress
+        options = RUN_OPTIONS.get() or RunOptions()
+        self.device = options.device if device is None else device
+        self.reuse_stale = options.reuse_stale if reuse_stale is None else reuse_stale
+        self.missing_data = options.missing_data  # shared with run_paper, which reports it
         self.claims: list[Claim] = []
         self.figures: list = []
         self.notes: list[str] = []
@@ -68,21 +92,28 @@ class ReportBuilder:
             if claim not in done:
                 self.claims.append(Claim.not_evaluated(claim, statement, reason))
 
-    def usable_inits(self, activation: str, inits):
-        """The init schemes of ``inits`` that can initialize a small ``activation`` net; the others are noted."""
+    def usable_inits(self, activation: str, inits, *, in_features: int = 784, width: int = 64,
+                     out_features: int = 10):
+        """The init schemes of ``inits`` that can initialize an ``activation`` net with the fan-ins of the net that
+        will be trained (``in_features`` for the first layer, ``width`` for the others: a one-hidden-layer probe
+        has both); the others are noted. Some gains exist only above a fan-in (tanh random walk: N ≥ 9), so the
+        probe must use the real sizes (defaults: an MNIST net of width 64)."""
         from deepstart.experiments.models import mlp
 
         ok = []
         for init in inits:
             try:
-                mlp(4, 2, depth=1, width=4, activation=activation, init=init)
+                mlp(in_features, out_features, depth=1, width=width, activation=activation, init=init)
                 ok.append(init)
             except (ValueError, TypeError, NotImplementedError) as exc:
                 self.notes.append(f"init {init!r} left out for {activation}: {exc}")
         return ok
 
     def train(self, section: str, trials: list) -> dict:
-        """Train ``trials`` through the sweep store (finished trials are skipped on a rerun); ``{trial.id: result}``."""
+        """Train ``trials`` through the sweep store (finished trials are skipped on a rerun); ``{trial.id: result}``.
+
+        Data that is not there raises FileNotFoundError (the section is then "not evaluated"); the datasets it
+        concerns are added to :attr:`missing_data`."""
         from deepstart.experiments.runners import run_sweep
         from deepstart.experiments.store import Store
 
@@ -93,12 +124,35 @@ class ReportBuilder:
             self.notes.append(f"no store given: training results written to the temporary {self.store}")
         name = f"reproduce/{self.paper}/{self.mode}/{section}"
         with Store(self.store) as store:
-            run_sweep(trials, store, backend=self.backend, workers=self.workers, name=name, progress=self.progress)
+            try:
+                run_sweep(trials, store, backend=self.backend, workers=self.workers, name=name,
+                          progress=self.progress, device=self.device, reuse_stale=self.reuse_stale)
+            except FileNotFoundError:
+                self.missing_data.update(_missing_datasets({t.dataset for t in trials}))
+                raise
             return {r.trial_id: r for r in store.results(name)}
 
     def build(self) -> PaperReport:
         return PaperReport(self.paper, self.title, self.citation, self.mode, self.settings, tuple(self.claims),
                            tuple(self.figures), tuple(self.notes), time.perf_counter() - self._t0)
+
+
+def _missing_datasets(names) -> set:
+    """Those of ``names`` that ``deepstart.data.where()`` reports missing (all but "toy" if it finds them all)."""
+    from deepstart.experiments.data import where
+    from deepstart.experiments.data.registry import get_info
+
+    names = {n for n in names if n != "toy"}
+    status = where().datasets
+    missing = set()
+    for n in names:
+        try:
+            key = get_info(n).name
+        except ValueError:
+            key = n
+        if not status.get(key, "missing").startswith("found"):
+            missing.add(key)
+    return missing or names
 
 
 def new_axes(ncols: int = 1, width: float = 4.6, height: float = 3.4):

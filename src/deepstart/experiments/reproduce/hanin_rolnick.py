@@ -9,48 +9,69 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import NamedTuple
+
 from deepstart.experiments.reproduce._common import ReportBuilder, check_mode, dataset_label, mean_se, mlp_lengths, \
     new_axes, resnet_lengths
+from deepstart.experiments.reproduce.claims import Claim, bonferroni_z
 
 PAPER = "hanin-rolnick"
 TITLE = "Hanin & Rolnick 2018: How to Start Training (FM1, FM2, ResNets)"
 CITATION = "B. Hanin, D. Rolnick. How to Start Training: The Effect of Initialization and Architecture. NeurIPS 2018."
 
 SIZES = {
-    "tiny": dict(depths=[3, 6], n_nets=300, cs=[1.5, 2.0, 2.5], fm2_depth=6, fm2_nets=400,
-                 profiles={"16x6": [16] * 6, "32x6": [32] * 6, "alt 16,64": [16, 64] * 3,
-                           "alt 64,16": [64, 16] * 3},
-                 res_width=16, res_depths=[2, 4, 8], res_nets=200, dataset="toy", train_depths=[4, 8], runs=1,
+    # tiny: seconds, toy data, 1-3 seeds (structure only; the claims' numbers are not meant to be read at tiny)
+    "tiny": dict(depths=[3, 6], n_nets=300, cs=[1.5, 2.0, 2.5], fm2_depth=6, fm2_nets=1000,
+                 profiles={"16x6": [16] * 6, "alt 10,40": [10, 40] * 3, "80x6": [80] * 6,
+                           "alt 60,120": [60, 120] * 3},
+                 res_width=16, res_depths=[2, 4, 8], res_nets=200, dataset="toy", train_depths=[4, 8], runs=2,
                  epochs=3, lr=0.1, limit=1024, test_limit=256, eval_every=4, train_cs=[1.0, 2.0],
-                 fm2_train_depth=4, fm2_train_widths=[4, 8, 32], res_dataset="toy", res_train_depth=8,
-                 res_train_width=16),
-    "quick": dict(depths=[5, 10, 20, 30], n_nets=1000, cs=[1.5, 2.0, 2.5], fm2_depth=10, fm2_nets=2000,
-                  profiles={"10x10": [10] * 10, "20x10": [20] * 10, "40x10": [40] * 10, "alt 10,40": [10, 40] * 5,
-                            "alt 40,10": [40, 10] * 5, "80x10": [80] * 10},
+                 fm2_train_depth=4, fm2_train_widths=[4, 32], res_dataset="toy", res_train_depth=8,
+                 res_train_width=16, res_runs=3, res_limit=1024, res_lr=0.1),
+    # quick: FM1 1000 nets per (c, depth); FM2 4000 nets per profile; ResNet lengths 400 nets; training 5 seeds per
+    # setting (FM1 training 5 inits × 3 depths × 5 seeds on 10k MNIST images, 2 epochs; ResNet training 4 η × 5 seeds,
+    # one epoch on 10k CIFAR-10 images)
+    "quick": dict(depths=[5, 10, 20, 30], n_nets=1000, cs=[1.5, 2.0, 2.5], fm2_depth=10, fm2_nets=4000,
+                  profiles={"16x10": [16] * 10, "alt 10,40": [10, 40] * 5, "40x10": [40] * 10,
+                            "alt 30,60": [30, 60] * 5, "80x10": [80] * 10, "alt 60,120": [60, 120] * 5},
                   res_width=32, res_depths=[5, 10, 20, 40], res_nets=400, dataset="mnist",
-                  train_depths=[5, 10, 20, 30], runs=3, epochs=3, lr=0.01, limit=None, test_limit=2000, eval_every=100,
+                  train_depths=[5, 10, 20], runs=5, epochs=2, lr=0.01, limit=10000, test_limit=2000, eval_every=20,
                   train_cs=[1.0, 2.0, 3.0],
-                  fm2_train_depth=10, fm2_train_widths=[5, 10, 20, 40], res_dataset="cifar10", res_train_depth=20,
-                  res_train_width=64),
+                  fm2_train_depth=10, fm2_train_widths=[5, 40], res_dataset="cifar10", res_train_depth=20,
+                  res_train_width=64, res_runs=5, res_limit=10000, res_lr=0.01),
+    # full: the paper's sizes (width = depth up to 100, 5 runs, MNIST to 20%); estimated 10-20 h on 2 cores, mostly
+    # FM1 training (7 inits × 6 depths × 5 runs × 10 epochs of MNIST)
     "full": dict(depths=[10, 20, 40, 60, 80, 100], n_nets=2000, cs=[1.5, 1.9, 2.0, 2.1, 2.5], fm2_depth=20,
-                 fm2_nets=4000, profiles={"20x20": [20] * 20, "40x20": [40] * 20, "80x20": [80] * 20,
-                                          "alt 20,80": [20, 80] * 10, "alt 80,20": [80, 20] * 10,
-                                          "ramp 10..100": list(np.linspace(10, 100, 20).astype(int)),
-                                          "ramp 100..10": list(np.linspace(100, 10, 20).astype(int))},
+                 fm2_nets=10000, profiles={"20x20": [20] * 20, "alt 12,60": [12, 60] * 10, "40x20": [40] * 20,
+                                           "alt 30,60": [30, 60] * 10, "160x20": [160] * 20,
+                                           "alt 120,240": [120, 240] * 10,
+                                           "ramp 10..100": list(np.linspace(10, 100, 20).astype(int))},
                  res_width=64, res_depths=[10, 20, 50, 100], res_nets=400, dataset="mnist",
                  train_depths=[10, 20, 40, 60, 80, 100], runs=5, epochs=10, lr=0.01, limit=None, test_limit=None,
                  eval_every=100,
                  train_cs=[1.0, 1.5, 2.0, 2.5, 3.0], fm2_train_depth=20, fm2_train_widths=[10, 20, 40, 80, 160],
-                 res_dataset="cifar10", res_train_depth=50, res_train_width=128),
+                 res_dataset="cifar10", res_train_depth=50, res_train_width=128, res_runs=5, res_limit=None,
+                 res_lr=0.01),
 }
 # Popular inits as weight variance c/fan-in on square layers: LeCun c = 1, Glorot c = 2·n/(n+n) = 1, PyTorch's
 # default nn.Linear init is U(±1/√fan_in), variance 1/(3·fan_in), c = 1/3 (torch.nn.Linear.reset_parameters).
 POPULAR = {"lecun": (1.0, "normal"), "glorot": (1.0, "normal"), "pytorch-default": (1.0 / 3.0, "uniform")}
 FM1_CLAIMS = (("FM1: c = 2 preserves the mean length", "E[M_d] = M_0 at every depth when Var W = 2/fan-in."),
               ("FM1: c ≠ 2 changes the mean length exponentially", "E[M_d] = (c/2)^d M_0."))
-FM2_CLAIMS = (("FM2: Var log M is set by β", "The variance of log M_d is governed by β = Σ 1/n_j (≈ 5β for wide "
-               "layers; bounded above and below by exponentials of β)."),
-              ("FM2: equal β behave alike", "Width profiles with the same β have the same fluctuations."))
+FM2_CLAIMS = (
+    ("FM2: Var log M ≈ 5β for wide layers", "Abstract and FM2 theorem: the variance of the output length is "
+     "exponential in β = Σ 1/n_j ('avoided by keeping constant the sum of the reciprocals of layer widths'); for "
+     "Gaussian weights E[M_d²]/M_0² = ∏(1 + 5/n_j) ≈ exp(5β), so Var log M_d ≈ 5β when every n_j is large "
+     "(THEORY.md §4)."),
+    ("FM2: equal β behave alike (wide layers)", "Width profiles of different shapes with the same β have the same "
+     "fluctuations, where the 5β approximation holds (every width ≥ WIDE)."),
+    ("FM2: exact finite-width law of Var log M", "[derived, THEORY.md §4] Var log M_d = Σ_j Var log ξ_j with "
+     "ξ_j = (2/n_j) χ²_{K_j}, K_j ~ Bin(n_j, ½): the paper's β law with its finite-width corrections, for every "
+     "profile."),
+    ("FM2: narrow equal-β profiles differ as the exact law says", "[derived] At narrow widths β alone does not fix "
+     "the fluctuations: profiles of equal β differ in Var log M_d by the exact per-layer law's difference."))
+WIDE = 60  # min width of a "wide" profile: exact Var log ξ exceeds 5/n by ≤ 7% (n = 60: 0.0889 vs 0.0833)
+ALPHA = 0.01  # family-wise false-alarm rate of every worst-of-m z criterion here (claims.bonferroni_z)
 RES_CLAIMS = (("ResNet: E[M_L] = ∏(1 + η_l²)", "Scaled residual nets avoid FM1 iff Σ η_l² < ∞."),)
 
 
@@ -103,43 +124,101 @@ def _fm1(b: ReportBuilder, s: dict, generator) -> None:
             error=se / t)
 
 
+class ProfileStats(NamedTuple):
+    """Var log M_d over simulated nets of one width profile, its SE and the exact finite-width prediction."""
+
+    name: str
+    min_width: int
+    beta: float
+    var: float
+    se: float
+    exact: float
+
+
+def _profile_stats(name: str, widths, n_nets: int, generator) -> tuple[ProfileStats, int]:
+    widths = [int(w) for w in widths]
+    m = mlp_lengths(widths[0], widths, [2.0 / n for n in [widths[0], *widths[:-1]]], n_nets,
+                    generator=generator)[:, -1].numpy()
+    logm = np.log(m[m > 0])  # all units of a layer off (probability ~ Σ 2^-n_j): log M = -inf, left out
+    var = float(np.var(logm, ddof=1))
+    # SE of a sample variance: sqrt((m4 - var²)/n), m4 the 4th central moment of the sample
+    se = float(np.sqrt(max(np.mean((logm - logm.mean()) ** 4) - var**2, 0) / len(logm)))
+    exact = float(_theory(widths, 2.0, widths[0]).log_var[-1])
+    return ProfileStats(name, min(widths), float(sum(1.0 / n for n in widths)), var, se, exact), int(np.sum(m <= 0))
+
+
+def judge_five_beta(wide, alpha: float = ALPHA) -> Claim:
+    """FM2's 5β law on the wide profiles: worst |Var log M − 5β|/SE against the Bonferroni threshold."""
+    zc = bonferroni_z(len(wide), alpha)
+    w = max(wide, key=lambda r: abs(r.var - 5 * r.beta) / r.se)
+    return Claim(*FM2_CLAIMS[0], "Var log M_d vs 5β (min width ≥ " + f"{WIDE}): " + "; ".join(
+        f"{r.name}: {r.var:.3f} ± {r.se:.3f} vs {5 * r.beta:.3f} (z = {(r.var - 5 * r.beta) / r.se:+.1f}; "
+        f"exact {r.exact:.3f})" for r in wide) + f"; judged: worst |z| ≤ {zc:.2f} (Bonferroni, α = {alpha:g}, "
+        f"{len(wide)} profiles)", rule="zscore", value=w.var, target=5 * w.beta, error=w.se, holds=zc, partial=2 * zc)
+
+
+def judge_equal_beta(a: ProfileStats, b: ProfileStats, alpha: float = ALPHA) -> Claim:
+    """Two wide profiles of equal β but different shapes: Var log M equal within SE (z of the difference)."""
+    zc, d, se = bonferroni_z(1, alpha), a.var - b.var, float(np.hypot(a.se, b.se))
+    return Claim(*FM2_CLAIMS[1], f"β = {a.beta:.3f}: {a.name} {a.var:.3f} ± {a.se:.3f}, {b.name} {b.var:.3f} ± "
+                 f"{b.se:.3f}; difference {d:+.3f} ± {se:.3f} ({d / b.var:+.1%}; exact law {a.exact - b.exact:+.3f})",
+                 rule="zscore", value=d, target=0.0, error=se, holds=zc, partial=2 * zc)
+
+
+def judge_exact_law(rows, alpha: float = ALPHA) -> Claim:
+    """Every profile's Var log M_d against its exact finite-width law: worst |z| against the Bonferroni threshold."""
+    zc = bonferroni_z(len(rows), alpha)
+    w = max(rows, key=lambda r: abs(r.var - r.exact) / r.se)
+    return Claim(*FM2_CLAIMS[2], "; ".join(f"{r.name} (β = {r.beta:.3f}): {r.var:.3f} ± {r.se:.3f} vs {r.exact:.3f}"
+                                           f" (z = {(r.var - r.exact) / r.se:+.1f})" for r in rows) +
+                 f"; judged: worst |z| ≤ {zc:.2f} (Bonferroni, α = {alpha:g})", rule="zscore", value=w.var,
+                 target=w.exact, error=w.se, holds=zc, partial=2 * zc)
+
+
+def judge_narrow_pair(a: ProfileStats, b: ProfileStats, alpha: float = ALPHA) -> Claim:
+    """Two narrow profiles of equal β: their measured difference in Var log M against the exact law's difference."""
+    zc, d, se = bonferroni_z(1, alpha), a.var - b.var, float(np.hypot(a.se, b.se))
+    return Claim(*FM2_CLAIMS[3], f"β = {a.beta:.3f}: {a.name} {a.var:.3f} ± {a.se:.3f}, {b.name} {b.var:.3f} ± "
+                 f"{b.se:.3f} (5β = {5 * a.beta:.3f}); difference {d:+.3f} ± {se:.3f} ({d / b.var:+.0%}) vs exact "
+                 f"{a.exact - b.exact:+.3f}", rule="zscore", value=d, target=a.exact - b.exact, error=se, holds=zc,
+                 partial=2 * zc)
+
+
+def _equal_beta_pair(rows, wide: bool):
+    pick = [r for r in rows if (r.min_width >= WIDE) == wide]
+    pairs = [(a, b) for i, a in enumerate(pick) for b in pick[i + 1:] if abs(a.beta - b.beta) < 1e-9]
+    return pairs[0] if pairs else None
+
+
 def _fm2(b: ReportBuilder, s: dict, generator) -> None:
     rows, dead = [], 0
     for name, widths in s["profiles"].items():
-        widths = [int(w) for w in widths]
-        m = mlp_lengths(widths[0], widths, [2.0 / n for n in [widths[0], *widths[:-1]]], s["fm2_nets"],
-                        generator=generator)[:, -1].numpy()
-        dead += int(np.sum(m <= 0))  # all units of a layer off (probability ~ Σ 2^-n_j): log M = -inf, left out
-        logm = np.log(m[m > 0])
-        var = float(np.var(logm, ddof=1))
-        # SE of a sample variance: sqrt((m4 - var²)/n), m4 the 4th central moment of the sample
-        se = float(np.sqrt(max(np.mean((logm - logm.mean()) ** 4) - var**2, 0) / len(logm)))
-        beta = float(sum(1.0 / n for n in widths))
-        rows.append((name, beta, var, se, float(_theory(widths, 2.0, widths[0]).log_var[-1])))
+        row, n_dead = _profile_stats(name, widths, s["fm2_nets"], generator)
+        rows.append(row)
+        dead += n_dead
     fig, (ax,) = new_axes()
-    for name, beta, var, se, th in rows:
-        ax.errorbar([5 * beta], [var], yerr=[2 * se], fmt="o", label=name)
-        ax.plot([5 * beta], [th], "k_", ms=14)
-    xs = np.linspace(0, 5 * max(r[1] for r in rows) * 1.05, 50)
+    for r in rows:
+        ax.errorbar([5 * r.beta], [r.var], yerr=[2 * r.se], fmt="o", label=r.name)
+        ax.plot([5 * r.beta], [r.exact], "k_", ms=14)
+    xs = np.linspace(0, 5 * max(r.beta for r in rows) * 1.05, 50)
     ax.plot(xs, xs, "k:", lw=1, label="Var log M = 5β")
     ax.set(xlabel="5β = 5 Σ 1/n_j", ylabel="Var log M_d", title=f"FM2: depth {s['fm2_depth']}")
     ax.legend(fontsize=7)
-    b.figure(fig, "fm2_varlog", "Var log M_d against 5β for width profiles of equal depth (He init, ReLU); "
-             "bars ± 2 SE, black ticks: exact theory (length_moments), dotted: the 5β approximation.")
+    b.figure(fig, "fm2_varlog", f"Var log M_d against 5β for width profiles of equal depth (He init, ReLU, "
+             f"{s['fm2_nets']} nets each); bars ± 2 SE, black ticks: exact finite-width law (length_moments), dotted: "
+             "the 5β approximation. Equal-β profiles share an x position.")
     if dead:
         b.notes.append(f"FM2: {dead} simulated nets had a layer with all units off (M_d = 0) and were left out")
-    betas, vars_ = np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
-    slope = float(np.sum(5 * betas * vars_) / np.sum((5 * betas) ** 2))
-    name, beta, var, se, th = max(rows, key=lambda r: abs(r[2] / r[4] - 1))
-    b.claim(*FM2_CLAIMS[0], f"worst profile {name}: Var log M = {var:.3f} ± {se:.3f} vs theory {th:.3f} "
-            f"(β = {beta:.3f}); least-squares slope on 5β through 0: {slope:.2f} (> 1 at narrow widths, where the "
-            f"exact per-layer variance exceeds 5/n); {len(rows)} profiles, {s['fm2_nets']} nets each",
-            rule="relative", value=var, target=th, holds=max(0.1, 4 * se / th), partial=max(0.3, 8 * se / th))
-    pairs = [(r1, r2) for i, r1 in enumerate(rows) for r2 in rows[i + 1:] if abs(r1[1] - r2[1]) < 1e-9]
-    if pairs:
-        r1, r2 = pairs[0]
-        b.claim(*FM2_CLAIMS[1], f"{r1[0]}: {r1[2]:.3f} ± {r1[3]:.3f}; {r2[0]}: {r2[2]:.3f} ± {r2[3]:.3f} "
-                f"(β = {r1[1]:.3f})", rule="zscore", value=r1[2], target=r2[2], error=float(np.hypot(r1[3], r2[3])))
+    wide = [r for r in rows if r.min_width >= WIDE]
+    if wide:
+        b.claims.append(judge_five_beta(wide))
+    pair = _equal_beta_pair(rows, wide=True)
+    if pair:
+        b.claims.append(judge_equal_beta(*pair))
+    b.claims.append(judge_exact_law(rows))
+    pair = _equal_beta_pair(rows, wide=False)
+    if pair:
+        b.claims.append(judge_narrow_pair(*pair))
 
 
 def _resnet(b: ReportBuilder, s: dict, generator) -> None:

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass
 __all__ = ["execute_batch", "SweepSummary"]
 
 
-def execute_batch(trial_dicts: list[dict], *, data=None, progress: bool = False, fail_once: str | None = None):
-    """Train one batch of trial configs; returns ``(list of TrialResult.to_dict(), environment dict)``.
+def execute_batch(trial_dicts: list[dict], *, data=None, progress: bool = False, fail_once: str | None = None,
+                  device: str = "cpu"):
+    """Train one batch of trial configs on ``device``; returns ``(list of TrialResult.to_dict(), environment dict)``.
 
     ``fail_once`` (tests of retries): a file path; if it does not exist yet the call creates it and raises
     ``RuntimeError``, so the first attempt fails and a retry succeeds."""
@@ -25,8 +26,8 @@ def execute_batch(trial_dicts: list[dict], *, data=None, progress: bool = False,
     from deepstart.experiments.train import Trial, train_batch
 
     trials = [Trial.from_dict(d) for d in trial_dicts]
-    results = train_batch(trials, data, progress=progress)
-    return [r.to_dict() for r in results], environment()
+    results = train_batch(trials, data, progress=progress, device=device)
+    return [r.to_dict() for r in results], environment(str(device))
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class SweepSummary:
     batches: int
     seconds: float
     backend: str
+    stale: int = 0  # stored results whose provenance fingerprint differed (rerun, or kept when reuse_stale)
+    reused_stale: int = 0  # of those, kept as they were (reuse_stale=True); counted in skipped
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,17 +19,18 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_local(batches: list[list[dict]], *, workers: int = 1, data=None, progress: bool = False):
-    """Yield ``(results, environment)`` for each batch of trial dicts as it finishes."""
+def run_local(batches: list[list[dict]], *, workers: int = 1, data=None, progress: bool = False,
+              device: str = "cpu"):
+    """Yield ``(results, environment)`` for each batch of trial dicts as it finishes, trained on ``device``."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if workers == 1 or len(batches) <= 1:
         for batch in batches:
-            yield execute_batch(batch, data=data, progress=progress)
+            yield execute_batch(batch, data=data, progress=progress, device=device)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                 initargs=(threads,)) as pool:
-        futures = [pool.submit(execute_batch, batch, data=data) for batch in batches]
+        futures = [pool.submit(execute_batch, batch, data=data, device=device) for batch in batches]
         for future in cf.as_completed(futures):
             yield future.result()

@@ -16,19 +16,19 @@ from __future__ import annotations
 __all__ = ["run_ray"]
 
 
-def _task(batch: list[dict], fail_once: str | None):
+def _task(batch: list[dict], fail_once: str | None, device: str = "cpu"):
     import torch
 
     from deepstart.experiments.runners.base import execute_batch
 
     torch.set_num_threads(1)
-    return execute_batch(batch, fail_once=fail_once)
+    return execute_batch(batch, fail_once=fail_once, device=device)
 
 
 def run_ray(batches: list[list[dict]], *, address: str | None = None, workers: int | None = None,
-            max_retries: int = 3, fail_once: str | None = None):
-    """Yield ``(results, environment)`` per batch as Ray tasks finish. ``fail_once`` (tests): the first batch's
-    first attempt raises, exercising the retry path."""
+            max_retries: int = 3, fail_once: str | None = None, device: str = "cpu"):
+    """Yield ``(results, environment)`` per batch as Ray tasks finish, trained on ``device`` on the workers.
+    ``fail_once`` (tests): the first batch's first attempt raises, exercising the retry path."""
     try:
         import ray
     except ImportError:
@@ -45,8 +45,9 @@ def run_ray(batches: list[list[dict]], *, address: str | None = None, workers: i
         ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
         started = True
     try:
-        task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_task)
-        pending = [task.remote(batch, fail_once if i == 0 else None) for i, batch in enumerate(batches)]
+        gpus = 1 if str(device).startswith("cuda") else 0  # Ray hides GPUs from tasks that do not ask for one
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=max_retries, retry_exceptions=True)(_task)
+        pending = [task.remote(batch, fail_once if i == 0 else None, device) for i, batch in enumerate(batches)]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
