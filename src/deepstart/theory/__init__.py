@@ -23,7 +23,8 @@ from deepstart.theory.finite_width import FailureModes, LengthMoments, failure_m
 # --- end issue 3 block ---
 
 # --- random walk (Sussillo–Abbott) ---
-from deepstart.theory.random_walk import RANDOM_WALK_ACTIVATIONS, random_walk_gain, random_walk_log_stats
+from deepstart.theory.random_walk import RANDOM_WALK_ACTIVATIONS, random_walk_gain, random_walk_gain_at_depth, \
+    random_walk_log_stats
 # --- end random walk block ---
 
 # --- fractional moments (Gurbuzbalaban–Hu) ---
