@@ -73,7 +73,8 @@ def test_report_writes_selfcontained_html_md_png(tmp_path):
     assert "does not hold" in html and "holds" in html
     assert paths["png:fig1"].read_bytes() == base64.b64decode(PNG_1PX)
     md = paths["md"].read_text()
-    assert "| a | A holds | 1.0 | **holds** |" in md and "![fig1](demo_fig1.png)" in md
+    assert "| a | A holds | 1.0 | \\|value/target − 1\\| ≤ 0.1 holds, ≤ 0.3 partially | **holds** |" in md
+    assert "![fig1](demo_fig1.png)" in md and "wall time 2 s" in md
     saved = json.loads(paths["json"].read_text())
     assert [c["status"] for c in saved["claims"]] == [HOLDS, FAILS]
 

@@ -191,7 +191,7 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
              "`deepstart.experiments.reproduce.claims`.", ""]
     for r in reports:
         counts = ", ".join(f"{n} {s}" for s, n in r.status_counts().items())
-        lines += [f"- [{r.title}](#{r.paper}) — {counts}"]
+        lines += [f"- [{r.title}](#{r.paper}) — {counts} ({r.mode}, {r.seconds:.0f} s)"]
     lines.append("")
     text = "\n".join(lines) + "\n" + "\n".join(f'<a id="{r.paper}"></a>\n\n' + r.to_markdown(image_prefix)
                                               for r in reports)

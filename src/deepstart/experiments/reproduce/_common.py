@@ -125,11 +125,13 @@ class ReportBuilder:
         name = f"reproduce/{self.paper}/{self.mode}/{section}"
         with Store(self.store) as store:
             try:
-                run_sweep(trials, store, backend=self.backend, workers=self.workers, name=name,
-                          progress=self.progress, device=self.device, reuse_stale=self.reuse_stale)
+                summary = run_sweep(trials, store, backend=self.backend, workers=self.workers, name=name,
+                                    progress=self.progress, device=self.device, reuse_stale=self.reuse_stale)
             except FileNotFoundError:
                 self.missing_data.update(_missing_datasets({t.dataset for t in trials}))
                 raise
+            self.notes.append(f"training {section!r}: {summary.ran} trial(s) trained now, {summary.skipped} taken from "
+                              f"the store {self.store} ({summary.reused_stale} of them stale, kept by --reuse-stale)")
             return {r.trial_id: r for r in store.results(name)}
 
     def build(self) -> PaperReport:
