@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import time
 
+import torch
 
-def best_of(fn, repeats: int, *, warmup: bool = False):
-    """``(min seconds over repeats, last result)``; the minimum is the least noisy estimate on a shared machine."""
+
+def best_of(fn, repeats: int, *, warmup: bool = False, device=None):
+    """``(min seconds over repeats, last result)``; the minimum is the least noisy estimate on a shared machine.
+    With a CUDA ``device`` each timing waits for the queued GPU work."""
+    cuda = device is not None and torch.device(device).type == "cuda"
     if warmup:
         fn()
     times, out = [], None
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         out = fn()
+        if cuda:
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     return min(times), out

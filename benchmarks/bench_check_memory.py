@@ -12,7 +12,10 @@ a baseline is timed: the straightforward loop a user would write (the given mode
 its architecture under seeds 1..n−1; each: forward with hooks recording ‖x‖² at every block output and retaining its
 gradient, backward of ⟨u, output⟩ with a fixed Gaussian u); ``ratio`` is check/baseline wall time (> 1: check is
 slower), ``cpu_ratio`` the same in process CPU time (steadier on a shared machine). MB = 10⁶ bytes. Prints a human
-line per model, then one JSON line per model.
+line per model, then one JSON line per model; for GPT-2 also the roofline line of ``_roofline.py`` (its ``ratio`` is
+baseline/check, ≥ 0.8 being issue 14's target of check within 1.25× of the loop; ``roofline_fraction``: the loop's
+forward and backward FLOPs, counted by ``torch.utils.flop_counter`` on one init, over check's time and the GEMM rate
+at the MLP's ``[128, 768] @ [768, 3072]``).
 
     python benchmarks/bench_check_memory.py
     python benchmarks/bench_check_memory.py --quick            # n_inits = 2, a smoke test
@@ -172,6 +175,17 @@ def child(name: str, n_inits: int, threads: int) -> dict:
     t_base, c_base = time.perf_counter() - t0, time.process_time() - c0
     out.update(baseline_s=round(t_base, 2), baseline_cpu_s=round(c_base, 2), ratio=round(t_check / t_base, 2),
                cpu_ratio=round(c_check / c_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
+    if name == "gpt2":
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from _roofline import fraction, gemm_rate
+
+        with FlopCounterMode(display=False) as counter:
+            straightforward_loop(model, inputs, rebuild, block, 1, torch.Generator().manual_seed(0))
+        flop = n_inits * float(counter.get_total_flops())
+        frac, limit = fraction(seconds=t_check, flop=flop, rate=gemm_rate(128, 768, 3072))
+        out["roofline"] = {"name": "check_gpt2", "ratio": t_base / t_check, "baseline_s": t_base, "ours_s": t_check,
+                           "roofline_fraction": frac, "limit": limit, "device": "cpu", "flop": flop}
     return out
 
 
@@ -224,7 +238,12 @@ def main() -> None:
                   "machine": platform.machine()})
         results.append(r)
     for r in results:
+        roof = r.pop("roofline", None)
         print(json.dumps(r))
+        if roof is not None:
+            print(f"{roof['name']}: {roof['ratio']:.2f}x the baseline, {100 * roof['roofline_fraction']:.0f}% of the "
+                  f"measured {roof['limit']} limit")
+            print(json.dumps(roof))
 
 
 if __name__ == "__main__":

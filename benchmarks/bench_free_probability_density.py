@@ -6,7 +6,10 @@ same spectrum); its accuracy is measured against the same spectrum at twice the 
 baseline samples ``--nets`` random nets of width ``--width`` (``deepstart.diagnose.sample_jacobian_spectrum``),
 histograms their eigenvalues between the 5% and 95% theory quantiles and measures its relative L2 error against the
 theory density; the time it would need to reach the theory's accuracy is extrapolated with error ∝ 1/√samples
-(ignoring the finite-width bias, which favours Monte Carlo). Prints a human line, then one JSON line.
+(ignoring the finite-width bias, which favours Monte Carlo). Roofline: the theory is a short root-finding
+per point, latency-bound rather than throughput-bound; its fraction is reported against memory bandwidth for the
+data it must touch (read λ, write ρ: 16 bytes per point), which shows how far from any hardware limit it runs.
+Prints a human line, then one JSON line.
 
     python benchmarks/bench_free_probability_density.py
     python benchmarks/bench_free_probability_density.py --activation relu --weights gaussian --width 100
@@ -14,13 +17,14 @@ theory density; the time it would need to reach the theory's accuracy is extrapo
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import numpy as np
 
 from deepstart.theory import jacobian_spectrum
+
+from _roofline import bandwidth, report
 
 
 def _theory(args, lam=None):
@@ -95,7 +99,8 @@ def main() -> None:
           f"({t_warm:.3f} s warm; target < 1 s), rel. error {theory_err:.1e}; Monte Carlo {args.nets}×N={args.width} "
           f"{t_mc:.1f} s, rel. error {mc_err:.2f} → ≈ {t_mc_equal:.2g} s for equal accuracy: ratio {ratio:.3g}× "
           f"({result['ratio_at_1pct']:.3g}× at 1% accuracy)")
-    print(json.dumps(result))
+    report("free_probability_density", baseline_s=t_mc_equal, ours_s=t_cold, device="cpu",
+           nbytes=16.0 * args.points, bandwidth=bandwidth(), extra=result)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 Target (issue 3): a 256 × 256 (σ_w, σ_b) tanh phase diagram (χ₁, q*, ξ_c) at least 50× faster than looping
 ``fixed_point`` / ``chi_1`` / ``depth_scales`` point by point, and well under a second on one core.
 The loop is timed on a random subset of grid points (``--loop-points``) and extrapolated per point; the script
-checks that the two agree on that subset. Prints a human line, then one JSON line.
+checks that the two agree on that subset. Roofline: memory bandwidth for a lower bound on the data the grid
+computation touches, one float64 pass over grid × quadrature nodes (``order`` = 24 in ``phase_diagram``); the
+fixed-point iterations and the ξ_c integrals make the real traffic several times that, so the fraction is a lower
+bound. Prints a human line, then one JSON line.
 
     python benchmarks/bench_phase_diagram.py
     python benchmarks/bench_phase_diagram.py --size 128 --loop-points 64
@@ -11,13 +14,14 @@ checks that the two agree on that subset. Prints a human line, then one JSON lin
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import numpy as np
 
 from deepstart.theory import chi_1, depth_scales, fixed_point, phase_diagram
+
+from _roofline import bandwidth, report
 
 
 def _vectorized(sw, sb, repeats):
@@ -83,7 +87,8 @@ def main() -> None:
     print(f"tanh phase diagram {args.size}x{args.size}: vectorized {t_vec:.3f} s, scalar loop ≈ {t_loop:.1f} s "
           f"(from {len(idx)} points) → {ratio:.0f}× (target ≥ 50×); q*/χ₁ alone ≈ {t_loop_qchi:.1f} s → "
           f"{t_loop_qchi / t_vec:.0f}×; max rel. diff {result['max_rel_diff']:.2e}")
-    print(json.dumps(result))
+    report("phase_diagram", baseline_s=t_loop, ours_s=t_vec, device="cpu", nbytes=8.0 * args.size ** 2 * 24,
+           bandwidth=bandwidth(), extra=result)
 
 
 if __name__ == "__main__":

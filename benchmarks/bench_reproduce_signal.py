@@ -3,15 +3,16 @@
 The reproductions measure output-length laws over thousands of independent random networks
 (``deepstart.experiments.reproduce._common.mlp_lengths``). Baseline: build each net as an ``nn.Sequential`` of
 ``nn.Linear``/``nn.ReLU``, initialize with ``torch.nn.init.normal_`` and run one forward pass, in a Python loop.
-Target: ≥ 10× on 2 CPU cores at 1000 nets, depth 20, width 20 (Hanin & Rolnick width = depth). Prints a human line,
-then one JSON line.
+Target: ≥ 10× on 2 CPU cores at 1000 nets, depth 20, width 20 (Hanin & Rolnick width = depth). Roofline: the work
+is drawing nets × depth × width² Gaussian weights and one batched product per layer (2·width² FLOP per net and
+layer, negligible); the fraction is against memory bandwidth for the weights written once and read once (8 bytes
+per float32 weight). Prints a human line, then one JSON line.
 
     python benchmarks/bench_reproduce_signal.py [--nets 1000 --depth 20 --width 20 --threads 2]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
@@ -19,6 +20,8 @@ import torch
 from torch import nn
 
 from deepstart.experiments.reproduce._common import mlp_lengths
+
+from _roofline import bandwidth, report
 
 
 def loop_lengths(width: int, depth: int, n_nets: int, generator: torch.Generator) -> torch.Tensor:
@@ -56,9 +59,10 @@ def main() -> None:
     print(f"{args.nets} nets, depth {args.depth}, width {args.width}: batched {t_vec:.3f} s, loop {t_loop:.3f} s, "
           f"speed-up {ratio:.1f}x (target >= 10x); mean M_d/M_0 batched {batched.mean():.3f}, loop "
           f"{looped.mean():.3f} (theory 1)")
-    print(json.dumps({"benchmark": "reproduce_signal", "nets": args.nets, "depth": args.depth, "width": args.width,
-                      "threads": args.threads, "batched_s": t_vec, "loop_s": t_loop, "speedup": ratio,
-                      "mean_batched": float(batched.mean()), "mean_loop": float(looped.mean())}))
+    report("reproduce_signal", baseline_s=t_loop, ours_s=t_vec, device="cpu",
+           nbytes=8.0 * args.nets * args.depth * args.width ** 2, bandwidth=bandwidth(),
+           extra={"nets": args.nets, "depth": args.depth, "width": args.width, "threads": args.threads,
+                  "target": 10.0, "mean_batched": float(batched.mean()), "mean_loop": float(looped.mean())})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from deepstart.cli._args import integer, plain, sizes
+from deepstart.cli._args import device, integer, plain, sizes
 
 FAIL_ON_LEVELS = ("warning", "error")
 
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--fix", action="store_true", help="apply the best recommendation, re-check, and write the fixed "
                                                       "model's reports beside the original (*.fixed.html/json)")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")
+    p.add_argument("--device", type=device, help="measure on this device: cpu, cuda, cuda:N or mps (default: where "
+                   "the model is built, the CPU); the model is copied there, TF32 is off")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     p.set_defaults(handler=run, mode=None)
 
@@ -200,6 +202,10 @@ def _run(args) -> int:
     from deepstart.diagnose.checker import prepare_inputs
 
     level, categories = _fail_on(args.fail_on)
+    if args.device is not None:
+        from deepstart.diagnose._device import resolve_device
+
+        resolve_device(args.device)  # e.g. cuda without CUDA: exit 2 before anything is built
     # independent streams: a zoo model and Gaussian inputs drawn from the same seed would be correlated
     # (the inputs would be rows of the first weight matrix)
     model_seed, input_seed, fix_seed = (int(s) for s in np.random.SeedSequence(args.seed).generate_state(3))
@@ -209,7 +215,7 @@ def _run(args) -> int:
     n_inits = 1 if args.given else args.n_inits
     if args.given and (args.init or args.fix):
         raise ValueError("--given measures the model as it is: it cannot be combined with --init or --fix")
-    kw = {"n_inits": n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian}
+    kw = {"n_inits": n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian, "device": args.device}
     gen = torch.Generator().manual_seed(input_seed)
     if make_inputs is not None:
         inputs = make_inputs(gen)
@@ -226,7 +232,8 @@ def _run(args) -> int:
     if args.fix:
         rebuild = None if zoo is None else (lambda rec: _set_mode(zoo.rebuild(rec), args.mode))
         result = fix_(model, inputs, n_inits=args.n_inits, generator=torch.Generator().manual_seed(fix_seed),
-                      report=report, rebuild=rebuild, jacobian=not args.no_jacobian, batch_size=args.batch)
+                      report=report, rebuild=rebuild, jacobian=not args.no_jacobian, batch_size=args.batch,
+                      device=args.device)
         print(f"\n{result}", file=human)
         if result.applied:
             from dataclasses import replace

@@ -66,7 +66,8 @@ def haar_orthogonal(batch: int, n: int, *, generator: torch.Generator | None, de
                     dtype=torch.float64) -> torch.Tensor:
     """``[batch, n, n]`` Haar-distributed orthogonal matrices: QR of a Gaussian with the signs of diag(R) moved
     into Q (Mezzadri 2007, "How to generate random matrices from the classical compact groups", §5)."""
-    g = torch.randn(batch, n, n, generator=generator, dtype=dtype).to(device)
+    where = generator.device if generator is not None else device  # drawn where the generator draws
+    g = torch.randn(batch, n, n, generator=generator, dtype=dtype, device=where).to(device)
     q, r = torch.linalg.qr(g)
     return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
 
@@ -127,28 +128,39 @@ def sample_jacobian_spectrum(activation, depth: int, width: int, *, weights: str
         weights: ``"orthogonal"`` or ``"gaussian"``.
         q_star, sigma_w, sigma_b: operating point (σ's are standard deviations).
         n_samples: networks, simulated together with batched float64 matmuls.
-        generator: ``torch.Generator`` (CPU) for all draws.
-        device: where to compute (default CPU).
+        generator: ``torch.Generator`` for all draws.
+        device: where to compute (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default CPU). On a GPU the draws
+            are made there, by a generator on it seeded from ``generator`` (one draw) unless ``generator`` is
+            already on that kind of device; ``device="cpu"`` gives exactly the default's values.
+
+    Raises:
+        ValueError: ``device`` is unknown, unavailable (``"cuda"`` without CUDA) or unsupported (``"meta"``).
 
     Returns:
         ``ndarray [n_samples, width]``: eigenvalues of ``JJᵀ`` per network, descending.
     """
+    from deepstart.diagnose._device import generator_on, resolve_device
+
     _check(depth, width, weights, n_samples)
+    device = resolve_device(device)
+    generator = generator_on(generator, device)
+    where = generator.device if generator is not None else device  # draws: on the generator's device, no copies
     sw, sb, q = _resolve_point(activation, q_star, sigma_w, sigma_b, activation_params)
     if not q > sb ** 2 - 1e-15 or sw <= 0:
         raise ValueError(f"q_star={q} must exceed sigma_b²={sb ** 2} and sigma_w={sw} must be > 0 so that inputs "
                          "can start the pre-activations at q_star")
     pair = _phi_and_dphi(activation, activation_params)
     n, dt = width, torch.float64
-    x = torch.randn(n_samples, n, generator=generator, dtype=dt).to(device)
+    x = torch.randn(n_samples, n, generator=generator, dtype=dt, device=where).to(device)
     x = x * torch.sqrt(n * max(q - sb ** 2, 0.0) / sw ** 2 / (x ** 2).sum(1, keepdim=True))
     jac = torch.eye(n, dtype=dt, device=device).expand(n_samples, n, n)
     for _ in range(depth):
         if weights == "orthogonal":
             w = sw * haar_orthogonal(n_samples, n, generator=generator, device=device)
         else:
-            w = (sw / math.sqrt(n)) * torch.randn(n_samples, n, n, generator=generator, dtype=dt).to(device)
-        b = sb * torch.randn(n_samples, n, generator=generator, dtype=dt).to(device)
+            w = (sw / math.sqrt(n)) * torch.randn(n_samples, n, n, generator=generator, dtype=dt,
+                                                  device=where).to(device)
+        b = sb * torch.randn(n_samples, n, generator=generator, dtype=dt, device=where).to(device)
         h = torch.bmm(w, x.unsqueeze(-1)).squeeze(-1) + b
         x, d = pair(h)
         jac = d.unsqueeze(-1) * torch.bmm(w, jac)

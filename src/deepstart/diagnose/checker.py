@@ -80,7 +80,7 @@ def _check_args(model, n_inits):
 
 def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, factory=None,
           loss=None, generator: torch.Generator | None = None, batch_size: int = 8, jacobian: bool = True,
-          progress: bool = False, name: str | None = None) -> Report:
+          progress: bool = False, name: str | None = None, device=None) -> Report:
     """Check whether ``model`` starts training at initialization; return a :class:`Report`.
 
     The pipeline is capture → structure → law → verdict (``docs/laws.md``): one recorded forward
@@ -110,21 +110,31 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         batch_size: number of Gaussian inputs when ``inputs`` is None.
         jacobian: measure the input-output Jacobian's singular values (exact or Lanczos by size).
         progress: show a tqdm progress bar on stderr (one step per init).
+        device: where to measure: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device`` (default:
+            where the model's parameters are). The given model is never moved: when its parameters live elsewhere,
+            a copy made on the device is measured. Inputs are moved there; re-inits are drawn there by generators
+            seeded from ``generator`` (reproducible per device: a GPU's draws differ from the CPU's); statistics
+            stay there until one transfer at the end, and TF32 is off for the call (restored after).
 
     Raises:
         ModelForwardError (a ValueError): the forward pass raised; names the module and the shapes it got.
         ControlFlowError (a ValueError): the inits ran different ops (data-dependent control flow).
+        ValueError: ``device`` is unknown, not available here (``"cuda"`` without CUDA) or not supported
+            (``"meta"``); the message says what to pass instead.
     """
+    from deepstart.diagnose._device import (fork_rng, full_precision, generator_on, model_on, resolve_device,
+                                            to_device)
     from deepstart.diagnose.capture import capture
     from deepstart.diagnose.stream import _buffers, _with_grad, init_sources, measure
     from deepstart.diagnose.structure import read_sites
 
     _check_args(model, n_inits)
+    dev = resolve_device(device)
     compiled = getattr(model, "_orig_mod", None)
     if isinstance(compiled, nn.Module):  # torch.compile: read the eager module it wraps (same parameters)
         report = check(compiled, inputs, input_shape=input_shape, n_inits=n_inits, reinit=reinit, factory=factory,
                        loss=loss, generator=generator, batch_size=batch_size, jacobian=jacobian, progress=progress,
-                       name=name or f"compiled {type(compiled).__name__}")
+                       name=name or f"compiled {type(compiled).__name__}", device=device)
         from dataclasses import replace
 
         return replace(report, notes=(*report.notes, "torch.compile'd module: the eager module it wraps was checked "
@@ -133,14 +143,17 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         raise TypeError(f"factory must be a callable returning an nn.Module, got {type(factory).__name__}")
     generator = generator if generator is not None else torch.Generator()
     started = time.perf_counter()
+    model = model_on(model, dev)  # the given model, or a copy on the device (the given one is never moved)
+    where = dev if dev is not None else _device_of(model)
     modes = {m: m.training for m in model.modules()}
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}  # safety: every forward uses copies
     bar = _progress(progress, n_inits + 2)
     try:
         args, kwargs, batch, in_desc = prepare_inputs(model, inputs, input_shape, batch_size=batch_size,
                                                       generator=generator)
+        args, kwargs = to_device(args, dev), to_device(kwargs, dev)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():  # dropout & co.: seeded, restored RNG
+        with fork_rng(where), warnings.catch_warnings(), full_precision(where):  # dropout & co.: seeded, restored
             warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
             torch.manual_seed(seed)
             graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
@@ -152,11 +165,10 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             if sites and loss is None and not cotangent:
                 raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
             bar.update(1)
-            nonfinite = tuple(k for k, p in model.named_parameters()
-                              if p.is_floating_point() and not bool(torch.isfinite(p.detach()).all()))
+            nonfinite = _nonfinite(model)
             given = dict(model.named_parameters())
             families, laws = _families_laws(model, given)
-            reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws)
+            reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws, where)
             source = iter(source)
             first = next(source)
             if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
@@ -164,12 +176,12 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             _set_laws(sites, laws)
             if sites:
                 raw = measure(model, graph, sites, info, args, kwargs, _chain_first(first, source), loss,
-                              cotangent, batch, seed=seed, bar=bar)
+                              cotangent, batch, seed=seed, bar=bar, device=where)
             else:
                 raw = None
             jac, notes = None, [note for s in sites for note in s.notes]
             if jacobian and sites:
-                jac, note = _jacobian(model, first, args, kwargs, generator)
+                jac, note = _jacobian(model, first, args, kwargs, generator_on(generator, where))
                 if note:
                     notes.append(note)
             bar.update(1)
@@ -226,6 +238,23 @@ def _families_laws(model, params: dict) -> tuple:
     """(family, law) of every parameter, converting one tensor at a time to float64 (no copy of the model)."""
     families = {k: infer_family(v) for k, v in params.items()}
     return families, infer_laws(model, {k: v.detach()[None] for k, v in params.items()}, families)
+
+
+def _device_of(model: nn.Module) -> torch.device | None:
+    """The device of the model's first parameter or buffer (None: it has none)."""
+    t = next(iter([*model.parameters(), *model.buffers()]), None)
+    return None if t is None else t.device
+
+
+def _nonfinite(model: nn.Module) -> tuple:
+    """Names of the floating-point parameters holding a NaN or an infinity (one host transfer per device)."""
+    named = [(k, p) for k, p in model.named_parameters() if p.is_floating_point()]
+    flags = {}
+    for where in dict.fromkeys(p.device for _, p in named):
+        keys = [k for k, p in named if p.device == where]
+        ok = torch.stack([torch.isfinite(p.detach()).all() for k, p in named if p.device == where]).tolist()
+        flags.update(zip(keys, ok))
+    return tuple(k for k, _ in named if not flags[k])
 
 
 def _chain_first(first, rest):

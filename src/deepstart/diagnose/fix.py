@@ -81,7 +81,8 @@ def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report,
 
 
 def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, generator=None,
-         report: Report | None = None, rebuild=None, keep_unverified: bool = False, **check_kwargs) -> FixResult:
+         report: Report | None = None, rebuild=None, keep_unverified: bool = False, device=None,
+         **check_kwargs) -> FixResult:
     """Check ``model``, apply the best applicable recommendation in place, and re-check on the same inputs.
 
     A fix never harms: when the re-measurement does not verify it, every parameter and buffer is restored bitwise
@@ -94,10 +95,16 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
         rebuild: ``callable(Recommendation) -> nn.Module | None`` for changes that need a new model (widths);
             the built-in zoo provides one. Without it such recommendations are skipped.
         keep_unverified: keep an applied change even when the re-measurement still finds errors.
+        device: where both checks measure (see :func:`deepstart.check`): the recommendation is applied to
+            ``model`` in place where it is; the checks measure a copy on ``device`` when it is elsewhere.
 
     Returns:
         :class:`FixResult` with ``before`` and ``after`` reports; ``verified`` comes from the new measurement.
     """
+    from deepstart.diagnose._device import resolve_device
+
+    resolve_device(device)  # a bad device fails before anything is measured or changed
+    check_kwargs["device"] = device
     generator = generator if generator is not None else torch.Generator()
     if inputs is None:
         args, kwargs, _, _ = prepare_inputs(model, None, input_shape, batch_size=check_kwargs.get("batch_size", 8),

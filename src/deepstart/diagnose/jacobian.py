@@ -128,7 +128,8 @@ def _check_args(method, k, x):
 
 
 def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = None, generator=None,
-                             n_probes: int = 16, tol: float = 1e-5, max_dim: int | None = None) -> SingularValues:
+                             n_probes: int = 16, tol: float = 1e-4, max_dim: int | None = None,
+                             device=None) -> SingularValues:
     """Singular values of the input-output Jacobian of ``model`` at the single input ``x``.
 
     Pennington, Schoenholz & Ganguli 2017, eq. 2: ``J = ∂x^L/∂x^0``; dynamical isometry means all σ_i ≈ 1.
@@ -142,8 +143,17 @@ def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = 
         k: number of top singular values (lanczos default 10; for exact, truncates the result).
         generator: ``torch.Generator`` for the Rademacher SLQ probes (lanczos only).
         n_probes: SLQ probes = Lanczos block size (lanczos only; at least ``k`` is used for the block).
-        tol: relative accuracy target of the top-``k`` eigenvalues of the Gram matrix (so ≈ tol/2 for σ).
+        tol: relative accuracy target of the top-``k`` singular values (the Krylov size is chosen from it: the
+            Gram matrix's top eigenvalues are asked to 2·tol; lanczos only).
         max_dim: cap on the Krylov dimension (default: the Gram matrix's size).
+        device: where to compute (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default: where the model and ``x``
+            are). The given model is never moved: a copy made on the device is used when its parameters are
+            elsewhere; ``x`` is moved; the probes are drawn there (a generator on it seeded from ``generator``
+            unless ``generator`` already draws there); TF32 is off for the call.
+
+    Raises:
+        ValueError: a bad ``method``/``k``/``x``, or a ``device`` that is unknown, unavailable (``"cuda"``
+            without CUDA) or unsupported (``"meta"``).
 
     Example:
         >>> import torch
@@ -153,6 +163,16 @@ def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = 
         ((8,), True)
     """
     _check_args(method, k, x)
+    from deepstart.diagnose._device import full_precision, generator_on, model_on, resolve_device
+
+    dev = resolve_device(device)
+    if dev is not None:
+        model, x, generator = model_on(model, dev), x.to(dev), generator_on(generator, dev)
+    with full_precision(x.device):
+        return _singular_values(model, x, method, k, generator, n_probes, tol, max_dim)
+
+
+def _singular_values(model, x, method, k, generator, n_probes, tol, max_dim) -> SingularValues:
     from deepstart.diagnose._sequential import flat_function
 
     f, v = flat_function(model, x)
@@ -205,12 +225,12 @@ def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> 
         else:
             path, matvec = "JJt", lambda q: jv(jtu(q.to(dtype))).double()
         z = rademacher(n, block, generator=generator, device=v.device)
-        res = block_lanczos(matvec, z, k=k, tol=tol, max_dim=max_dim)
+        res = block_lanczos(matvec, z, k=k, tol=2 * tol, max_dim=max_dim)
     probe_m1 = (z * res.first_block).sum(0) / n  # zᵀ G z / n
     probe_m2 = (res.first_block ** 2).sum(0) / n  # ‖G z‖² / n
     per = torch.stack([probe_m1, probe_m2]).cpu().numpy()
     theta = res.ritz_values.clamp_min(0).cpu().numpy()
-    values = np.sqrt(theta[::-1][:k]).copy()
+    values = np.sqrt(res.top_values.clamp_min(0).cpu().numpy()[:k])  # refined top-k (lanczos.py), descending
     return SingularValues(values=values, method="lanczos", path=path, complete=bool(res.exact and k >= n),
                           input_dim=n_in, output_dim=n_out, moments=tuple(float(m) for m in per.mean(1)),
                           moment_errors=tuple(float(e) for e in per.std(1, ddof=1) / np.sqrt(block)),

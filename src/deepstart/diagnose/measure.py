@@ -8,6 +8,8 @@ The measuring itself is in :mod:`deepstart.diagnose.stream`.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -68,33 +70,45 @@ def _is_orthogonal(w2: np.ndarray) -> bool:
     return float(np.linalg.norm(g)) <= _ORTHO_RTOL * s2 * g.shape[0] ** 0.5
 
 
-def _resample(p: torch.Tensor, family: str, generator, law=None) -> torch.Tensor:
+def _resample(p: torch.Tensor, family: str, generator, law=None, *, spec=None) -> torch.Tensor:
     """One new draw of ``p`` from the family it was drawn from, keeping mean and std (orthogonal and
     delta-orthogonal: the scale; constant: ``p`` itself); with a :class:`~deepstart.diagnose.law.Law`, normal and
-    uniform draws use its mean and variance."""
+    uniform draws use its mean and variance. The draw is made on ``p``'s device with ``generator`` (which must draw
+    there); ``spec``: :func:`_draw_spec` of ``p``, computed once when ``p`` is redrawn many times."""
+    spec = _draw_spec(p, family, law) if spec is None else spec
     if family in ("normal", "uniform"):
-        mean, std = _mean_std(p, law)
-        draw = (torch.randn if family == "normal" else torch.rand)(p.shape, generator=generator, dtype=p.dtype)
+        mean, std = spec
+        out = torch.empty(p.shape, dtype=p.dtype, device=p.device)
         if family == "uniform":
             a = 3 ** 0.5 * std
-            return draw.mul_(2 * a).add_(mean - a).to(p.device)
-        return draw.mul_(std).add_(mean).to(p.device)
+            return out.uniform_(mean - a, mean + a, generator=generator)
+        return out.normal_(mean, std, generator=generator)
     if family == "constant":
         return p.detach()
     from deepstart.init.orthogonal import haar_orthogonal  # orthogonal / delta_orthogonal
 
-    w = p.detach().to("cpu", torch.float64)
-    centre = (slice(None), slice(None), *(k // 2 for k in w.shape[2:]))
-    core = w if family == "orthogonal" else w[centre]
-    rows, cols = core.shape[0], int(core[0].numel())
-    scale = (float((core.reshape(rows, -1) ** 2).sum()) / min(rows, cols)) ** 0.5
-    mat = haar_orthogonal(rows, cols, generator=generator) * scale
+    centre = (slice(None), slice(None), *(k // 2 for k in p.shape[2:]))
+    rows = p.shape[0]
+    cols = math.prod(p.shape[1:]) if family == "orthogonal" else p.shape[1]
+    mat = haar_orthogonal(rows, cols, generator=generator, device=p.device) * spec
     if family == "orthogonal":
-        out = mat.reshape(p.shape)
-    else:
-        out = torch.zeros(p.shape, dtype=torch.float64)
-        out[centre] = mat
-    return out.to(p.device, p.dtype)
+        return mat.reshape(p.shape).to(p.dtype)
+    out = torch.zeros(p.shape, dtype=torch.float64, device=p.device)
+    out[centre] = mat
+    return out.to(p.dtype)
+
+
+def _draw_spec(p: torch.Tensor, family: str, law=None):
+    """What :func:`_resample` needs of ``p``: ``(mean, std)`` (normal, uniform), the scale ``‖W‖_F/√min(rows, cols)``
+    of the (centre) matrix (orthogonal, delta-orthogonal), else None."""
+    if family in ("normal", "uniform"):
+        return _mean_std(p, law)
+    if family not in ("orthogonal", "delta_orthogonal"):
+        return None
+    w = p.detach()
+    core = w if family == "orthogonal" else w[(slice(None), slice(None), *(k // 2 for k in w.shape[2:]))]
+    rows, cols = core.shape[0], int(core[0].numel())
+    return (float(core.double().pow(2).sum()) / min(rows, cols)) ** 0.5
 
 
 def describe_reinit(reinit) -> str:
@@ -116,8 +130,8 @@ def _mean_std(p, law):
 
 def _init_copy(clone, reinit, generator) -> None:
     if reinit == "reset":
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[]):
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        with torch.random.fork_rng(devices=[]):  # a device's RNG: forked by the caller
             torch.manual_seed(seed)
             for m in clone.modules():
                 if hasattr(m, "reset_parameters"):

@@ -20,13 +20,12 @@ whose ops change between inits has data-dependent control flow and gets a clear 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from deepstart.diagnose.capture import run_recorded
+from deepstart.diagnose.capture import replay
 
 __all__ = ["Measured", "measure", "init_sources", "ControlFlowError"]
 
@@ -48,50 +47,6 @@ class Measured:
     path: str = "stream"
 
 
-def _per_sample_sq(t: torch.Tensor, batch: int, mean: bool = True) -> np.ndarray:
-    x = t.detach().double()
-    if x.ndim >= 1 and x.shape[0] % batch == 0 and x.shape[0] > 0:  # [B, …] or a folded [B·T, …] (HF Conv1D)
-        sq = x.pow(2).reshape(batch, -1)
-        v = sq.mean(1) if mean else sq.sum(1)
-    else:
-        sq = x.pow(2).reshape(-1)
-        v = (sq.mean() if mean else sq.sum() / batch).expand(batch)
-    return v.cpu().numpy()
-
-
-def _dead(t: torch.Tensor, axis) -> float:
-    """Fraction of units along ``axis`` that are exactly 0 for every input and position."""
-    if t.ndim < 2:
-        return float(t.eq(0).double().mean())
-    axis = 1 if axis is None else axis % t.ndim
-    alive = t.detach().ne(0).movedim(axis, 0).reshape(t.shape[axis], -1).any(dim=1)
-    return float(1.0 - alive.double().mean())
-
-
-def _token_cos(t: torch.Tensor, batch: int) -> float:
-    """Mean cosine similarity of distinct tokens within one input, averaged over inputs ([B, T, C] only)."""
-    if t.ndim != 3 or t.shape[0] != batch or t.shape[1] < 2:
-        return math.nan
-    x = t.detach().double()
-    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-    g = x @ x.transpose(1, 2)
-    n = g.shape[1]
-    return float(((g.sum((1, 2)) - g.diagonal(dim1=1, dim2=2).sum(1)) / (n * (n - 1))).mean())
-
-
-def _entropy(p: torch.Tensor) -> float:
-    """Mean entropy of attention rows over log(number of keys each row can see): 1 uniform, 0 one-hot (rows that
-    see a single key, e.g. the first token under a causal mask, are left out)."""
-    x = p.detach().double().reshape(-1, p.shape[-1])
-    support = (x > 0).sum(-1)
-    keep = support > 1
-    if not bool(keep.any()):
-        return math.nan
-    x = x[keep]
-    h = -(x * torch.where(x > 0, x.log(), torch.zeros_like(x))).sum(-1)
-    return float((h / support[keep].double().log()).mean())
-
-
 def _loss(out, loss, cotangent):
     if loss is not None:
         return loss(out)
@@ -100,8 +55,14 @@ def _loss(out, loss, cotangent):
     return sum((u * o).sum() for u, o in zip(cotangent, float_outputs(out)))
 
 
-def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, batch, *, seed=0, bar=None) -> Measured:
-    """Measure all sites (module docstring) for each ``params`` dict (parameters and buffers) of ``inits``."""
+def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, batch, *, seed=0, bar=None,
+            device=None) -> Measured:
+    """Measure all sites (module docstring) for each ``params`` dict (parameters and buffers) of ``inits``.
+
+    The statistics stay on the model's device until every init is measured, then reach the host in one transfer
+    (:mod:`deepstart.diagnose._statistics`); no per-layer host synchronization."""
+    from deepstart.diagnose._statistics import to_host
+
     roles = {}
     for role, taps in (("site", dict(enumerate(info["taps"]))), ("pre", info["pre_taps"]),
                        ("branch", info["branch_taps"])):
@@ -110,53 +71,83 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
     for j, nids in info.get("softmax_taps", {}).items():
         for nid in nids:
             roles.setdefault(nid, []).append(("softmax", j))
-    rows, source = [], iter(inits)
+    taps, copied = _tap_plan(graph, roles)
+    pending, source = [], iter(inits)
     while (params := next(source, None)) is not None:
-        rows.append(_measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed))
+        pending.append(_measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params, loss, cotangent,
+                                    batch, seed, device))
         params = None  # freed before the next init is drawn: one parameter set alive at a time
         if bar is not None:
             bar.update(1)
+    rows = [_row(stats, zeros, roles, sites, batch)
+            for stats, (_, zeros) in zip(to_host([p for p, _ in pending]), pending)]
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     return Measured(stack["sq"], stack["grad"], stack["dead"], stack["pre_sq"], stack["pre_grad"],
                     stack["branch_sq"], stack["cos"], stack["entropy"])
 
 
-def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotangent, batch, seed) -> dict:
-    """One init: the forward replayed with taps (statistics taken as each tapped tensor is made, before any
-    in-place op can change it), then one ``autograd.grad`` for the gradients at the taps."""
-    n_sites = len(sites)
-    row = {k: np.full((batch, n_sites), np.nan) for k in ("sq", "grad", "pre_sq", "pre_grad", "branch_sq")}
-    row["dead"], row["cos"] = np.full(n_sites, np.nan), np.full(n_sites, np.nan)
-    entropies = {}
-    tensors = {}
+def _tap_plan(graph, roles) -> tuple:
+    """``(op index -> [(output position, node id)], tapped nodes to copy)``. A tapped tensor that an in-place op may
+    change later (``relu_`` on it or on a view of it, ``x += f(x)``) is copied when it is made, so its statistics
+    are those of the tensor as made; the others are read where they are, after the forward."""
+    taps = {}
+    for nid in roles:
+        op = graph.nodes[nid].op
+        if op >= 0:
+            taps.setdefault(op, []).append((graph.ops[op].outputs.index(nid), nid))
+    parent = list(range(len(graph.nodes)))  # alias classes: views, casts and in-place results share storage
 
-    def on_node(nid, t):
-        if nid not in roles:
-            return
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+    for op in graph.ops:
+        if op.inputs and (op.inplace or op.kind in ("shape", "transparent")):
+            for o in op.outputs:
+                parent[find(o)] = find(op.inputs[0])
+    last = {}  # alias class -> index of the last in-place op that writes into it
+    for op in graph.ops:
+        if op.inplace and op.inputs:
+            last[find(op.inputs[0])] = op.index
+    copied = {nid for nid in roles if graph.nodes[nid].op >= 0 and last.get(find(nid), -1) > graph.nodes[nid].op}
+    return taps, copied
+
+
+def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params, loss, cotangent, batch, seed,
+                 device) -> tuple:
+    """One init: the forward replayed with taps, the statistics of the tapped tensors (batched, on the device),
+    then one ``autograd.grad`` for the gradients at the taps. Returns ``(Pending, nodes whose gradient is 0)``."""
+    from deepstart.diagnose._device import fork_rng
+    from deepstart.diagnose._statistics import Pending
+
+    tensors, values = {}, {}
+
+    def on_tap(nid, t):
         tensors[nid] = t
-        for role, j in roles[nid]:
-            if role == "site":
-                row["sq"][:, j] = _per_sample_sq(t, batch)
-                row["dead"][j] = _dead(t, graph.nodes[nid].feature_axis)
-                if sites[j].kind == "block":
-                    row["cos"][j] = _token_cos(t, batch)
-            elif role == "softmax":
-                entropies.setdefault(j, []).append(_entropy(t))
-            else:
-                row[f"{role}_sq"][:, j] = _per_sample_sq(t, batch)
+        values[nid] = t.detach().clone() if nid in copied else t.detach()
 
-    with torch.random.fork_rng(devices=[]):
+    with fork_rng(device):
         torch.manual_seed(seed)  # dropout & co.: the same masks for every init
-        rec, out, _ = run_recorded(model, args, kwargs, params, on_node=on_node)
-    if tuple(op.name for op in rec.ops) != graph.signature:
+        out, count, mismatch = replay(model, graph, args, kwargs, params, taps, on_tap)
+    if mismatch is not None or count != len(graph.signature):
         raise ControlFlowError(
-            f"an initialization ran {len(rec.ops)} ops where the recorded forward ran {len(graph.ops)}: the "
+            f"an initialization ran {count} ops where the recorded forward ran {len(graph.ops)}"
+            f"{'' if mismatch is None else f' (the first differing op is number {mismatch})'}: the "
             "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
             "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
             "submodule whose forward is fixed.")
-    row["entropy"] = np.full(n_sites, np.nan)
-    for j, values in entropies.items():
-        row["entropy"][j] = float(np.mean(values))
+    pending = Pending()
+
+    def having(*wanted):
+        return [(nid, values[nid]) for nid in values if any(role in wanted for role, _ in roles[nid])]
+    site_items = having("site")
+    pending.sq(having("site", "pre", "branch"), batch, mean=True, kind="sq")
+    pending.dead(site_items, {nid: graph.nodes[nid].feature_axis for nid, _ in site_items})
+    pending.cos([(nid, v) for nid, v in site_items if any(r == "site" and sites[j].kind == "block"
+                                                          for r, j in roles[nid])], batch)
+    pending.entropy(having("softmax"))
+    values.clear()
     keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad and
             any(role != "softmax" for role, _ in roles[nid])]
     value = _loss(out, loss, cotangent)
@@ -169,11 +160,37 @@ def _measure_one(model, graph, sites, roles, args, kwargs, params, loss, cotange
         raise ValueError("the model's backward fails: a tensor it needs was changed in place in forward "
                          f"({str(exc).splitlines()[0][:160]}…). Training this model fails the same way; write "
                          "h = h + f(h) instead of h += f(h) where h is saved for the backward.") from None
-    for nid, g in zip(keys, grads):
-        gsq = _per_sample_sq(g, batch, mean=False) if g is not None else np.zeros(batch)
+    pending.sq([(nid, g) for nid, g in zip(keys, grads) if g is not None], batch, mean=False, kind="grad")
+    return pending, [nid for nid, g in zip(keys, grads) if g is None]
+
+
+_ROW_KEYS = {("sq", "site"): "sq", ("sq", "pre"): "pre_sq", ("sq", "branch"): "branch_sq",
+             ("grad", "site"): "grad", ("grad", "pre"): "pre_grad"}
+
+
+def _row(stats, zero_grads, roles, sites, batch) -> dict:
+    """One init's ``[B, S]`` and ``[S]`` arrays from its host statistics (NaN where a site has no such tap)."""
+    n_sites = len(sites)
+    row = {k: np.full((batch, n_sites), np.nan) for k in ("sq", "grad", "pre_sq", "pre_grad", "branch_sq")}
+    row["dead"], row["cos"], row["entropy"] = (np.full(n_sites, np.nan) for _ in range(3))
+    entropies = {}
+    for kind, keys, vals in stats:
+        for nid, v in zip(keys, vals):
+            for role, j in roles[nid]:
+                if (kind, role) in _ROW_KEYS:
+                    row[_ROW_KEYS[kind, role]][:, j] = v
+                elif kind == "dead" and role == "site":
+                    row["dead"][j] = v
+                elif kind == "cos" and role == "site" and sites[j].kind == "block":
+                    row["cos"][j] = v
+                elif kind == "entropy" and role == "softmax":
+                    entropies.setdefault(j, []).append(float(v))
+    for nid in zero_grads:
         for role, j in roles[nid]:
-            if role in ("site", "pre"):
-                row["grad" if role == "site" else "pre_grad"][:, j] = gsq
+            if ("grad", role) in _ROW_KEYS:
+                row[_ROW_KEYS["grad", role]][:, j] = 0.0
+    for j, found in entropies.items():
+        row["entropy"][j] = float(np.mean(found))
     return row
 
 
@@ -201,11 +218,15 @@ def _hf_factory(model):
 def _ties(params: dict) -> dict:
     """name -> name of an earlier tensor with identical values (cloned layers, e.g. ``nn.TransformerEncoder``)."""
     seen, ties = {}, {}
-    for k, p in params.items():
-        if not p.is_floating_point() or p.numel() < 2:
-            continue
-        x = p.detach()
-        key = (tuple(x.shape), x.dtype, float(x.double().sum()), float(x.double().pow(2).sum()))
+    names = [k for k, p in params.items() if p.is_floating_point() and p.numel() >= 2]
+    if not names:
+        return ties
+    pairs = [torch.stack([(x := params[k].detach().double()).sum(), x.pow(2).sum()]) for k in names]
+    one_device = len({t.device for t in pairs}) == 1  # then one host transfer, not one per tensor
+    sums = torch.stack(pairs).tolist() if one_device else [t.tolist() for t in pairs]
+    for k, (total, squares) in zip(names, sums):
+        x = params[k].detach()
+        key = (tuple(x.shape), x.dtype, total, squares)
         for other in seen.get(key, []):
             if torch.equal(params[other].detach(), x):
                 ties[k] = other
@@ -215,20 +236,39 @@ def _ties(params: dict) -> dict:
     return ties
 
 
-def _redraw(params: dict, families: dict, laws: dict, ties: dict, generator) -> dict:
-    """One new draw of every tensor from its own law (:func:`deepstart.diagnose.measure._resample`), ties kept."""
+def _redraw(params: dict, plan: dict, ties: dict, generator) -> dict:
+    """One new draw of every tensor from its own law (:func:`deepstart.diagnose.measure._resample`), ties kept;
+    ``plan``: name -> ``(family, spec)`` from :func:`_redraw_plan`."""
     from deepstart.diagnose.measure import _resample
 
     out = {}
     for k, p in params.items():
-        fam = families.get(k, "constant") if p.is_floating_point() else "constant"
-        out[k] = out[ties[k]] if k in ties else _resample(p, fam, generator, laws.get(k))
+        fam, spec = plan[k]
+        out[k] = out[ties[k]] if k in ties else _resample(p, fam, generator, spec=spec)
     return out
 
 
-def init_sources(model, n_inits: int, reinit, factory, generator, families=None, laws=None):
-    """``(description, iterator of params dicts)``: parameters and buffers of each init, produced one at a time."""
+def _redraw_plan(params: dict, families: dict, laws: dict) -> dict:
+    """name -> ``(family, what a draw needs)``, read once from the given tensors (not again per init)."""
+    from deepstart.diagnose.measure import _draw_spec
+
+    plan = {}
+    for k, p in params.items():
+        fam = families.get(k, "constant") if p.is_floating_point() else "constant"
+        plan[k] = (fam, _draw_spec(p, fam, laws.get(k)))
+    return plan
+
+
+def init_sources(model, n_inits: int, reinit, factory, generator, families=None, laws=None, device=None):
+    """``(description, iterator of params dicts)``: parameters and buffers of each init, produced one at a time.
+
+    ``device``: where ``model`` lives (``check``'s device); redraws and re-inits use generators made there from
+    seeds drawn with ``generator``, and a factory's models (built on the host) are moved there."""
+    from deepstart.diagnose._device import fork_rng
     from deepstart.diagnose.measure import _init_copy
+
+    def gen(seed):
+        return torch.Generator(device=device or "cpu").manual_seed(seed)
 
     seeds = [int(torch.randint(0, 2**62, (1,), generator=generator)) for _ in range(n_inits)]
     given = dict(model.named_parameters())
@@ -242,6 +282,8 @@ def init_sources(model, n_inits: int, reinit, factory, generator, families=None,
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 built = build()
+            if device is not None:
+                built = built.to(device)
             new = dict(built.named_parameters())
             if set(new) != set(given) or any(new[k].shape != given[k].shape for k in given):
                 raise ValueError("factory() built a model whose parameters differ from the checked model's "
@@ -250,16 +292,17 @@ def init_sources(model, n_inits: int, reinit, factory, generator, families=None,
             del built, new
 
     def resampled():
-        ties = _ties(given)
         yield {**_with_grad(given.items()), **_buffers(model)}
+        if n_inits > 1:
+            ties, plan = _ties(given), _redraw_plan(given, families, laws or {})
         for seed in seeds[1:]:
-            g = torch.Generator().manual_seed(seed)
-            yield {**_with_grad(_redraw(given, families, laws or {}, ties, g).items()), **_buffers(model)}
+            yield {**_with_grad(_redraw(given, plan, ties, gen(seed)).items()), **_buffers(model)}
 
     def rebuilt():
         clone = copy.deepcopy(model)
         for seed in seeds:
-            _init_copy(clone, reinit, torch.Generator().manual_seed(seed))
+            with fork_rng(device):  # reset_parameters on the device draws from its global RNG
+                _init_copy(clone, reinit, gen(seed))
             yield {**_with_grad(clone.named_parameters()), **_buffers(clone)}
 
     if build is not None:
