@@ -188,7 +188,11 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
         reports = _ordered({**{r.paper: r for r in load_reports(out)}, **{r.paper: r for r in reports}})
     lines = ["# Reproductions", "", "Produced by `deepstart reproduce all --quick --out DIR`; every figure of a "
              "quick run uses reduced sizes and says so in its title. Status rules: see "
-             "`deepstart.experiments.reproduce.claims`.", ""]
+             "`deepstart.experiments.reproduce.claims`; each claim states its criterion, fixed before the run.", "",
+             "Full sizes (`--full`, the papers' own) are not in this gallery. Estimated on 2 CPU cores with one worker: "
+             + "; ".join(f"{p} {getattr(paper_module(p), 'FULL_ESTIMATE', 'not estimated')}" for p in PAPERS) + ". Training parallelises over "
+             "batches of trials: `deepstart reproduce PAPER --full --backend ray --workers N` on a Ray cluster "
+             "(`docs/ray.md`); a rerun against the same `--store` resumes.", ""]
     for r in reports:
         counts = ", ".join(f"{n} {s}" for s, n in r.status_counts().items())
         lines += [f"- [{r.title}](#{r.paper}) — {counts} ({r.mode}, {r.seconds:.0f} s)"]

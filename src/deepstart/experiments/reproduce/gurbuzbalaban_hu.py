@@ -19,6 +19,8 @@ TITLE = "Gurbuzbalaban & Hu 2021: Fractional Moment-Preserving Initialization"
 CITATION = ("M. Gurbuzbalaban, Y. Hu. Fractional moment-preserving initialization schemes for training deep neural "
             "networks. AISTATS 2021.")
 
+# --full on 2 CPU cores with one worker: an estimate, not a measurement (printed in the gallery header)
+FULL_ESTIMATE = "3–6 h (30 epochs × 5 seeds per scheme)"
 SIZES = {
     "tiny": dict(width=16, depths=[2, 4, 8], n_nets=400, ss=[0.5, 1.0, 2.0], datasets=["toy"], train_depth=6,
                  train_width=16, runs=2, epochs=3, lr=0.1, limit=1024, test_limit=256),

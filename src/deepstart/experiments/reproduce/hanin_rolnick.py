@@ -19,6 +19,8 @@ PAPER = "hanin-rolnick"
 TITLE = "Hanin & Rolnick 2018: How to Start Training (FM1, FM2, ResNets)"
 CITATION = "B. Hanin, D. Rolnick. How to Start Training: The Effect of Initialization and Architecture. NeurIPS 2018."
 
+# --full on 2 CPU cores with one worker: an estimate, not a measurement (printed in the gallery header)
+FULL_ESTIMATE = "10–20 h (mostly FM1 training at width = depth up to 100)"
 SIZES = {
     # tiny: seconds, toy data, 1-3 seeds (structure only; the claims' numbers are not meant to be read at tiny)
     "tiny": dict(depths=[3, 6], n_nets=300, cs=[1.5, 2.0, 2.5], fm2_depth=6, fm2_nets=1000,

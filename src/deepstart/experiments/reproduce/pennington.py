@@ -27,6 +27,8 @@ CONFIGS = (("tanh orth q*=1/64", "tanh", "orthogonal", 1 / 64), ("tanh gauss q*=
            ("relu gauss", "relu", "gaussian", None))
 ALPHA = 0.01  # family-wise false-alarm rate of every worst-of-m z criterion here (claims.bonferroni_z)
 # n_samples: independent random nets per (config, depth); the SEs are over nets
+# --full on 2 CPU cores with one worker: an estimate, not a measurement (printed in the gallery header)
+FULL_ESTIMATE = "1.5–3 h (training at depth 200; spectra at widths 400 and 800)"
 SIZES = {
     "tiny": dict(width=48, depths=[2, 4], n_samples=4, configs=[0, 1, 5], dataset=["toy"], train_depth=8,
                  train_width=16, runs=2, epochs=3, lr=0.1, limit=1024, test_limit=256, eval_every=2, target=0.3),

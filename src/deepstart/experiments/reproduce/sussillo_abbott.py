@@ -29,6 +29,8 @@ _SCAN_FACTORS = tuple(round(math.exp(0.1 * k), 4) for k in range(-3, 4))  # g/g_
 # 11 min wall on 2 cores shared with ~4 other jobs (walks 2 min, g scan 2 × 35 nets × 200 steps 5 min, deep tanh
 # nets 5 × 500 steps 4 min); an estimated 4-5 min on 2 idle cores. full: the paper's walk sizes (N up to 200,
 # D = 200; tanh N = 100, D = 200) and deeper, longer training; estimated 2-3 h on 2 cores.
+# --full on 2 CPU cores with one worker: an estimate, not a measurement (printed in the gallery header)
+FULL_ESTIMATE = "2–3 h (the g scan and the deep fixed-budget nets)"
 SIZES = {
     "tiny": dict(widths=[20, 40], depth=8, n_nets=300, activations=["linear", "relu", "tanh"],
                  tanh_width=40, tanh_depth=8, tanh_nets=300, dataset="toy", seeds=5,
