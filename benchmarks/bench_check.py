@@ -11,8 +11,14 @@ counted by ``torch.utils.flop_counter``, over check's time and the measured GEMM
 ``_roofline.py``) and one JSON line (``name, ratio, baseline_s, ours_s, roofline_fraction, limit, device`` and the
 fields above). The target of issue 14 is ``check`` within 1.25× of the loop (ratio ≥ 0.8).
 
+``--device cuda``: the MLP, its inputs and the loop's network live on the GPU and the loop draws with a generator
+there; ``check(device=...)`` measures the MLP in place (TF32 off inside check; the loop's matmuls use torch's
+default, TF32 off too) and the ResNet-56, built on the CPU, on a copy made on the GPU (the built model is not moved).
+
     python benchmarks/bench_check.py
     python benchmarks/bench_check.py --threads 2 --repeats 3
+    python benchmarks/bench_check.py --depth 4 --width 64 --n-inits 2 --repeats 1 --skip-resnet   # seconds
+    python benchmarks/bench_check.py --device cuda
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ def straightforward_loop(model, x, n_inits, generator):
     net = type(model)(*[type(m)(m.in_features, m.out_features) if isinstance(m, nn.Linear) else m
                         for m in model])
     net.load_state_dict(model.state_dict())
+    net.to(x.device)
     acts = [m for m in net if isinstance(m, nn.ReLU)]
     lengths, grads = [], []
     for _ in range(n_inits):
@@ -61,7 +68,7 @@ def straightforward_loop(model, x, n_inits, generator):
 
         handles = [a.register_forward_hook(hook) for a in acts]
         out = net(x)
-        u = torch.randn(out.shape, generator=generator)
+        u = torch.randn(out.shape, generator=generator, device=out.device)
         (out * u).sum().backward()
         for h in handles:
             h.remove()
@@ -80,26 +87,34 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-resnet", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where check and the loop run")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+
+    def gen(seed):  # check takes a CPU generator (it seeds its own on the device); the loop draws on the device
+        return torch.Generator().manual_seed(seed)
+
+    def dgen(seed):
+        return torch.Generator(device=dev).manual_seed(seed)
 
     g = torch.Generator().manual_seed(0)
-    model = _mlp(args.depth, args.width, g)
-    x = torch.randn(args.batch, args.width, generator=g)
-    check(model, x, n_inits=2, generator=torch.Generator().manual_seed(1), jacobian=False)  # warm-up
-    straightforward_loop(model, x, 2, torch.Generator().manual_seed(1))
+    model = _mlp(args.depth, args.width, g).to(dev)
+    x = torch.randn(args.batch, args.width, generator=g).to(dev)
+    check(model, x, n_inits=2, generator=gen(1), jacobian=False, device=dev)  # warm-up
+    straightforward_loop(model, x, 2, dgen(1))
     t_check, t_loop = math.inf, math.inf
     for _ in range(args.repeats):  # interleaved, best of each: a loaded machine slows both alike
-        t, report = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1),
-                                        jacobian=False), 1)
+        t, report = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=gen(1), jacobian=False,
+                                          device=dev), 1, device=dev)
         t_check = min(t_check, t)
-        t, _ = best_of(lambda: straightforward_loop(model, x, args.n_inits, torch.Generator().manual_seed(1)), 1)
+        t, _ = best_of(lambda: straightforward_loop(model, x, args.n_inits, dgen(1)), 1, device=dev)
         t_loop = min(t_loop, t)
-    t_check_jac, _ = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(1)),
-                           1)
+    t_check_jac, _ = best_of(lambda: check(model, x, n_inits=args.n_inits, generator=gen(1), device=dev), 1,
+                             device=dev)
     n_params = sum(p.numel() for p in model.parameters() if p.ndim >= 2)
-    t_rng, _ = best_of(lambda: torch.randn((args.n_inits - 1, n_params), generator=torch.Generator().manual_seed(3)),
-                     args.repeats)  # the floor: both must draw every re-initialized weight
+    t_rng, _ = best_of(lambda: torch.randn((args.n_inits - 1, n_params), generator=dgen(3), device=dev),
+                       args.repeats, device=dev)  # the floor: both must draw every re-initialized weight
     ratio = t_loop / t_check
     result = {"benchmark": "check", "mlp": [args.depth, args.width], "n_inits": args.n_inits, "batch": args.batch,
               "threads": args.threads, "check_s": round(t_check, 3), "loop_s": round(t_loop, 3),
@@ -107,14 +122,15 @@ def main() -> None:
               "ratio_excluding_rng": round((t_loop - t_rng) / max(t_check - t_rng, 1e-9), 2),
               "check_with_jacobian_s": round(t_check_jac, 3),
               "path": report.path}
-    line = (f"MLP {args.depth}×{args.width}, {args.n_inits} inits, batch {args.batch}, {args.threads} threads: "
+    line = (f"MLP {args.depth}×{args.width}, {args.n_inits} inits, batch {args.batch}, {args.threads} threads"
+            f"{'' if dev.type == 'cpu' else f' ({dev})'}: "
             f"check {t_check:.2f} s ({report.path}) vs loop {t_loop:.2f} s → {ratio:.2f}× (target ≥ 0.8×: check within "
             f"1.25× of the loop; drawing the {args.n_inits - 1} re-inits' weights alone takes {t_rng:.2f} s in both); "
             f"with the Jacobian {t_check_jac:.2f} s")
     if not args.skip_resnet:
         built = zoo_model("resnet", depth=56, kind="conv", eta=1.0)
         t_res, rep = best_of(lambda: check(built.model, input_shape=(3, 32, 32), n_inits=args.n_inits,
-                                         generator=torch.Generator().manual_seed(2)), 1)
+                                           generator=gen(2), device=dev), 1, device=dev)
         result.update({"resnet56_s": round(t_res, 2), "resnet56_target_s": 60, "resnet56_path": rep.path,
                        "resnet56_jacobian": None if rep.jacobian is None else rep.jacobian["method"]})
         line += f"; ResNet-56 (3×32×32, {args.n_inits} inits, with Jacobian) {t_res:.1f} s (target ≤ 60 s)"
@@ -123,8 +139,8 @@ def main() -> None:
     flop = args.n_inits * _loop_flop(model, x)
     result["flop"] = flop
     del result["ratio"]
-    roofline_report("check", baseline_s=t_loop, ours_s=t_check, device="cpu", extra=result, flop=flop,
-                    rate=gemm_rate(args.batch, args.width, args.width))
+    roofline_report("check", baseline_s=t_loop, ours_s=t_check, device=str(dev), extra=result, flop=flop,
+                    rate=gemm_rate(args.batch, args.width, args.width, device=str(dev)))
 
 
 def _loop_flop(model, x) -> float:
@@ -132,7 +148,7 @@ def _loop_flop(model, x) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        straightforward_loop(model, x, 1, torch.Generator().manual_seed(4))
+        straightforward_loop(model, x, 1, torch.Generator(device=x.device).manual_seed(4))
     return float(counter.get_total_flops())
 
 

@@ -17,9 +17,16 @@ baseline/check, ≥ 0.8 being issue 14's target of check within 1.25× of the lo
 forward and backward FLOPs, counted by ``torch.utils.flop_counter`` on one init, over check's time and the GEMM rate
 at the MLP's ``[128, 768] @ [768, 3072]``).
 
+``--device cuda``: the model is built on the host (RSS after build as above), then moved to the GPU with its inputs;
+``check(device=...)`` and the loop (its rebuilt models moved there too, its cotangent drawn there) run on it. Peak RSS
+stays a host measure (it then includes the CUDA context, made when the model moves, in ``check_increase_mb``); the
+GPU's own is ``torch.cuda.max_memory_allocated`` (``cuda_build_mb`` after the move,
+``cuda_peak_mb`` during check, ``cuda_peak_after_baseline_mb`` during the loop), also in GPT-2's roofline line.
+
     python benchmarks/bench_check_memory.py
     python benchmarks/bench_check_memory.py --quick            # n_inits = 2, a smoke test
     python benchmarks/bench_check_memory.py --models gpt2 --threads 2
+    python benchmarks/bench_check_memory.py --models resnet56 --quick --device cuda
 """
 from __future__ import annotations
 
@@ -54,6 +61,20 @@ def _rss_mb() -> float:
 def _peak_mb() -> float:
     """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux), MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def _cuda_mb(dev: torch.device, peak: bool) -> float | None:
+    """GPU memory held by tensors on ``dev`` now (or at peak since the last reset), MB; None off CUDA."""
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize(dev)
+    return round((torch.cuda.max_memory_allocated if peak else torch.cuda.memory_allocated)(dev) / 1e6, 1)
+
+
+def _reset_cuda_peak(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
 
 
 # --------------------------------------------------------------------------------------------------------- models
@@ -95,12 +116,13 @@ def straightforward_loop(model, inputs, rebuild, block, n_inits, generator):
     """The given model, then ``rebuild()`` under seeds 1..n−1; per init: forward with hooks recording ‖x‖² at
     every ``block`` output (and retaining its gradient), backward of ⟨u, output⟩; returns (‖x‖², ‖∂/∂x‖²) per
     init."""
+    dev = next(model.parameters()).device
     u, lengths, grads = None, [], []
     for i in range(n_inits):
         if i > 0:
             del net  # noqa: F821 - what a user's `net = build()` does, minus the moment both exist
             torch.manual_seed(i)
-            net = rebuild()
+            net = rebuild().to(dev)
             net.train(model.training)
         else:
             net = model
@@ -114,7 +136,7 @@ def straightforward_loop(model, inputs, rebuild, block, n_inits, generator):
         try:
             out = _call(net, inputs)
             if u is None:
-                u = torch.randn(out.shape, generator=generator)
+                u = torch.randn(out.shape, generator=generator, device=out.device)
             (out * u).sum().backward()
         finally:
             for h in handles:
@@ -136,9 +158,11 @@ def _preimport() -> None:
             pass
 
 
-def child(name: str, n_inits: int, threads: int) -> dict:
+def child(name: str, n_inits: int, threads: int, device: str = "cpu") -> dict:
     torch.set_num_threads(threads)
+    dev = torch.device(device)
     from deepstart import check
+    from deepstart.diagnose._device import to_device
 
     _preimport()
     if name == "gpt2":
@@ -153,17 +177,27 @@ def child(name: str, n_inits: int, threads: int) -> dict:
     n_params = sum(p.numel() for p in params)
     param_mb = sum(p.numel() * p.element_size() for p in params) / 1e6
     out = {"model": name, "n_inits": n_inits, "threads": threads, "params_m": round(n_params / 1e6, 2),
-           "param_mb": round(param_mb, 1), "rss_import_mb": round(rss_import, 1), "rss_build_mb": round(rss_build, 1)}
+           "param_mb": round(param_mb, 1), "rss_import_mb": round(rss_import, 1), "rss_build_mb": round(rss_build, 1),
+           "device": str(dev)}
+    if dev.type != "cpu":  # the model and its inputs on the device; check measures them there, in place
+        model.to(dev)
+        inputs = to_device(inputs, dev)  # a tensor, a tuple or a dict of tensors
+        out["cuda_build_mb"] = _cuda_mb(dev, peak=False)
+        _reset_cuda_peak(dev)
     kwargs = {"factory": rebuild} if name == "resnet56" else {}
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        report = check(model, inputs, n_inits=n_inits, generator=torch.Generator().manual_seed(0), **kwargs)
+        report = check(model, inputs, n_inits=n_inits, generator=torch.Generator().manual_seed(0), device=dev,
+                       **kwargs)
     except Exception:
         out.update(check_s=round(time.perf_counter() - t0, 2), peak_mb=round(_peak_mb(), 1),
                    error=traceback.format_exc())
         return out
     t_check, c_check = time.perf_counter() - t0, time.process_time() - c0
     peak = _peak_mb()
+    if dev.type != "cpu":
+        out["cuda_peak_mb"] = _cuda_mb(dev, peak=True)
+        _reset_cuda_peak(dev)
     out.update(check_s=round(t_check, 2), check_cpu_s=round(c_check, 2), peak_mb=round(peak, 1),
                check_increase_mb=round(peak - rss_build, 1),
                path=report.path, jacobian=None if report.jacobian is None else report.jacobian.get("method"),
@@ -171,7 +205,9 @@ def child(name: str, n_inits: int, threads: int) -> dict:
     del report
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
-    straightforward_loop(model, inputs, rebuild, block, n_inits, torch.Generator().manual_seed(0))
+    straightforward_loop(model, inputs, rebuild, block, n_inits, torch.Generator(device=dev).manual_seed(0))
+    if dev.type != "cpu":
+        out["cuda_peak_after_baseline_mb"] = _cuda_mb(dev, peak=True)  # also waits for the loop's queued work
     t_base, c_base = time.perf_counter() - t0, time.process_time() - c0
     out.update(baseline_s=round(t_base, 2), baseline_cpu_s=round(c_base, 2), ratio=round(t_check / t_base, 2),
                cpu_ratio=round(c_check / c_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
@@ -181,11 +217,14 @@ def child(name: str, n_inits: int, threads: int) -> dict:
         from _roofline import fraction, gemm_rate
 
         with FlopCounterMode(display=False) as counter:
-            straightforward_loop(model, inputs, rebuild, block, 1, torch.Generator().manual_seed(0))
+            straightforward_loop(model, inputs, rebuild, block, 1, torch.Generator(device=dev).manual_seed(0))
         flop = n_inits * float(counter.get_total_flops())
-        frac, limit = fraction(seconds=t_check, flop=flop, rate=gemm_rate(128, 768, 3072))
+        frac, limit = fraction(seconds=t_check, flop=flop, rate=gemm_rate(128, 768, 3072, device=str(dev)))
         out["roofline"] = {"name": "check_gpt2", "ratio": t_base / t_check, "baseline_s": t_base, "ours_s": t_check,
-                           "roofline_fraction": frac, "limit": limit, "device": "cpu", "flop": flop}
+                           "roofline_fraction": frac, "limit": limit, "device": str(dev), "flop": flop,
+                           "peak_mb": out["peak_mb"]}
+        if dev.type != "cpu":
+            out["roofline"]["cuda_peak_mb"] = out["cuda_peak_mb"]
     return out
 
 
@@ -195,6 +234,9 @@ def _human(r: dict) -> str:
     head = (f"{r['model']}: {r['params_m']:.2f} M params ({r['param_mb']:.0f} MB), {r['n_inits']} inits, "
             f"{r['threads']} threads: RSS after imports {r['rss_import_mb']:.0f} MB, after build "
             f"{r['rss_build_mb']:.0f} MB")
+    if r.get("device", "cpu") != "cpu":
+        head += (f" (on {r['device']}: GPU memory after the move {r.get('cuda_build_mb')} MB, peak in check "
+                 f"{r.get('cuda_peak_mb')} MB, in the baseline {r.get('cuda_peak_after_baseline_mb')} MB)")
     if "error" in r:
         return head + f"; check FAILED after {r['check_s']:.1f} s (peak {r.get('peak_mb', float('nan')):.0f} MB)"
     target = f"peak ≤ {tgt['peak_mb']} MB" + (f", check ≤ {tgt['check_s']} s" if tgt["check_s"] else "")
@@ -210,20 +252,22 @@ def main() -> None:
     ap.add_argument("--n-inits", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="n_inits = 2 (a smoke test)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where check and the loop run")
     ap.add_argument("--child", choices=MODELS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     n_inits = 2 if args.quick else args.n_inits
     if args.child:
-        print(json.dumps(child(args.child, n_inits, args.threads)))
+        print(json.dumps(child(args.child, n_inits, args.threads, args.device)))
         return
     results = []
     for name in args.models:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", name, "--n-inits", str(n_inits),
-                               "--threads", str(args.threads)], capture_output=True, text=True)
+                               "--threads", str(args.threads), "--device", args.device],
+                              capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode != 0 or not lines:
-            r = {"model": name, "n_inits": n_inits, "threads": args.threads, "returncode": proc.returncode,
-                 "error": proc.stderr[-4000:]}
+            r = {"model": name, "n_inits": n_inits, "threads": args.threads, "device": args.device,
+                 "returncode": proc.returncode, "error": proc.stderr[-4000:]}
             print(f"{name}: child process failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
         else:
             r = json.loads(lines[-1])

@@ -13,6 +13,7 @@ that shape (the bandwidth fraction of the weight traffic, 4 n² bytes per GEMM, 
 
     python benchmarks/bench_jacobian_lanczos.py                         # widths 4096 and 8192 (slow on 2 cores)
     python benchmarks/bench_jacobian_lanczos.py --widths 1024           # quicker
+    python benchmarks/bench_jacobian_lanczos.py --device cuda           # on a GPU (TF32 off inside the library)
 """
 from __future__ import annotations
 
@@ -58,11 +59,12 @@ def _one_width(args, width, exact_ref):
     block = min(max(args.probes, args.k), width)
     lanczos = lambda tol, max_dim=None: jacobian_singular_values(  # noqa: E731
         model, x, method="lanczos", k=args.k, n_probes=args.probes, tol=tol, max_dim=max_dim,
-        generator=torch.Generator().manual_seed(1))
+        generator=torch.Generator().manual_seed(1), device=args.device)
     t_lz, lz = _timed(lambda: lanczos(gram_tol), args.device)
     estimated = width > args.exact_max_width
     if not estimated:
-        t_ex, ex = _timed(lambda: jacobian_singular_values(model, x, method="exact"), args.device)
+        t_ex, ex = _timed(lambda: jacobian_singular_values(model, x, method="exact", device=args.device),
+                          args.device)
         ref_top, ref_moments, ref_name = ex.values[: args.k], ex.moments, "exact"
         exact_ref = (width, t_ex)
     else:
@@ -110,13 +112,15 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-4, help="relative accuracy of the top singular values σ")
     p.add_argument("--exact-max-width", type=int, default=4096, help="above this width the exact time is estimated")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (probes are drawn on the device)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     widths = [args.width] if args.width else [int(w) for w in args.widths.split(",")]
     small = _model(32, 2, args.activation, torch.Generator().manual_seed(0)).to(args.device)
-    jacobian_singular_values(small, torch.randn(1, 32).to(args.device), method="lanczos", k=2,
-                             generator=torch.Generator().manual_seed(1))  # warm-up: one-time torch.func set-up
+    jacobian_singular_values(small, torch.randn(1, 32).to(args.device), method="lanczos", k=2,  # warm-up: one-time
+                             generator=torch.Generator().manual_seed(1), device=args.device)  # torch.func set-up
+    if torch.device(args.device).type != "cpu":  # and the GPU's one-time solver set-up, not charged to the exact path
+        jacobian_singular_values(small, torch.randn(1, 32).to(args.device), method="exact", device=args.device)
     exact_ref = None
     for width in sorted(widths):
         _, exact_ref = _one_width(args, width, exact_ref)

@@ -148,9 +148,30 @@ def test_same_seed_gives_the_same_numbers_and_out_folders_are_checked(tmp_path):
     assert "results.db" in json.loads((tmp_path / "a" / MANIFEST).read_text())["files"]
     check_out(tmp_path / "a")  # written only by reproduce: a rerun may write there
     (tmp_path / "a" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"did not write \(notes.txt\).*--gallery"):
+    with pytest.raises(ValueError, match=r"git tracks \(notes.txt\).*--gallery"):
         check_out(tmp_path / "a")
     check_out(tmp_path / "a", overwrite=True)
+
+
+def test_a_git_tracked_gallery_is_refused_even_where_reproduce_wrote_it(tmp_path):
+    import shutil
+    import subprocess
+
+    from deepstart.experiments.reproduce import MANIFEST, check_out
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pennington.md").write_text("a committed gallery page")
+    (docs / MANIFEST).write_text(json.dumps({"files": ["pennington.md"]}))
+    check_out(docs)  # not tracked yet: reproduce wrote it, a rerun may write there
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["add", "docs/pennington.md"], cwd=tmp_path, check=True)
+    with pytest.raises(ValueError, match=r"git tracks \(pennington.md\).*--gallery"):
+        check_out(docs)
+    check_out(docs, overwrite=True)
 
 
 def test_cli_refuses_foreign_out_folder_and_bad_device(tmp_path, capsys):

@@ -130,20 +130,34 @@ def _record_written(out, paths) -> None:
 
 def check_out(out, *, overwrite: bool = False) -> None:
     """ValueError unless ``out`` is absent, an empty folder, or holds only files reproduce wrote there (listed in
-    ``out/.deepstart-reproduce.json``); ``overwrite=True`` (the CLI's ``--gallery``) allows any folder."""
+    ``out/.deepstart-reproduce.json``) and git does not track; ``overwrite=True`` (the CLI's ``--gallery``) allows any
+    folder."""
     out = Path(out)
     if not out.exists() or overwrite:
         return
     if not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the reports")
-    known = _manifest(out) | {MANIFEST}
+    known = _manifest(out) - _tracked(out) | {MANIFEST}
     foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
                      if p.is_file() and p.relative_to(out).as_posix() not in known)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise ValueError(f"refusing to write into {out}: it holds files deepstart reproduce did not write ({shown}); "
+        raise ValueError(f"refusing to write into {out}: it holds files that deepstart reproduce did not write or "
+                         f"that git tracks ({shown}); "
                          "choose a new or empty --out folder, or pass --gallery PATH to update a gallery folder "
                          "such as docs/reproductions on purpose")
+
+
+def _tracked(out: Path) -> set:
+    """Files under ``out`` that git tracks (relative paths; empty outside a git work tree or without git): a tracked
+    gallery is never rewritten by accident, even where reproduce wrote it."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "ls-files", "-z", "."], cwd=out, capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {name for name in done.stdout.decode("utf-8", "replace").split("\0") if name}
 
 
 def load_reports(out) -> list[PaperReport]:
@@ -190,7 +204,8 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
              "quick run uses reduced sizes and says so in its title. Status rules: see "
              "`deepstart.experiments.reproduce.claims`; each claim states its criterion, fixed before the run.", "",
              "Full sizes (`--full`, the papers' own) are not in this gallery. Estimated on 2 CPU cores with one worker: "
-             + "; ".join(f"{p} {getattr(paper_module(p), 'FULL_ESTIMATE', 'not estimated')}" for p in PAPERS) + ". Training parallelises over "
+             + "; ".join(f"{p} {getattr(paper_module(p), 'FULL_ESTIMATE', 'not estimated')}" for p in PAPERS)
+             + ". Training parallelises over "
              "batches of trials: `deepstart reproduce PAPER --full --backend ray --workers N` on a Ray cluster "
              "(`docs/ray.md`); a rerun against the same `--store` resumes.", ""]
     for r in reports:
