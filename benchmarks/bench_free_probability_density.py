@@ -99,7 +99,10 @@ def main() -> None:
           f"({t_warm:.3f} s warm; target < 1 s), rel. error {theory_err:.1e}; Monte Carlo {args.nets}×N={args.width} "
           f"{t_mc:.1f} s, rel. error {mc_err:.2f} → ≈ {t_mc_equal:.2g} s for equal accuracy: ratio {ratio:.3g}× "
           f"({result['ratio_at_1pct']:.3g}× at 1% accuracy)")
-    report("free_probability_density", baseline_s=t_mc_equal, ours_s=t_cold, device="cpu",
+    # the headline ratio: against a Monte Carlo histogram at 1% accuracy (what a user would settle for); the ratio at
+    # the theory's own accuracy (≈ 1e-8) is in the record as "ratio_at_theory_accuracy"
+    result["ratio_at_theory_accuracy"] = result.pop("ratio")
+    report("free_probability_density", baseline_s=result["mc_s_at_1pct"], ours_s=t_cold, device="cpu",
            nbytes=16.0 * args.points, bandwidth=bandwidth(), extra=result)
 
 

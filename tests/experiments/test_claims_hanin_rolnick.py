@@ -91,3 +91,24 @@ def test_resnet_init_makes_the_branch_length_preserving():
     block = net[1].branch
     assert abs(float(block[0].weight.detach().var()) * n - 2.0) < 0.2  # He on the first layer
     assert abs(float(block[2].weight.detach().var()) * n - 1.0) < 0.1  # 1/fan_in on the last
+
+
+def test_fm1_critical_fails_when_c2_halves_the_length():
+    # 1000 nets: E[M_20]/M_0 = 0.5 ± 0.05 at c = 2 is 10 SE below the theory's 1
+    assert hr.judge_fm1_critical(20, 0.97, 0.05, 1.0, 1000).status == HOLDS
+    assert hr.judge_fm1_critical(20, 0.5, 0.05, 1.0, 1000).status == FAILS
+
+
+def test_fm1_off_critical_fails_when_the_length_does_not_follow_the_power_law():
+    # c = 2.5 at d = 20: (c/2)^d = 86.7; a net that stays at length 1 (no exponential change) contradicts it
+    agree = [(1.5, 5, 0.24, 0.02, 0.237), (2.5, 20, 90.0, 10.0, 86.7)]
+    contradict = [(1.5, 5, 0.24, 0.02, 0.237), (2.5, 20, 1.0, 0.1, 86.7)]
+    assert hr.judge_fm1_off_critical(agree).status == HOLDS
+    assert hr.judge_fm1_off_critical(contradict).status == FAILS
+
+
+def test_resnet_length_fails_when_the_length_grows_like_3_to_the_L():
+    # the 3^L law of He on the branch's last layer (not ∏(1 + η²) = 2^L at η = 1) must be caught
+    L = 10
+    assert hr.judge_resnet_length("1.0", L, 2.0 ** L * 1.02, 40.0, 2.0 ** L).status == HOLDS
+    assert hr.judge_resnet_length("1.0", L, 3.0 ** L, 3.0 ** L / 20, 2.0 ** L).status == FAILS

@@ -115,15 +115,23 @@ def _fm1(b: ReportBuilder, s: dict, generator) -> None:
     ax.legend(fontsize=7)
     b.figure(fig, "fm1_length", "Mean normalized squared output length against depth (width = depth, ReLU); points "
              "± 2 SE from independent random nets, lines: theory (c/2)^d. Dashed: popular inits.")
-    d, m, se, t = worst[2.0]
-    b.claim(*FM1_CLAIMS[0], f"depth {d}: E[M_d]/M_0 = {m:.3f} ± {se:.3f} (theory {t:.3f}); "
-            f"{s['n_nets']} nets", rule="zscore", value=m, target=t, error=se)
-    off = [(c, *worst[c]) for c in s["cs"] if c != 2.0]
+    b.claims.append(judge_fm1_critical(*worst[2.0], s["n_nets"]))
+    b.claims.append(judge_fm1_off_critical([(c, *worst[c]) for c in s["cs"] if c != 2.0]))
+
+
+def judge_fm1_critical(d: int, m: float, se: float, t: float, n_nets: int) -> Claim:
+    """E[M_d]/M_0 at c = 2 (its worst depth) against the theory's 1: |z| ≤ 4 (the default zscore rule)."""
+    return Claim(*FM1_CLAIMS[0], f"depth {d}: E[M_d]/M_0 = {m:.3f} ± {se:.3f} (theory {t:.3f}); {n_nets} nets",
+                 rule="zscore", value=m, target=t, error=se)
+
+
+def judge_fm1_off_critical(off) -> Claim:
+    """``off`` = [(c, d, mean, SE, (c/2)^d)] at each c ≠ 2's worst depth; the worst ratio to theory: |z| ≤ 4."""
     c, d, m, se, t = max(off, key=lambda r: abs(r[2] - r[4]) / r[3])
-    b.claim(*FM1_CLAIMS[1], "E[M_d]/M_0 measured vs (c/2)^d at each c's worst depth: " +
-            "; ".join(f"c = {r[0]:g}, d = {r[1]}: {r[2]:.3g} ± {r[3]:.2g} vs {r[4]:.3g}" for r in off) +
-            " (heavy tails: the SE is itself noisy at small sample sizes)", rule="zscore", value=m / t, target=1.0,
-            error=se / t)
+    return Claim(*FM1_CLAIMS[1], "E[M_d]/M_0 measured vs (c/2)^d at each c's worst depth: " +
+                 "; ".join(f"c = {r[0]:g}, d = {r[1]}: {r[2]:.3g} ± {r[3]:.2g} vs {r[4]:.3g}" for r in off) +
+                 " (heavy tails: the SE is itself noisy at small sample sizes)", rule="zscore", value=m / t,
+                 target=1.0, error=se / t)
 
 
 class ProfileStats(NamedTuple):
@@ -244,9 +252,13 @@ def _resnet(b: ReportBuilder, s: dict, generator) -> None:
     ax.legend(fontsize=7)
     b.figure(fig, "resnet_length", "Mean output length of scaled residual nets x_l = x_{l-1} + η_l N_l(x_{l-1}) "
              "(η scales the branch output); points ± 2 SE, lines ∏(1 + η_l²).")
-    sched, L, m, se, t = worst
-    b.claim(*RES_CLAIMS[0], f"worst case η = {sched}, L = {L}: {m:.3g} ± {se:.2g} vs ∏(1+η²) = {t:.3g}",
-            rule="zscore", value=m, target=t, error=se)
+    b.claims.append(judge_resnet_length(*worst))
+
+
+def judge_resnet_length(sched: str, L: int, m: float, se: float, t: float) -> Claim:
+    """The worst (schedule, depth) of E[M_L]/M_0 against ∏(1 + η_l²): |z| ≤ 4 (the default zscore rule)."""
+    return Claim(*RES_CLAIMS[0], f"worst case η = {sched}, L = {L}: {m:.3g} ± {se:.2g} vs ∏(1+η²) = {t:.3g}",
+                 rule="zscore", value=m, target=t, error=se)
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
