@@ -76,7 +76,8 @@ def judge_c2_trains(eps: dict, depths, budget: float) -> Claim:
     """Fraction of c = 2 runs (all depths, all seeds) that reach 20% within the budget: all of them holds."""
     runs = [e for d in depths for e in eps[("c = 2", d)]]
     frac = float(np.mean([e < budget for e in runs]))
-    return Claim(*FM1_TRAIN_CLAIMS[1], f"{sum(e < budget for e in runs)}/{len(runs)} runs of c = 2 reached 20%; "
+    return Claim(*FM1_TRAIN_CLAIMS[1], f"{sum(e < budget for e in runs)}/{len(runs)} runs of c = 2 reached 20% "
+                 f"within the budget ({budget:g} epochs); "
                  "epochs by depth: " + ", ".join(f"d={d}: {np.mean(eps[('c = 2', d)]):.2f}" for d in depths),
                  rule="at_least", value=frac, target=1.0, partial=0.8)
 
