@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("paper", help=f"one of: {', '.join(PAPER_CHOICES)}")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="reduced sizes, about 10 minutes per paper on 2 CPU cores (default)")
+                      help="reduced sizes, 3-15 minutes per paper on 2 CPU cores (default)")
     size.add_argument("--full", dest="mode", action="store_const", const="full", help="the papers' own sizes")
     size.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help="seconds; for tests")
     p.set_defaults(mode="quick")

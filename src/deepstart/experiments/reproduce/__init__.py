@@ -1,22 +1,22 @@
 """Paper reproductions: ``deepstart reproduce PAPER [--quick|--full]``.
 
 Each paper module exposes ``PAPER``, ``TITLE``, ``CITATION``, ``SIZES`` (one preset per mode: ``"tiny"`` for tests,
-seconds; ``"quick"`` ≈ 10 minutes per paper on 2 CPU cores, reduced depths/widths/subsets, every figure titled
+seconds; ``"quick"`` 3-15 minutes per paper on 2 CPU cores, reduced depths/widths/subsets, every figure titled
 "quick: reduced sizes"; ``"full"``: the papers' sizes) and ``run(mode, *, store, backend, seed, ...) -> PaperReport``.
 Signal-propagation simulations run first (theory + plain batched torch forward passes); training goes through the
 sweep store (:func:`deepstart.experiments.runners.run_sweep`), so a rerun with the same ``store`` resumes.
 
 Testing and CI: every reproduction runs at ``tiny`` sizes in ``tests/experiments/test_reproduce_papers.py`` (seconds,
-toy data). The ``--quick`` runs are *not* a CI step. Measured from an empty store on an idle 2-core machine
-(2026-12-01): hanin-rolnick 103 s, sussillo-abbott 29 s, gurbuzbalaban-hu 181 s, pennington 76 s, about 6.5 minutes
-together (several times longer on shared cores: hanin-rolnick took 32 minutes beside four other jobs). That would
-fit CI's budget, but CI runs exactly the README's test command, which should stay a few minutes; the quick runs are
-made by hand to produce the gallery, and a rerun against the same store resumes (training is not repeated)::
+toy data). The ``--quick`` runs are *not* a CI step. Measured from an empty store on the 2-core machine with other
+jobs running (2026-12-05, 5 seeds per training claim): hanin-rolnick 296 s, sussillo-abbott 227 s, gurbuzbalaban-hu
+822 s, pennington 189 s, about 26 minutes together. CI runs exactly the README's test command, which should stay a
+few minutes; the quick runs are made by hand to produce the gallery, and a rerun against the same store resumes
+(training whose provenance is unchanged is not repeated)::
 
     deepstart reproduce all --quick --out docs/reproductions --gallery docs/reproductions.md
 
 Safe to rerun: :func:`reproduce` refuses (ValueError) to write into an ``out`` folder holding files it did not write
-itself (it lists what it writes in ``out/.deepstart-reproduce.json``) unless ``overwrite=True`` (the CLI's
+itself (it lists what it writes in ``out/.deepstart-reproduce.json``) or that git tracks, unless ``overwrite=True`` (the CLI's
 ``--gallery``, which updates a tracked gallery folder on purpose). ``index.md`` (and the gallery) list every paper
 whose report is in ``out``, not only those of the last run. A reproduction whose data is missing still writes what it
 computed; its report's ``extra["missing_data"]`` names the datasets to fetch (:func:`missing_data_advice`; the CLI

@@ -20,7 +20,7 @@ DATASET_LABELS = {"toy": "toy (synthetic 10-class, 8×8)", "mnist": "MNIST", "fa
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"unknown reproduction mode {mode!r}; valid: {', '.join(MODES)} "
-                         "(tiny for tests, quick ≈ 10 min per paper on 2 cores, full for the papers' sizes)")
+                         "(tiny for tests, quick 3-15 min per paper on 2 cores, full for the papers' sizes)")
     return mode
 
 
