@@ -87,9 +87,9 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
 
 
 def _tap_plan(graph, roles) -> tuple:
-    """``(op index -> [(output position, node id)], tapped nodes to copy)``. A tapped tensor that an in-place op may
-    change later (``relu_`` on it or on a view of it, ``x += f(x)``) is copied when it is made, so its statistics
-    are those of the tensor as made; the others are read where they are, after the forward."""
+    """``(op index -> [(output position, node id)], tapped nodes to read at once)``. A tapped tensor that an in-place
+    op may change later (``relu_`` on it or on a view of it, ``x += f(x)``) is reduced to its statistics when it is
+    made, so they are those of the tensor as made; the others are read where they are, after the forward."""
     taps = {}
     for nid in roles:
         op = graph.nodes[nid].op
@@ -119,13 +119,16 @@ def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params,
     """One init: the forward replayed with taps, the statistics of the tapped tensors (batched, on the device),
     then one ``autograd.grad`` for the gradients at the taps. Returns ``(Pending, nodes whose gradient is 0)``."""
     from deepstart.diagnose._device import fork_rng
-    from deepstart.diagnose._statistics import Pending
+    from deepstart.diagnose._statistics import _SMALL, Pending
 
-    tensors, values = {}, {}
+    tensors, values, pending = {}, {}, Pending()
 
     def on_tap(nid, t):
         tensors[nid] = t
-        values[nid] = t.detach().clone() if nid in copied else t.detach()
+        if nid in copied or t.numel() >= _SMALL:  # reduced now: no copy, no stack (small ones: stacked later)
+            _reduce(pending, [(nid, t.detach())], graph, sites, roles, batch)
+        else:
+            values[nid] = t.detach()
 
     with fork_rng(device):
         torch.manual_seed(seed)  # dropout & co.: the same masks for every init
@@ -137,16 +140,7 @@ def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params,
             "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
             "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
             "submodule whose forward is fixed.")
-    pending = Pending()
-
-    def having(*wanted):
-        return [(nid, values[nid]) for nid in values if any(role in wanted for role, _ in roles[nid])]
-    site_items = having("site")
-    pending.sq(having("site", "pre", "branch"), batch, mean=True, kind="sq")
-    pending.dead(site_items, {nid: graph.nodes[nid].feature_axis for nid, _ in site_items})
-    pending.cos([(nid, v) for nid, v in site_items if any(r == "site" and sites[j].kind == "block"
-                                                          for r, j in roles[nid])], batch)
-    pending.entropy(having("softmax"))
+    _reduce(pending, list(values.items()), graph, sites, roles, batch)
     values.clear()
     keys = [nid for nid in roles if nid in tensors and tensors[nid].requires_grad and
             any(role != "softmax" for role, _ in roles[nid])]
@@ -162,6 +156,18 @@ def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params,
                          "h = h + f(h) instead of h += f(h) where h is saved for the backward.") from None
     pending.sq([(nid, g) for nid, g in zip(keys, grads) if g is not None], batch, mean=False, kind="grad")
     return pending, [nid for nid, g in zip(keys, grads) if g is None]
+
+
+def _reduce(pending, items, graph, sites, roles, batch) -> None:
+    """The forward statistics of tapped ``(node id, tensor)`` items by role, added to ``pending``."""
+    def having(*wanted):
+        return [(nid, v) for nid, v in items if any(role in wanted for role, _ in roles[nid])]
+    site_items = having("site")
+    pending.sq(having("site", "pre", "branch"), batch, mean=True, kind="sq")
+    pending.dead(site_items, {nid: graph.nodes[nid].feature_axis for nid, _ in site_items})
+    pending.cos([(nid, v) for nid, v in site_items if any(r == "site" and sites[j].kind == "block"
+                                                          for r, j in roles[nid])], batch)
+    pending.entropy(having("softmax"))
 
 
 _ROW_KEYS = {("sq", "site"): "sq", ("sq", "pre"): "pre_sq", ("sq", "branch"): "branch_sq",
