@@ -8,8 +8,10 @@ relative accuracy of σ, so the Gram eigenvalues σ² are asked for to ``2·tol`
 width run × (n / n_measured)³ (both of its parts, the n×n forward product through every layer and the SVD, cost
 ∝ n³), or, when no exact run was made, as its GEMM work at the measured GEMM rate (a lower bound); the top-k
 accuracy is then checked against a Lanczos run two Krylov blocks larger. Roofline: each Krylov block costs two passes
-through the layers, ``depth`` GEMMs ``[n, n] × [n, b]`` each; the fraction is against the GEMM rate measured at
-that shape (the bandwidth fraction of the weight traffic, 4 n² bytes per GEMM, is printed beside it).
+through the layers, one GEMM per layer with the matrix the library multiplies (for ReLU the submatrix of ``W`` on
+the units left on at both ends, about ``[n/2, n/2]``; ``flat_chain_maps`` in ``deepstart.diagnose._sequential``);
+the fraction is against the GEMM rate measured at the median such shape × ``[·, b]`` (the bandwidth fraction of the
+weight traffic, 4 bytes per matrix entry per GEMM, is printed beside it).
 
     python benchmarks/bench_jacobian_lanczos.py                         # widths 4096 and 8192 (slow on 2 cores)
     python benchmarks/bench_jacobian_lanczos.py --widths 1024           # quicker
@@ -39,6 +41,15 @@ def _model(width, depth, activation, generator):
             lin.bias.zero_()
         layers += [lin, torch.nn.ReLU() if activation == "relu" else torch.nn.Tanh()]
     return torch.nn.Sequential(*layers)
+
+
+def _matrix_shapes(model, x, depth, width):
+    """Shapes of the matrices one pass multiplies (the library's flat GEMM chain; ``[n, n]`` per layer if the
+    model is not one)."""
+    from deepstart.diagnose._sequential import flat_chain_maps
+
+    maps = flat_chain_maps(model, x)
+    return maps["shapes"] if maps is not None else [(width, width)] * depth
 
 
 def _timed(fn, device):
@@ -78,10 +89,12 @@ def _one_width(args, width, exact_ref):
     z = ([abs(a - b) / e for a, b, e in zip(lz.moments, ref_moments, lz.moment_errors)]
          if ref_moments is not None else [float("nan")] * 2)
 
-    steps = lz.krylov_dim / block  # each Krylov block: J then Jᵀ, `depth` GEMMs [n, n] × [n, b] each
-    n_gemm = 2 * args.depth * steps
-    flop = n_gemm * 2.0 * width * width * block
-    nbytes = n_gemm * 4.0 * width * width  # float32 weights streamed once per GEMM
+    steps = lz.krylov_dim / block  # each Krylov block: J then Jᵀ, one GEMM [r, c] × [c, b] per layer
+    shapes = _matrix_shapes(model, x, args.depth, width)
+    entries = 2 * steps * sum(r * c for r, c in shapes)
+    flop = entries * 2.0 * block
+    nbytes = entries * 4.0  # float32 matrices streamed once per GEMM
+    r_med, c_med = sorted(shapes)[len(shapes) // 2]
     bw_frac = nbytes / t_lz / bandwidth(device=args.device)
     print(f"width={width} depth={args.depth} {args.activation}: exact {t_ex:.2f}s"
           f"{' (estimated)' if estimated else ''}, lanczos+SLQ {t_lz:.2f}s (Krylov dim {lz.krylov_dim}, "
@@ -90,14 +103,14 @@ def _one_width(args, width, exact_ref):
           f"{100 * bw_frac:.0f}% of the measured bandwidth")
     target = 10.0 if width <= 4096 else 20.0
     rec = report(f"jacobian_lanczos_{width}", baseline_s=t_ex, ours_s=t_lz, device=args.device, flop=flop,
-                 rate=gemm_rate(width, width, block, device=args.device),
+                 rate=gemm_rate(r_med, c_med, block, device=args.device),
                  extra={"width": width, "depth": args.depth, "activation": args.activation, "k": args.k,
                         "probes": args.probes, "tol_sigma": args.tol, "krylov_dim": lz.krylov_dim,
                         "exact_estimated": estimated, "target": target, "top_k_max_rel_err": top_rel,
                         "reference": ref_name, "moments_slq": list(lz.moments),
                         "moment_errors": list(lz.moment_errors), "moment_z": z,
                         "bandwidth_fraction": bw_frac, "threads": args.threads, "torch": torch.__version__,
-                        "machine": platform.machine()})
+                        "gemm_shape_median": [r_med, c_med], "machine": platform.machine()})
     return rec, exact_ref
 
 

@@ -207,3 +207,81 @@ def test_bad_input_shape_and_type():
         jacobian_singular_values(model, torch.randn(3, 8, dtype=torch.float64))
     with pytest.raises(TypeError, match="torch.Tensor"):
         jacobian_singular_values(model, np.zeros((1, 8)))
+
+
+def _chain_models():
+    """Flat Linear/activation stacks: ReLU (boundaries compacted to their support), a leading activation and two
+    Linear layers in a row, Identity/Flatten no-ops, n_in < n_out and n_in > n_out, and LeakyReLU (no zeros)."""
+    torch.manual_seed(0)  # only for the modules' default init of these throwaway models
+    relu = _mlp([10, 14, 14, 12], act=nn.ReLU)
+    leading = nn.Sequential(nn.Tanh(), nn.Linear(9, 11), nn.Linear(11, 13), nn.ReLU(), nn.Identity(),
+                            nn.Flatten(), nn.Linear(13, 6), nn.ReLU(), nn.Sigmoid()).double()
+    leaky = _mlp([12, 8, 7], act=nn.LeakyReLU)
+    return [(relu, 10), (leading, 9), (leaky, 12)]
+
+
+@pytest.mark.parametrize("compact", [0.0, 0.75, 1.0])
+def test_flat_chain_products_equal_autograd(compact):
+    """J·V, Jᵀ·U, JᵀJ·V and JJᵀ·U of the plain GEMM chain (compacted to the activations' support or not) equal
+    autograd's Jacobian products entry by entry in float64, and Jᵀ·U equals torch.func.vjp."""
+    from deepstart.diagnose._sequential import flat_chain_maps, flat_function
+
+    g = torch.Generator().manual_seed(14)
+    for model, n_in in _chain_models():
+        x = torch.randn(1, n_in, dtype=torch.float64, generator=g)
+        jac = torch.autograd.functional.jacobian(model, x).reshape(-1, n_in)
+        maps = flat_chain_maps(model, x, compact=compact)
+        v = torch.randn(n_in, 5, dtype=torch.float64, generator=g)
+        u = torch.randn(jac.shape[0], 5, dtype=torch.float64, generator=g)
+        f, flat_x = flat_function(model, x)
+        _, vjp_fn = torch.func.vjp(f, flat_x)
+        vjp = torch.stack([vjp_fn(c)[0] for c in u.T], dim=1)
+        for got, want in ((maps["jv"](v), jac @ v), (maps["jtu"](u), jac.T @ u), (maps["jtu"](u), vjp),
+                          (maps["jtj"](v), jac.T @ (jac @ v)), (maps["jjt"](u), jac @ (jac.T @ u))):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_flat_chain_declines_other_stacks():
+    """Conv, Unflatten or a Linear on the last axis of a non-flat input are not flat chains: None."""
+    from deepstart.diagnose._sequential import flat_chain_maps
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv1d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)).double()
+    unflat = nn.Sequential(nn.Linear(6, 6), nn.Unflatten(1, (2, 3)), nn.Flatten()).double()
+    assert flat_chain_maps(conv, torch.randn(1, 1, 4, dtype=torch.float64)) is None
+    assert flat_chain_maps(unflat, torch.randn(1, 6, dtype=torch.float64)) is None
+
+
+@pytest.mark.parametrize("model_kind", ["relu_mlp", "conv"])
+def test_lanczos_gram_products_equal_autograd(model_kind):
+    """The Gram operators Lanczos runs on (flat GEMM chain for the MLP, cached-D tangent/cotangent maps for the
+    conv stack) equal those of autograd's Jacobian in float64."""
+    from deepstart.diagnose._sequential import flat_function
+
+    torch.manual_seed(0)
+    if model_kind == "relu_mlp":
+        model, shape = _mlp([16, 24, 24, 20], act=nn.ReLU), (1, 16)
+    else:
+        model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(48, 20), nn.Tanh()).double()
+        shape = (1, 2, 4, 4)
+    x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(15))
+    f, v = flat_function(model, x)
+    jac = torch.autograd.functional.jacobian(f, v)
+    maps = jac_mod._products(model, x, f, v)
+    g = torch.Generator().manual_seed(16)
+    a, b = torch.randn(v.numel(), 4, dtype=torch.float64, generator=g), torch.randn(20, 4, dtype=torch.float64,
+                                                                                  generator=g)
+    torch.testing.assert_close(maps["jtj"](a), jac.T @ (jac @ a), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(maps["jjt"](b), jac @ (jac.T @ b), rtol=1e-12, atol=1e-12)
+
+
+def test_lanczos_matches_exact_on_relu_mlp():
+    """ReLU (half the units off, the compacted GEMM chain): top-10 to 1e-4 and moments within 4 standard errors."""
+    model = _mlp([96] * 6, act=nn.ReLU, gain=1.4)
+    x = torch.randn(1, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(17))
+    exact = jacobian_singular_values(model, x, method="exact")
+    lz = jacobian_singular_values(model, x, method="lanczos", k=10, generator=torch.Generator().manual_seed(18))
+    np.testing.assert_allclose(lz.values, exact.values[:10], rtol=1e-4)
+    for est, err, true in zip(lz.moments, lz.moment_errors, exact.moments):
+        assert abs(est - true) <= 4 * err, (est, err, true)

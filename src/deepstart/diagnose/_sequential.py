@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["exact_jacobian", "flat_function", "forward_ad_quietly", "is_fast_sequential", "sequential_jacobian",
-           "sequential_tangent_map", "sequential_cotangent_map"]
+           "sequential_tangent_map", "sequential_cotangent_map", "flat_chain_maps"]
 
 _LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _RESHAPE_TYPES = (nn.Flatten, nn.Unflatten, nn.Identity)
@@ -168,6 +168,130 @@ def sequential_cotangent_map(model: nn.Sequential, x: torch.Tensor):
         return u
 
     return pull
+
+
+COMPACT_FRACTION = 0.75  # a layer boundary whose derivative is zero on ≥ 1/4 of its units is compacted
+
+
+def _flat_chain(model: nn.Sequential, x: torch.Tensor):
+    """``(d0, [(W_l, d_l)])`` when every layer of ``model`` maps flat activations ``[1, n]`` to flat activations
+    and is a Linear layer, a pointwise activation or a flat no-op (Identity, Flatten): ``J = D_m W_m ⋯ D_1 W_1 D_0``
+    with ``d_l`` the product of the derivatives of the activations after Linear layer ``l`` (``None`` when there is
+    none). ``None`` for any other stack."""
+    if x.dim() != 2:
+        return None
+    d0, stages = None, []
+    a = x
+    with torch.no_grad():
+        for module in _layers(model):
+            if isinstance(module, nn.Linear):
+                stages.append([module.weight, None])
+                a = module(a)
+            elif isinstance(module, (nn.Identity, nn.Flatten)):
+                a = module(a)
+            elif _is_pointwise(module):
+                a, d = _pointwise_derivative(module, a)
+                d = d.reshape(-1, 1)
+                if stages:
+                    stages[-1][1] = d if stages[-1][1] is None else stages[-1][1] * d
+                else:
+                    d0 = d if d0 is None else d0 * d
+            else:
+                return None
+            if a.dim() != 2:
+                return None
+    return d0, stages
+
+
+def _support(d: torch.Tensor | None, compact: float) -> torch.Tensor | None:
+    """Indices where ``d ≠ 0`` if they are at most ``compact`` of its entries, else ``None`` (keep all)."""
+    if d is None or compact <= 0:
+        return None
+    idx = torch.nonzero(d[:, 0]).reshape(-1)
+    return idx if idx.numel() <= compact * d.shape[0] else None
+
+
+def flat_chain_maps(model: nn.Sequential, x: torch.Tensor, compact: float = COMPACT_FRACTION):
+    """Matrix-free ``J``, ``Jᵀ`` and both Gram operators of a flat chain (see :func:`_flat_chain`) at ``x``, as
+    plain GEMMs on blocks of columns, or ``None`` when ``model`` is not a flat chain.
+
+    Returns a dict of functions on column blocks: ``"jv"``: ``[n_in, b] -> [n_out, b]``, ``"jtu"``:
+    ``[n_out, b] -> [n_in, b]``, ``"jtj"``: ``V ↦ JᵀJ V`` and ``"jjt"``: ``U ↦ JJᵀ U``; and ``"shapes"``, the
+    shapes of the matrices multiplied per layer (the work of one pass). ``J = D_m W_m ⋯ D_1 W_1 D_0``
+    (Pennington, Schoenholz & Ganguli 2017, eq. 2) is applied as ``t ↦ d_l ⊙ (W_l t)`` and ``Jᵀ`` as
+    ``u ↦ W_lᵀ (d_l ⊙ u)``: one ``[n, n] × [n, b]`` product per layer with ``W`` as stored (Wᵀ a view), no
+    autograd. Where an activation's derivative vanishes on many units (ReLU: about half), those units carry
+    nothing in either direction, so a boundary whose support is at most ``compact`` of its units is dropped to its
+    support once, here, and the layers touching it use the submatrix ``W_l[S_l, S_{l−1}]`` (for ReLU about a
+    quarter of ``W``); the Gram operators stay in these compact coordinates from end to end. The products are
+    those of the full chain with the exact zeros left out. Memory: the submatrices are copies (at most
+    ``compact`` of each weight they come from); ``compact=0`` keeps every boundary whole and copies nothing.
+    """
+    chain = _flat_chain(model, x)
+    if chain is None:
+        return None
+    d0, stages = chain
+    idx0 = _support(d0, compact)
+    n_in, n_out = x.shape[1], (stages[-1][0].shape[0] if stages else x.shape[1])
+    ops, prev = [], idx0
+    with torch.no_grad():
+        for w, d in stages:
+            idx = _support(d, compact)
+            if idx is not None and prev is not None:  # one gather (cheaper than rows, then columns)
+                w = w[idx[:, None], prev]
+            elif idx is not None:
+                w = w.index_select(0, idx)
+            elif prev is not None:
+                w = w.index_select(1, prev)
+            if idx is not None:
+                d = d.index_select(0, idx)
+            ops.append((w, d))
+            prev = idx
+    idx_out = prev if stages else idx0
+    d0c = None if d0 is None else (d0 if idx0 is None else d0.index_select(0, idx0))
+
+    def gather(t, idx):
+        return t if idx is None else t.index_select(0, idx)
+
+    def scatter(t, idx, n):
+        if idx is None:
+            return t
+        return t.new_zeros(n, t.shape[1]).index_copy_(0, idx, t)
+
+    def scale0(t):
+        return t if d0c is None else t * d0c
+
+    def fwd(t):  # interface 0 (compact, D_0 applied) -> output interface (compact)
+        for w, d in ops:
+            t = w @ t
+            if d is not None:
+                t = t * d
+        return t
+
+    def bwd(t):  # output interface (compact) -> interface 0 (compact, D_0 not yet applied)
+        for w, d in reversed(ops):
+            if d is not None:
+                t = t * d
+            t = w.T @ t
+        return t
+
+    def jv(v):
+        with torch.no_grad():
+            return scatter(fwd(scale0(gather(v, idx0))), idx_out, n_out)
+
+    def jtu(u):
+        with torch.no_grad():
+            return scatter(scale0(bwd(gather(u, idx_out))), idx0, n_in)
+
+    def jtj(v):
+        with torch.no_grad():
+            return scatter(scale0(bwd(fwd(scale0(gather(v, idx0))))), idx0, n_in)
+
+    def jjt(u):
+        with torch.no_grad():
+            return scatter(fwd(scale0(scale0(bwd(gather(u, idx_out))))), idx_out, n_out)
+
+    return {"jv": jv, "jtu": jtu, "jtj": jtj, "jjt": jjt, "shapes": [tuple(w.shape) for w, _ in ops]}
 
 
 def sequential_jacobian(model: nn.Sequential, x: torch.Tensor, mode: str = "auto") -> torch.Tensor:

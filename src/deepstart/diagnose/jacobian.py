@@ -6,7 +6,9 @@ Dynamical isometry (Pennington, Schoenholz & Ganguli 2017, §2) asks for all sin
 - ``method="exact"`` forms ``J`` (fast sequential path or batched jvp/vjp, see :mod:`._sequential`) and returns
   every singular value;
 - ``method="lanczos"`` never forms ``J``: block Lanczos on the Gram matrix (``JᵀJ`` or ``JJᵀ``, whichever is
-  smaller) applied through ``torch.func.jvp``/``vjp`` gives the top-``k`` singular values, and its Rademacher
+  smaller) applied as plain GEMM chains over the cached activation derivatives for sequential stacks (Linear
+  layers restricted to the units an activation does not zero, see :func:`._sequential.flat_chain_maps`), through
+  ``torch.func.jvp``/``vjp`` otherwise, gives the top-``k`` singular values, and its Rademacher
   starting block doubles as stochastic Lanczos quadrature (SLQ) probes for the spectral density and moments with
   standard errors (see :mod:`.lanczos`).
 
@@ -200,7 +202,7 @@ def _exact(model, x, k, n_in, n_out) -> SingularValues:
 
 
 def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> SingularValues:
-    from deepstart.diagnose._sequential import forward_ad_quietly, is_fast_sequential, sequential_tangent_map
+    from deepstart.diagnose._sequential import forward_ad_quietly
     from deepstart.diagnose.lanczos import block_lanczos, rademacher
 
     n_in = v.numel()
@@ -211,19 +213,11 @@ def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> 
     if not isinstance(n_probes, int) or n_probes < 2:
         raise ValueError(f"n_probes={n_probes!r} must be an int ≥ 2 (standard errors need two probes)")
     block = min(max(n_probes, k), n)
-    dtype = v.dtype
+    path, gram = ("JtJ", "jtj") if n_in <= n_out else ("JJt", "jjt")
     with torch.no_grad(), forward_ad_quietly():
-        _, vjp_fn = torch.func.vjp(f, v)
-        if is_fast_sequential(model):  # cached D_l: no forward recomputation per matvec
-            push = sequential_tangent_map(model, x)
-            jv = lambda t: push(t.T.reshape(t.shape[1], *x.shape[1:])).T  # noqa: E731
-        else:
-            jv = torch.func.vmap(lambda t: torch.func.jvp(f, (v,), (t,))[1], in_dims=1, out_dims=1)
-        jtu = torch.func.vmap(lambda u: vjp_fn(u)[0], in_dims=1, out_dims=1)
-        if n_in <= n_out:
-            path, matvec = "JtJ", lambda q: jtu(jv(q.to(dtype))).double()
-        else:
-            path, matvec = "JJt", lambda q: jv(jtu(q.to(dtype))).double()
+        maps = _products(model, x, f, v)
+        op, dtype = maps[gram], v.dtype
+        matvec = lambda q: op(q.to(dtype)).double()  # noqa: E731
         z = rademacher(n, block, generator=generator, device=v.device)
         res = block_lanczos(matvec, z, k=k, tol=2 * tol, max_dim=max_dim)
     probe_m1 = (z * res.first_block).sum(0) / n  # zᵀ G z / n
@@ -236,3 +230,24 @@ def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> 
                           moment_errors=tuple(float(e) for e in per.std(1, ddof=1) / np.sqrt(block)),
                           slq_nodes=theta, slq_weights=(res.probe_weights / n).cpu().numpy(),
                           krylov_dim=res.krylov_dim)
+
+
+def _products(model, x, f, v) -> dict:
+    """``{"jtj": V ↦ JᵀJ V, "jjt": U ↦ JJᵀ U}`` on column blocks: plain GEMM chains for flat Linear/activation
+    stacks (:func:`._sequential.flat_chain_maps`), cached ``D_l`` both ways for other fast sequential stacks, else
+    ``torch.func.jvp``/``vjp`` batched with ``vmap``."""
+    from deepstart.diagnose._sequential import (flat_chain_maps, is_fast_sequential, sequential_cotangent_map,
+                                                sequential_tangent_map)
+
+    if is_fast_sequential(model):
+        maps = flat_chain_maps(model, x)
+        if maps is not None:
+            return maps
+        push, pull = sequential_tangent_map(model, x), sequential_cotangent_map(model, x)
+        jv = lambda t: push(t.T.reshape(t.shape[1], *x.shape[1:])).T  # noqa: E731
+        jtu = lambda u: pull(u.T).reshape(u.shape[1], -1).T  # noqa: E731
+    else:
+        _, vjp_fn = torch.func.vjp(f, v)
+        jv = torch.func.vmap(lambda t: torch.func.jvp(f, (v,), (t,))[1], in_dims=1, out_dims=1)
+        jtu = torch.func.vmap(lambda u: vjp_fn(u)[0], in_dims=1, out_dims=1)
+    return {"jtj": lambda q: jtu(jv(q)), "jjt": lambda q: jv(jtu(q))}
