@@ -133,6 +133,7 @@ def test_cli_cpu_device():
                  "--n-inits", "2"]) == 0
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 def test_cuda_given_weights_match_the_cpu_and_the_model_stays_put():
     """Given-weights mode (n_inits=1): the same weights and inputs on both devices, so every statistic agrees to
