@@ -30,12 +30,11 @@ Example::
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 from pathlib import Path
 
-from deepstart.experiments.reproduce._common import MODES, RUN_OPTIONS, RunOptions, check_mode
+from deepstart.experiments.reproduce._common import MODES, check_mode
 from deepstart.experiments.reproduce.claims import STATUSES, Claim, judge
 from deepstart.experiments.reproduce.report import Figure, PaperReport
 
@@ -73,15 +72,8 @@ def run_paper(paper: str, mode: str = "quick", *, store=None, backend: str = "lo
         from deepstart.experiments.train import resolve_device
 
         device = str(resolve_device(device))  # a bad device fails here, not as "not evaluated" sections
-    options = RunOptions(device, reuse_stale)
-    token = RUN_OPTIONS.set(options)
-    try:
-        report = module.run(mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers)
-    finally:
-        RUN_OPTIONS.reset(token)
-    if options.missing_data:
-        report = dataclasses.replace(report, extra={**report.extra, "missing_data": sorted(options.missing_data)})
-    return report
+    return module.run(mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers,
+                      device=device, reuse_stale=reuse_stale)
 
 
 def reproduce(paper: str = "all", mode: str = "quick", *, out=None, store=None, backend: str = "local", seed: int = 0,

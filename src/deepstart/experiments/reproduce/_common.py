@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepstart.experiments.reproduce.claims import Claim
@@ -28,36 +26,21 @@ def dataset_label(name: str) -> str:
     return DATASET_LABELS.get(name, name)
 
 
-@dataclass
-class RunOptions:
-    """Options :func:`deepstart.experiments.reproduce.run_paper` hands to the :class:`ReportBuilder` a paper module
-    creates (so paper modules need not pass them on), and what the run found out: ``missing_data``, the datasets
-    training needed but could not find."""
-
-    device: str | None = None
-    reuse_stale: bool = False
-    missing_data: set = field(default_factory=set)
-
-
-RUN_OPTIONS: ContextVar[RunOptions | None] = ContextVar("deepstart_reproduce_run_options", default=None)
-
-
 class ReportBuilder:
     """Collects claims, figures and notes while a reproduction runs; :meth:`build` freezes them into a report.
 
-    ``device``/``reuse_stale`` (training, see :func:`deepstart.experiments.runners.run_sweep`) default to the
-    :data:`RUN_OPTIONS` of the enclosing ``run_paper`` call, else CPU and False."""
+    ``device``/``reuse_stale``: where training runs and whether stale stored results are kept (see
+    :func:`deepstart.experiments.runners.run_sweep`). Datasets training could not find are collected in
+    :attr:`missing_data` and reported in the built report's ``extra["missing_data"]``."""
 
     def __init__(self, paper: str, title: str, citation: str, mode: str, settings: dict, *, store=None,
                  backend: str = "local", workers: int = 1, progress: bool = False, device=None,
-                 reuse_stale: bool | None = None):
+                 reuse_stale: bool = False):
         self.paper, self.title, self.citation, self.mode = paper, title, citation, check_mode(mode)
         self.settings = dict(settings)
         self.store, self.backend, self.workers, self.progress = store, backend, workers, progress
-        options = RUN_OPTIONS.get() or RunOptions()
-        self.device = options.device if device is None else device
-        self.reuse_stale = options.reuse_stale if reuse_stale is None else reuse_stale
-        self.missing_data = options.missing_data  # shared with run_paper, which reports it
+        self.device, self.reuse_stale = device, reuse_stale
+        self.missing_data: set = set()
         self.claims: list[Claim] = []
         self.figures: list = []
         self.notes: list[str] = []
@@ -135,8 +118,9 @@ class ReportBuilder:
             return {r.trial_id: r for r in store.results(name)}
 
     def build(self) -> PaperReport:
+        extra = {"missing_data": sorted(self.missing_data)} if self.missing_data else {}
         return PaperReport(self.paper, self.title, self.citation, self.mode, self.settings, tuple(self.claims),
-                           tuple(self.figures), tuple(self.notes), time.perf_counter() - self._t0)
+                           tuple(self.figures), tuple(self.notes), time.perf_counter() - self._t0, extra=extra)
 
 
 def _missing_datasets(names) -> set:

@@ -164,7 +164,7 @@ def judge_training(settings: dict, n_test: int, alpha: float = 0.01) -> Claim:
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
-        workers: int = 1, sections=("law", "training")):
+        workers: int = 1, device=None, reuse_stale: bool = False, sections=("law", "training")):
     """Run the reproduction at ``mode`` sizes (:data:`SIZES`) and return a :class:`PaperReport`."""
     import torch
 
@@ -172,7 +172,7 @@ def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 
     settings = dict(s, seed=seed, datasets=[dataset_label(d) for d in s["datasets"]], activation="relu (law)",
                     optimizer=f"SGD lr {s['lr']} batch 128")
     b = ReportBuilder(PAPER, TITLE, CITATION, mode, settings, store=store, backend=backend, workers=workers,
-                      progress=progress)
+                      progress=progress, device=device, reuse_stale=reuse_stale)
     g = torch.Generator().manual_seed(seed)
     table = {"law": (lambda b: _law(b, s, g), LAW_CLAIMS), "training": (lambda b: _training(b, s, seed), TRAIN_CLAIMS)}
     for name in sections:

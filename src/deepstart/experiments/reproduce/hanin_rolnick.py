@@ -262,7 +262,7 @@ def judge_resnet_length(sched: str, L: int, m: float, se: float, t: float) -> Cl
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
-        workers: int = 1, sections=("fm1", "fm2", "resnet", "training", "fm2-training",
+        workers: int = 1, device=None, reuse_stale: bool = False, sections=("fm1", "fm2", "resnet", "training", "fm2-training",
                                                        "resnet-training")):
     """Run the reproduction at ``mode`` sizes (:data:`SIZES`) and return a :class:`PaperReport`."""
     import torch
@@ -273,7 +273,7 @@ def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 
                     activation="relu", biases="zero",
                     weights="Gaussian c/fan-in (simulations)", optimizer=f"SGD lr {s['lr']} batch 128")
     b = ReportBuilder(PAPER, TITLE, CITATION, mode, settings, store=store, backend=backend, workers=workers,
-                      progress=progress)
+                      progress=progress, device=device, reuse_stale=reuse_stale)
     g = torch.Generator().manual_seed(seed)
     from deepstart.experiments.reproduce import hanin_rolnick_training as tr
 

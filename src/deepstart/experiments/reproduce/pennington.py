@@ -290,7 +290,7 @@ def judge_learning_speed(rhos: dict, table: dict | None = None, alpha: float = A
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
-        workers: int = 1, sections=("spectra", "training")):
+        workers: int = 1, device=None, reuse_stale: bool = False, sections=("spectra", "training")):
     """Run the reproduction at ``mode`` sizes (:data:`SIZES`) and return a :class:`PaperReport`."""
     import torch
 
@@ -298,7 +298,7 @@ def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 
     settings = dict(s, seed=seed, dataset=[dataset_label(d) for d in s["dataset"]],
                     configs=[CONFIGS[i][0] for i in s["configs"]], optimizer=f"SGD momentum 0.9 lr {s['lr']} batch 128")
     b = ReportBuilder(PAPER, TITLE, CITATION, mode, settings, store=store, backend=backend, workers=workers,
-                      progress=progress)
+                      progress=progress, device=device, reuse_stale=reuse_stale)
     g = torch.Generator().manual_seed(seed)
     table = {"spectra": (lambda b: _spectra(b, s, g), SPEC_CLAIMS),
              "training": (lambda b: _training(b, s, seed), TRAIN_CLAIMS)}

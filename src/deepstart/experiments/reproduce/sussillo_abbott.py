@@ -304,7 +304,7 @@ def _scan_panel(ax, act: str, g: float, losses, s: dict) -> Claim:
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
-        workers: int = 1, sections=("walks", "training")):
+        workers: int = 1, device=None, reuse_stale: bool = False, sections=("walks", "training")):
     """Run the reproduction at ``mode`` sizes (:data:`SIZES`) and return a :class:`PaperReport`."""
     import torch
 
@@ -313,7 +313,7 @@ def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 
                     optimizer=f"SGD lr {s['scan_lr']} (scan), {s['deep_lr']} (deep) batch 128",
                     scan_factors=list(_SCAN_FACTORS))
     b = ReportBuilder(PAPER, TITLE, CITATION, mode, settings, store=store, backend=backend, workers=workers,
-                      progress=progress)
+                      progress=progress, device=device, reuse_stale=reuse_stale)
     g = torch.Generator().manual_seed(seed)
     table = {"walks": (lambda b: _walks(b, s, g), WALK_CLAIMS + ((TANH_CLAIM,) if "tanh" in s["activations"] else ())),
              "training": (lambda b: _training(b, s, seed), SCAN_CLAIMS + TRAIN_CLAIMS)}
