@@ -49,3 +49,26 @@ def _one_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def seeded_mlp():
+    """Factory of plain ``[Linear, activation] × depth`` nets, weights N(0, gain/width) from a seeded generator, zero
+    biases: ``seeded_mlp(seed, depth=6, width=32, gain=2.0, activation=nn.ReLU)``."""
+    import math
+
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    def build(seed: int, depth: int = 6, width: int = 32, gain: float = 2.0, activation=nn.ReLU):
+        g = torch.Generator().manual_seed(seed)
+        layers = []
+        for _ in range(depth):
+            lin = nn.Linear(width, width)
+            with torch.no_grad():
+                lin.weight.normal_(0, math.sqrt(gain / width), generator=g)
+                lin.bias.zero_()
+            layers += [lin, activation()]
+        return nn.Sequential(*layers)
+
+    return build

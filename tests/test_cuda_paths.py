@@ -28,16 +28,10 @@ def _gen(offset=0, device="cpu"):
     return torch.Generator(device=device).manual_seed(SEED + offset)
 
 
-def _mlp(depth=8, width=64, gain=2.0, activation=nn.ReLU):
-    g = _gen(100)
-    layers = []
-    for _ in range(depth):
-        lin = nn.Linear(width, width)
-        with torch.no_grad():
-            lin.weight.normal_(0, math.sqrt(gain / width), generator=g)
-            lin.bias.zero_()
-        layers += [lin, activation()]
-    return nn.Sequential(*layers)
+@pytest.fixture
+def relu_net(seeded_mlp):
+    return lambda depth=8, width=64, gain=2.0, activation=nn.ReLU: seeded_mlp(SEED + 100, depth, width, gain,
+                                                                              activation)
 
 
 def _verdicts(report):
@@ -50,8 +44,8 @@ def _on(model, kind):
 
 # --------------------------------------------------------------------------------------------------- diagnostics
 @pytest.mark.parametrize("gain", [2.0, 1.0])  # He (healthy) and LeCun for ReLU (lengths shrink: an error verdict)
-def test_check_given_weights_match_the_cpu(gain):
-    model, x = _mlp(gain=gain), torch.randn(8, 64, generator=_gen(1))
+def test_check_given_weights_match_the_cpu(gain, relu_net):
+    model, x = relu_net(gain=gain), torch.randn(8, 64, generator=_gen(1))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cpu = check(model, x, n_inits=1, generator=_gen(2), device="cpu")
     gpu = check(model, x, n_inits=1, generator=_gen(2), device="cuda")
@@ -64,8 +58,8 @@ def test_check_given_weights_match_the_cpu(gain):
     np.testing.assert_allclose(sv_gpu, sv_cpu, rtol=1e-4, atol=1e-4 * sv_cpu.max())
 
 
-def test_check_measures_a_gpu_model_in_place_and_leaves_it_there():
-    model, x = _mlp(depth=4).cuda(), torch.randn(8, 64, generator=_gen(3))
+def test_check_measures_a_gpu_model_in_place_and_leaves_it_there(relu_net):
+    model, x = relu_net(depth=4).cuda(), torch.randn(8, 64, generator=_gen(3))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     here = check(model, x.cuda(), n_inits=1, generator=_gen(4))  # device=None: where the model and inputs are
     on_cpu = check(model, x, n_inits=1, generator=_gen(4), device="cpu")  # a CPU copy is measured
@@ -76,14 +70,14 @@ def test_check_measures_a_gpu_model_in_place_and_leaves_it_there():
     assert resampled.sq.shape == (3, 8, len(resampled.sites)) and np.isfinite(resampled.sq).all()
 
 
-def test_check_turns_tf32_off_and_restores_it():
+def test_check_turns_tf32_off_and_restores_it(relu_net):
     """A user who enabled TF32 gets the same float32 statistics as with it off (check turns it off for the call)
     and keeps the setting afterwards (the precision API of the installed torch: ``fp32_precision`` or the older
     ``allow_tf32``)."""
     matmul = torch.backends.cuda.matmul
     new_api = hasattr(matmul, "fp32_precision")
     saved = matmul.fp32_precision if new_api else matmul.allow_tf32
-    model, x = _mlp(), torch.randn(8, 64, generator=_gen(10))
+    model, x = relu_net(), torch.randn(8, 64, generator=_gen(10))
     reference = check(model, x, n_inits=1, generator=_gen(11), device="cuda", jacobian=False)
     try:
         if new_api:
@@ -101,8 +95,8 @@ def test_check_turns_tf32_off_and_restores_it():
         np.testing.assert_allclose(getattr(with_tf32, key), getattr(reference, key), rtol=1e-5, err_msg=key)
 
 
-def test_fix_on_cuda_fixes_the_model_where_it_is():
-    model = _mlp(depth=6, width=32, gain=1.0)  # LeCun gain for ReLU: lengths shrink by 2^-6, He is the fix
+def test_fix_on_cuda_fixes_the_model_where_it_is(relu_net):
+    model = relu_net(depth=6, width=32, gain=1.0)  # LeCun gain for ReLU: lengths shrink by 2^-6, He is the fix
     result = fix_(model, input_shape=(32,), n_inits=4, generator=_gen(6), jacobian=False, device="cuda")
     assert result.applied and result.recommendation.scheme == "he"
     assert result.verified and result.after.healthy
@@ -112,10 +106,10 @@ def test_fix_on_cuda_fixes_the_model_where_it_is():
 
 
 @pytest.mark.parametrize("method", ["exact", "lanczos"])
-def test_jacobian_float64_on_cuda_matches_the_cpu(method):
+def test_jacobian_float64_on_cuda_matches_the_cpu(method, relu_net):
     """Same float64 weights, input and probes (a CUDA generator draws them for both devices; rademacher moves
     them), Krylov space up to the full dimension: the two devices agree to float64 rounding."""
-    model = _mlp(depth=4, width=24, activation=nn.Tanh).double()
+    model = relu_net(depth=4, width=24, activation=nn.Tanh).double()
     x = torch.randn(1, 24, generator=_gen(7), dtype=torch.float64)
     kw = {"method": method}
     if method == "lanczos":

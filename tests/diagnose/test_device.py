@@ -3,7 +3,6 @@
 ValueError (exit code 2 on the command line) that says what to pass, and the user's model is never moved."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -23,16 +22,9 @@ def _gen(offset=0):
     return torch.Generator().manual_seed(SEED + offset)
 
 
-def _mlp(depth=6, width=32, gain=2.0):
-    g = _gen(100)
-    layers = []
-    for _ in range(depth):
-        lin = nn.Linear(width, width)
-        with torch.no_grad():
-            lin.weight.normal_(0, math.sqrt(gain / width), generator=g)
-            lin.bias.zero_()
-        layers += [lin, nn.ReLU()]
-    return nn.Sequential(*layers)
+@pytest.fixture
+def relu_net(seeded_mlp):
+    return lambda depth=6, width=32, gain=2.0: seeded_mlp(SEED + 100, depth, width, gain)
 
 
 def _same_reports(a, b):
@@ -45,11 +37,11 @@ def _same_reports(a, b):
 
 
 @pytest.mark.parametrize("reinit", [None, "reset", "he"])
-def test_cpu_device_gives_the_default_results(reinit):
+def test_cpu_device_gives_the_default_results(reinit, relu_net):
     x = torch.randn(8, 32, generator=_gen(1))
-    default = check(_mlp(), x, n_inits=3, reinit=reinit, generator=_gen(2))
-    on_cpu = check(_mlp(), x, n_inits=3, reinit=reinit, generator=_gen(2), device="cpu")
-    also = check(_mlp(), x, n_inits=3, reinit=reinit, generator=_gen(2), device=torch.device("cpu"))
+    default = check(relu_net(), x, n_inits=3, reinit=reinit, generator=_gen(2))
+    on_cpu = check(relu_net(), x, n_inits=3, reinit=reinit, generator=_gen(2), device="cpu")
+    also = check(relu_net(), x, n_inits=3, reinit=reinit, generator=_gen(2), device=torch.device("cpu"))
     _same_reports(default, on_cpu)
     _same_reports(default, also)
 
@@ -59,8 +51,8 @@ def test_cpu_device_gives_the_default_results(reinit):
     ("meta", "not supported"),
     ("cuda:9999" if CUDA else "cuda", "CUDA device" if CUDA else "CUDA is not available"),
 ])
-def test_bad_devices_are_refused_with_advice(device, message):
-    model = _mlp(depth=2)
+def test_bad_devices_are_refused_with_advice(device, message, relu_net):
+    model = relu_net(depth=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for call in (lambda: check(model, input_shape=(32,), n_inits=2, device=device),
                  lambda: fix_(model, input_shape=(32,), n_inits=2, device=device),
@@ -89,9 +81,9 @@ def test_model_on_copies_and_keeps_ties_never_moves_the_given_model():
     assert all(t.device.type == "cpu" for t in [*model.parameters(), *model.buffers()])
 
 
-def test_fix_on_cpu_device_gives_the_default_result():
+def test_fix_on_cpu_device_gives_the_default_result(relu_net):
     def run(**kw):
-        model = _mlp(gain=1.0)  # LeCun gain for ReLU: lengths shrink, a fix is applied
+        model = relu_net(gain=1.0)  # LeCun gain for ReLU: lengths shrink, a fix is applied
         result = fix_(model, input_shape=(32,), n_inits=3, generator=_gen(3), jacobian=False, **kw)
         return result, model
     (a, ma), (b, mb) = run(), run(device="cpu")
@@ -101,8 +93,8 @@ def test_fix_on_cpu_device_gives_the_default_result():
 
 
 @pytest.mark.parametrize("method", ["exact", "lanczos"])
-def test_jacobian_on_cpu_device_gives_the_default_values(method):
-    model, x = _mlp(depth=3, width=16), torch.randn(1, 16, generator=_gen(4))
+def test_jacobian_on_cpu_device_gives_the_default_values(method, relu_net):
+    model, x = relu_net(depth=3, width=16), torch.randn(1, 16, generator=_gen(4))
     kw = {"method": method, "k": 4 if method == "lanczos" else None}
     a = jacobian_singular_values(model, x, generator=_gen(5), **kw)
     b = jacobian_singular_values(model, x, generator=_gen(5), device="cpu", **kw)
@@ -116,9 +108,9 @@ def test_sample_jacobian_spectrum_on_cpu_device_gives_the_default_values():
     np.testing.assert_array_equal(a, b)
 
 
-def test_check_leaves_the_tf32_settings_as_they_were():
+def test_check_leaves_the_tf32_settings_as_they_were(relu_net):
     before = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
-    check(_mlp(depth=2), input_shape=(32,), n_inits=2, jacobian=False, device="cpu")
+    check(relu_net(depth=2), input_shape=(32,), n_inits=2, jacobian=False, device="cpu")
     assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == before
 
 
@@ -135,10 +127,10 @@ def test_cli_cpu_device():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
-def test_cuda_given_weights_match_the_cpu_and_the_model_stays_put():
+def test_cuda_given_weights_match_the_cpu_and_the_model_stays_put(relu_net):
     """Given-weights mode (n_inits=1): the same weights and inputs on both devices, so every statistic agrees to
     float32 rounding (TF32 is off inside check)."""
-    model, x = _mlp(depth=8, width=64), torch.randn(8, 64, generator=_gen(7))
+    model, x = relu_net(depth=8, width=64), torch.randn(8, 64, generator=_gen(7))
     cpu = check(model, x, n_inits=1, generator=_gen(8), device="cpu")
     gpu = check(model, x, n_inits=1, generator=_gen(8), device="cuda")
     assert next(model.parameters()).device.type == "cpu"

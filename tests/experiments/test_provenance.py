@@ -52,13 +52,18 @@ def test_unchanged_rerun_skips(tmp_path):
     assert stored == prov.provenance("toy").to_dict() and stored["device"] == "cpu"
 
 
-def test_changed_code_reruns_and_replaces(tmp_path, monkeypatch, caplog):
-    db = tmp_path / "r.db"
+def _rerun_after_code_change(db, monkeypatch, caplog, **kwargs):
+    """Train once, change the MLP factory (and the source hash), rerun: (summary, old accuracy, old provenance)."""
     _run(db)
-    old_acc, _ = _acc(db)
+    old_acc, old_prov = _acc(db)
     _zero_mlp(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="deepstart.experiments"):
-        summary = _run(db)
+        return _run(db, **kwargs), old_acc, old_prov
+
+
+def test_changed_code_reruns_and_replaces(tmp_path, monkeypatch, caplog):
+    db = tmp_path / "r.db"
+    summary, old_acc, _ = _rerun_after_code_change(db, monkeypatch, caplog)
     assert (summary.ran, summary.skipped, summary.stale, summary.reused_stale) == (1, 0, 1, 0)
     assert "1 stored result(s) are stale" in caplog.text and "source (1)" in caplog.text
     new_acc, stored = _acc(db)
@@ -72,11 +77,7 @@ def test_changed_code_reruns_and_replaces(tmp_path, monkeypatch, caplog):
 
 def test_reuse_stale_keeps_the_old_result_and_says_so(tmp_path, monkeypatch, caplog):
     db = tmp_path / "r.db"
-    _run(db)
-    old_acc, old_prov = _acc(db)
-    _zero_mlp(monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="deepstart.experiments"):
-        summary = _run(db, reuse_stale=True)
+    summary, old_acc, old_prov = _rerun_after_code_change(db, monkeypatch, caplog, reuse_stale=True)
     assert (summary.ran, summary.skipped, summary.stale, summary.reused_stale) == (0, 1, 1, 1)
     assert "kept as they are" in caplog.text
     assert _acc(db) == (old_acc, old_prov)

@@ -1,5 +1,6 @@
 """Where the diagnostics run (``device=`` of ``check``, ``fix_`` and the Jacobian tools): one validated
-``torch.device``, the model and inputs on it, generators on it, RNG forks that restore its state, TF32 off.
+``torch.device`` (:func:`deepstart._device.resolve_device`), the model and inputs on it, generators on it, RNG forks
+that restore its state, TF32 off.
 
 The user's model is never moved: when its parameters live elsewhere, the diagnostics run on a copy made directly on
 the device (the copy's parameters are created there, so a model is never held twice on the host).
@@ -12,45 +13,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from deepstart._device import resolve_device
+
 __all__ = ["resolve_device", "model_on", "to_device", "generator_on", "fork_rng", "full_precision"]
-
-_SUPPORTED = ("cpu", "cuda", "mps")
-
-
-def resolve_device(device) -> torch.device | None:
-    """``device`` (a string or ``torch.device``; None: where the model is) as a usable ``torch.device``.
-
-    Raises ``ValueError`` naming the value and what to pass instead: an unknown device string, ``"cuda"`` or
-    ``"mps"`` on a machine without one, a CUDA index beyond the GPUs present, or a device that holds no values to
-    measure (``"meta"``) or that deepstart does not run on.
-    """
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device={device!r} is not a torch device; pass 'cpu', 'cuda', 'cuda:N' or 'mps' "
-                         "(or a torch.device)") from None
-    if dev.type == "cpu":
-        return torch.device("cpu")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r}: CUDA is not available on this machine (torch {torch.__version__}, "
-                             f"CUDA build {torch.version.cuda}); pass device='cpu', or install a CUDA build of torch "
-                             "on a machine with an NVIDIA GPU")
-        index = torch.cuda.current_device() if dev.index is None else dev.index
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                             f"indices 0..{torch.cuda.device_count() - 1}")
-        return torch.device("cuda", index)
-    if dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(f"device={device!r}: MPS (Apple GPU) is not available on this machine; pass "
-                             "device='cpu'")
-        return dev
-    why = " (meta tensors hold no values to measure)" if dev.type == "meta" else ""
-    raise ValueError(f"device={device!r} is not supported{why}; deepstart's diagnostics run on "
-                     f"{', '.join(repr(d) for d in _SUPPORTED)}")
 
 
 def _on(t: torch.Tensor, dev: torch.device) -> bool:

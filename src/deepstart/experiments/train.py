@@ -36,40 +36,17 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
+from deepstart._device import resolve_device as _resolve_device
 from deepstart.experiments.metrics import TrialResult
 from deepstart.experiments.trial import Data, Trial, load_data
 
 __all__ = ["Trial", "TrialResult", "Data", "build_model", "train_single", "train_batch", "group_trials",
            "schedule", "load_data", "resolve_device"]
 
-_DEVICE_TYPES = ("cpu", "cuda", "mps")
-
 
 def resolve_device(device=None) -> torch.device:
-    """``device`` (None → CPU, a string such as ``"cuda:0"``, or a ``torch.device``) checked to be usable here.
-
-    ValueError (with what to do) for an unknown name or a device this machine or this torch build lacks."""
-    if device is None:
-        return torch.device("cpu")
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0' (or a torch.device), got {device!r}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in _DEVICE_TYPES:
-        raise ValueError(f"unknown device {str(device)!r}; valid: cpu, cuda, cuda:N (N a GPU index), mps")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "without CUDA"
-            raise ValueError(f"device {str(device)!r}: no usable CUDA GPU (torch {torch.__version__} built {build}); "
-                             "use device='cpu', or install a CUDA build of torch on a machine with an NVIDIA GPU")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                             f"indices 0..{torch.cuda.device_count() - 1}")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {str(device)!r}: MPS (Apple GPU) is not available here; use device='cpu'")
-    return dev
+    """``device`` checked to be usable here (:func:`deepstart._device.resolve_device`); None → the CPU."""
+    return _resolve_device(device) or torch.device("cpu")
 
 
 def build_model(trial: Trial, data: Data, generator: torch.Generator | None = None) -> torch.nn.Module:
