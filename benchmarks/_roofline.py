@@ -91,7 +91,7 @@ def mlp_train_limit_seconds(widths, n_examples: int, batch_size: int, n_models: 
     seconds = 0.0
     for a, b in zip(widths[:-1], widths[1:]):
         rate = gemm_rate(batch_size, a, b, dtype, device, batch=n_models)
-        seconds += 3.0 * 2.0 * n_examples * a * b * n_models / rate
+        seconds += mlp_train_flop((a, b), n_examples, n_models) / rate
     return seconds
 
 
