@@ -79,7 +79,8 @@ def _reset_cuda_peak(dev: torch.device) -> None:
 
 # --------------------------------------------------------------------------------------------------------- models
 def _resnet56():
-    from deepstart.diagnose.calibration import CASES
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tools/ (the zoo) beside src/
+    from tools.calibration.cases import CASES
 
     case = CASES["resnet56-cifar"]
     torch.manual_seed(0)

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The calibration zoo (tools/calibration/) lives beside the tests, outside the library's import path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEED = 20181128  # fixed so every run is deterministic; printed by the fixtures' ids
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from deepstart.diagnose import calibration
-from deepstart.diagnose.calibration import CASES, broken, stock, truth
+from tools.calibration import cases as calibration
+from tools.calibration.cases import CASES, broken, stock, truth
 
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
@@ -120,3 +120,32 @@ def test_truth_leaves_global_rng_alone():
     assert torch.equal(torch.rand(3), expected)
     with pytest.raises(ValueError, match="n_inits"):
         truth(CASES["he-cnn-6x32"], 0)
+
+
+def test_runner_refuses_without_transformers(monkeypatch, capsys):
+    """Without transformers the runner exits 2 with one line of advice before any work (issue 21)."""
+    from tools.calibration import run
+
+    real = run.importlib.util.find_spec
+    monkeypatch.setattr(run.importlib.util, "find_spec", lambda name: None if name == "transformers" else real(name))
+    monkeypatch.setattr(run, "calibrate", lambda *a, **k: pytest.fail("no work before the refusal"))
+    with pytest.raises(SystemExit) as e:
+        run.main([])
+    assert e.value.code == 2
+    assert "--without-hf" in capsys.readouterr().err
+
+
+def test_runner_writes_a_temp_folder_by_default(monkeypatch, tmp_path, capsys):
+    """The default --out is a new temporary folder, never the tracked docs/calibration.md; a folder is refused."""
+    from tools.calibration import run
+
+    monkeypatch.setattr(run.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "t"))
+    (tmp_path / "t").mkdir()
+    seen = []
+    monkeypatch.setattr(run, "calibrate", lambda cases, **k: seen.append(len(cases)) or [])
+    assert run.main(["--quick"]) == 0
+    assert (tmp_path / "t" / "calibration.md").read_text().startswith("# Calibration")
+    assert seen and seen[0] == sum(not c.slow for c in CASES.values())
+    with pytest.raises(SystemExit) as e:
+        run.main(["--out", str(tmp_path)])
+    assert e.value.code == 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepstart.diagnose import check
-from deepstart.diagnose.calibration import CASES, _encoder, _FunctionalReluMLP, broken, stock
+from tools.calibration.cases import CASES, _encoder, _FunctionalReluMLP, broken, stock
 from deepstart.diagnose.families import branch_gain
 
 N_INITS = 4

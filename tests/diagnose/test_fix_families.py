@@ -36,7 +36,7 @@ def _same(model, saved) -> bool:
 # ------------------------------------------------------------------------------------------- (a) GPT-2 ×50
 def test_fix_gpt2_std_x50_applies_transformer_init_and_verifies():
     pytest.importorskip("transformers")
-    from deepstart.diagnose.calibration import _hf
+    from tools.calibration.cases import _hf
 
     n_layer, n_embd = 4, 64
     torch.manual_seed(SEED)

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepstart.diagnose import check
-from deepstart.diagnose.calibration import _encoder, _FunctionalReluMLP
+from tools.calibration.cases import _encoder, _FunctionalReluMLP
 from deepstart.diagnose.law import infer_laws
 from deepstart.diagnose.measure import as_numpy, infer_family
 from deepstart.diagnose.stream import ControlFlowError, init_sources
@@ -30,7 +30,7 @@ def _gen(offset: int = 0) -> torch.Generator:
 
 def _hf(kind: str, **config) -> nn.Module:
     pytest.importorskip("transformers")
-    from deepstart.diagnose.calibration import _hf as build
+    from tools.calibration.cases import _hf as build
 
     torch.manual_seed(SEED)
     return build(kind, **config)

@@ -307,4 +307,4 @@ def broken() -> list[Case]:
 
 
 # ------------------------------------------------------------------------------------------------------- truth
-from deepstart.diagnose.calibration_truth import _as_tensor, truth  # noqa: E402,F401 (re-exported)
+from tools.calibration.truth import _as_tensor, truth  # noqa: E402,F401 (re-exported)

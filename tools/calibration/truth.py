@@ -1,4 +1,4 @@
-"""Ground truth for the labelled zoo (:mod:`deepstart.diagnose.calibration`), measured with plain forward and
+"""Ground truth for the labelled zoo (:mod:`tools.calibration.cases`), measured with plain forward and
 backward hooks and no deepstart code, so that a reader can check ``check``'s verdicts by hand.
 
 * residual models (a repeated block class is found, see :func:`_blocks`): the mean squared length per unit

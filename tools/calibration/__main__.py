@@ -1,0 +1,3 @@
+from tools.calibration.run import main
+
+raise SystemExit(main())
