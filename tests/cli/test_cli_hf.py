@@ -69,4 +69,4 @@ def test_hf_rejects_input_shape(capsys):
 def test_missing_transformers_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
     assert main(["check", "hf:gpt2", "--n-inits", "2"]) == 2
-    assert "pip install 'deepstart[hf]'" in capsys.readouterr().err
+    assert "pip install '.[hf]' in a clone of the deepstart repository" in capsys.readouterr().err

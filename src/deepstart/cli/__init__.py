@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else USAGE_ERROR
     try:
-        return int(handler(args))
+        from deepstart.cli._args import threads_applied
+
+        with threads_applied(args):
+            return int(handler(args))
     except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"deepstart {args.command}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR

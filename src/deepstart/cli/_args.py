@@ -7,10 +7,12 @@ NumPy-free and torch-free: the parser is built for every subcommand, including `
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from contextlib import contextmanager
 from fractions import Fraction
 
-__all__ = ["integer", "number", "sizes", "plain", "device"]
+__all__ = ["integer", "number", "sizes", "plain", "device", "add_threads", "default_threads", "threads_applied"]
 
 
 def _int(text: str) -> int:
@@ -75,3 +77,64 @@ def device(text: str) -> str:
 def plain(text: str) -> str:
     """Help text from a reST docstring: no double backticks."""
     return text.replace("``", "")
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on: distinct (package, core) pairs of /proc/cpuinfo among the CPUs in
+    its affinity mask (Linux); else ``os.cpu_count()``. Hyper-threads share a core's arithmetic units, so torch's
+    intra-op threads gain nothing from them."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        allowed = None
+    cores, cpu, package = set(), None, "0"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = (t.strip() for t in line.partition(":"))
+                if key == "processor":
+                    cpu, package = int(value), "0"
+                elif key == "physical id":
+                    package = value
+                elif key == "core id" and (allowed is None or cpu in allowed):
+                    cores.add((package, value))
+    except (OSError, ValueError):
+        cores = set()
+    fallback = len(allowed) if allowed else (os.cpu_count() or 1)
+    return max(1, min(len(cores), fallback) if cores else fallback)
+
+
+def default_threads() -> int:
+    """``$OMP_NUM_THREADS`` when set to a positive integer, else :func:`physical_cores`."""
+    try:
+        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        value = 0
+    return value if value >= 1 else physical_cores()
+
+
+def add_threads(parser) -> None:
+    """``--threads N`` (torch intra-op threads of this process; applied by ``deepstart.cli.main``)."""
+    parser.add_argument("--threads", type=integer(1), default=None, metavar="N",
+                        help="torch threads for this command (default: $OMP_NUM_THREADS when set, else the "
+                             "machine's physical cores). On a busy or shared machine more threads than free cores "
+                             "make torch much slower, not faster: give 1 or the cores that are free")
+
+
+@contextmanager
+def threads_applied(args):
+    """Resolve ``args.threads`` (``None``: :func:`default_threads`) and run torch with that many threads inside the
+    block (the previous count is restored after it: ``main`` may be called from Python)."""
+    if not hasattr(args, "threads"):
+        yield
+        return
+    if args.threads is None:
+        args.threads = default_threads()
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

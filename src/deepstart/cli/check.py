@@ -3,7 +3,7 @@
 TARGET is a zoo model with arguments (``mlp:depth=100,width=64,activation=relu,init=glorot``,
 ``resnet:depth=56,eta=1``, ``tanh-mlp:depth=200,init=critical(q_star=1/64)``), a Hugging Face architecture built
 from its config with random init (``hf:gpt2:n_layer=24,n_embd=256``, ``hf:bert``, ``hf:llama``, ``hf:vit``; needs
-``deepstart[hf]``), or ``module:factory`` (called without arguments, returning an ``nn.Module``; the module is
+the hf extra: ``pip install '.[hf]'`` in a clone of the repository), or ``module:factory`` (called without arguments, returning an ``nn.Module``; the module is
 importable from the current folder, as with ``python -m``, or installed). Exit code 0 healthy, 1 findings at or
 above ``--fail-on``, 2 usage errors.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from deepstart.cli._args import device, integer, plain, sizes
+from deepstart.cli._args import add_threads, device, integer, number, plain, sizes
 
 FAIL_ON_LEVELS = ("warning", "error")
 
@@ -26,7 +26,19 @@ def register(subparsers) -> None:
     p.add_argument("target", help="zoo model 'name:key=value,...' (mlp, tanh-mlp, cnn, resnet, transformer), "
                                   "'hf:MODEL_TYPE[:key=value,...]' (e.g. hf:gpt2:n_layer=24,n_embd=256; seq= sets "
                                   "the sequence length) or 'module:factory'")
-    p.add_argument("--input-shape", type=sizes, help="input shape without the batch dimension, e.g. 3,32,32")
+    inputs = p.add_argument_group("inputs (default: Gaussian N(0, 1) floats of the first layer's width)")
+    inputs.add_argument("--input-shape", type=sizes, metavar="SIZES",
+                        help="shape of one float input without the batch dimension, e.g. 3,32,32")
+    inputs.add_argument("--tokens", type=_tokens, metavar="VOCAB[,SEQ]",
+                        help="feed token ids: integers uniform in [0, VOCAB) of shape [batch, SEQ] (SEQ default "
+                             f"{DEFAULT_SEQ}), for models that start with an nn.Embedding")
+    scale = inputs.add_mutually_exclusive_group()
+    scale.add_argument("--input-scale", type=number(0, strict=True, what="a standard deviation"), metavar="S",
+                       help="standard deviation of each input coordinate (default 1); a critical init with fixed "
+                            "point q* expects inputs of length q*: give sqrt(q*), e.g. 1/8 for q*=1/64")
+    scale.add_argument("--q0", type=number(0, strict=True, what="a variance"), metavar="Q",
+                       help="input length q0 = M_0 = |x|^2/n, the variance of each input coordinate (same as "
+                            "--input-scale sqrt(Q)); e.g. --q0 1/64 for critical(q_star=1/64)")
     p.add_argument("--n-inits", type=integer(2), default=8, help="initializations measured (>= 2; default 8)")
     p.add_argument("--given", action="store_true", help="given-weights mode: measure the model exactly as it is "
                    "(e.g. a trained checkpoint), one init; FM2 and across-init statistics are not available")
@@ -40,8 +52,9 @@ def register(subparsers) -> None:
                       help="check the model in eval mode (BatchNorm running statistics, no dropout)")
     mode.add_argument("--train", dest="mode", action="store_const", const="train",
                       help="check the model in train mode (default: the mode the target is built in)")
-    p.add_argument("--html", help="write a self-contained HTML report here")
-    p.add_argument("--json", help="write the JSON report here ('-': one JSON document on stdout, the tables go to "
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report here (its folder must exist; "
+                   "checked before the measurement starts)")
+    p.add_argument("--json", metavar="FILE", help="write the JSON report here ('-': one JSON document on stdout, the tables go to "
                    "stderr). Strict JSON: NaN is null, infinities are \"inf\"/\"-inf\"")
     p.add_argument("--fail-on", default="error",
                    help=f"exit 1 on findings of these comma-separated categories ({', '.join(CATEGORIES)}) or at "
@@ -51,8 +64,28 @@ def register(subparsers) -> None:
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")
     p.add_argument("--device", type=device, help="measure on this device: cpu, cuda, cuda:N or mps (default: where "
                    "the model is built, the CPU); the model is copied there, TF32 is off")
-    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line (implies --no-progress)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads(p)
     p.set_defaults(handler=run, mode=None)
+
+
+DEFAULT_SEQ = 16
+
+
+def _tokens(text: str):
+    """``type=`` for ``VOCAB[,SEQ]``: ``(vocab, seq)``."""
+    import argparse
+
+    parts = [t.strip() for t in str(text).split(",")]
+    try:
+        values = [int(t) for t in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or any(v < 1 for v in values) or values[0] < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the vocabulary size and optionally the sequence length, "
+                                         f"e.g. 50257 or 50257,64 (VOCAB >= 2, SEQ >= 1)")
+    return values[0], (values[1] if len(values) == 2 else DEFAULT_SEQ)
 
 
 def _fail_on(text: str):
@@ -194,18 +227,71 @@ def _set_mode(model, mode):
     return model
 
 
+def _check_outputs(args) -> None:
+    """Refuse unwritable report paths before anything is built or measured (exit 2, one line)."""
+    from deepstart._io import OutputPathError, check_output_file
+
+    json_path = None if args.json in (None, "-") else check_output_file(args.json, "--json")
+    html_path = None if args.html is None else check_output_file(args.html, "--html")
+    if json_path is not None and html_path is not None and json_path.resolve() == html_path.resolve():
+        raise OutputPathError(f"--json and --html both name {args.html}; give two files")
+
+
+def _inputs(args, target: str, model, shape, make_inputs, generator):
+    """The input batch the CLI feeds: an hf target's own, token ids (``--tokens``) or Gaussian floats of ``shape``
+    scaled by ``--input-scale``/``--q0``."""
+    import math
+
+    import torch
+
+    from deepstart.cli import UsageError
+    from deepstart.diagnose.architecture import expected_input
+    from deepstart.diagnose.checker import prepare_inputs
+
+    scale = args.input_scale if args.q0 is None else math.sqrt(args.q0)
+    if make_inputs is not None:
+        if args.tokens or scale is not None:
+            raise UsageError(f"--tokens, --input-scale and --q0 do not apply to {target!r}: hf: targets make their "
+                             "own inputs (set the sequence length with seq=, e.g. hf:gpt2:seq=64)")
+        return make_inputs(generator)
+    embedding = next((m for m in model.modules() if isinstance(m, torch.nn.Embedding)), None)
+    if args.tokens:
+        if args.input_shape is not None or scale is not None:
+            raise UsageError("--tokens feeds integer token ids: it cannot be combined with --input-shape, "
+                             "--input-scale or --q0 (float inputs)")
+        vocab, seq = args.tokens
+        if embedding is not None and vocab > embedding.num_embeddings:
+            raise UsageError(f"--tokens {vocab}: the {expected_input(model)}; give --tokens "
+                             f"{embedding.num_embeddings}[,SEQ] or less")
+        p = next(iter(model.parameters()), None)
+        return torch.randint(0, vocab, (args.batch, seq), generator=generator,
+                             device=p.device if p is not None else "cpu")
+    if shape is None and embedding is not None:
+        raise UsageError(f"{target} takes token ids (the {expected_input(model)}): give --tokens "
+                         f"{embedding.num_embeddings}[,SEQ]")
+    try:
+        x = prepare_inputs(model, None, shape, batch_size=args.batch, generator=generator)[0][0]
+    except ValueError:
+        raise UsageError(f"cannot infer the input shape of {target}: give --input-shape (one float input without "
+                         f"the batch dimension, e.g. 3,32,32) or --tokens VOCAB[,SEQ] (token ids); the "
+                         f"{expected_input(model)}") from None
+    return x if scale is None else x * scale
+
+
 def _run(args) -> int:
     import numpy as np
     import torch
 
     from deepstart.diagnose import check, fix_
-    from deepstart.diagnose.checker import prepare_inputs
 
     level, categories = _fail_on(args.fail_on)
+    _check_outputs(args)
     if args.device is not None:
         from deepstart.diagnose._device import resolve_device
 
         resolve_device(args.device)  # e.g. cuda without CUDA: exit 2 before anything is built
+    if args.given and (args.init or args.fix):
+        raise ValueError("--given measures the model as it is: it cannot be combined with --init or --fix")
     # independent streams: a zoo model and Gaussian inputs drawn from the same seed would be correlated
     # (the inputs would be rows of the first weight matrix)
     model_seed, input_seed, fix_seed = (int(s) for s in np.random.SeedSequence(args.seed).generate_state(3))
@@ -213,16 +299,11 @@ def _run(args) -> int:
     _set_mode(model, args.mode)
     name = zoo.spec if zoo is not None else args.target
     n_inits = 1 if args.given else args.n_inits
-    if args.given and (args.init or args.fix):
-        raise ValueError("--given measures the model as it is: it cannot be combined with --init or --fix")
     kw = {"n_inits": n_inits, "batch_size": args.batch, "jacobian": not args.no_jacobian, "device": args.device}
     gen = torch.Generator().manual_seed(input_seed)
-    if make_inputs is not None:
-        inputs = make_inputs(gen)
-    else:
-        inputs = prepare_inputs(model, None, shape, batch_size=args.batch, generator=gen)[0][0]
+    inputs = _inputs(args, args.target, model, shape, make_inputs, gen)
     report = check(model, inputs, reinit=args.init, factory=None if args.given else factory, generator=gen,
-                   progress=not args.quiet, name=name, **kw)
+                   progress=not (args.quiet or args.no_progress), name=name, **kw)
     human = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     _show(report, args.quiet, human)
     to_file = None if args.json == "-" else args.json
@@ -262,14 +343,18 @@ def _run(args) -> int:
 def _show(report, quiet: bool, file=None) -> None:
     file = file or sys.stdout
     if quiet:
-        print(f"{report.model}: {report.verdict} ({len(report.findings)} findings)", file=file)
+        n = len(report.findings)
+        print(f"{report.model}: {report.verdict} ({n} finding{'' if n == 1 else 's'})", file=file)
     else:
         print(report.render(color=_color() and file is sys.stdout), file=file)
 
 
 def _write(report, json_path, html_path, link=None, quiet=False) -> None:
+    """The reports, each written atomically (a temporary file in the same folder renamed over the path)."""
+    from deepstart._io import atomic_write
+
     if json_path:
-        report.to_json(json_path)
+        atomic_write(json_path, report.to_json())
         print(f"wrote {json_path}", file=sys.stderr)
     if html_path:
         import matplotlib
@@ -277,6 +362,6 @@ def _write(report, json_path, html_path, link=None, quiet=False) -> None:
         from deepstart.diagnose.html import report_html
 
         matplotlib.use("Agg")
-        report_html(report, html_path, link=link)
+        atomic_write(html_path, report_html(report, None, link=link))
         if not quiet:
             print(f"wrote {html_path}", file=sys.stderr)

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
 def _fetch(args) -> int:
     from deepstart.data import fetch
 
+    if args.root is not None:
+        from deepstart._io import check_output_folder
+
+        check_output_folder(args.root, "--root")
     try:
         paths = fetch(args.name, root=args.root, base_urls=args.mirror, progress=not args.no_progress)
     except ValueError:

@@ -10,7 +10,7 @@ missing (what was computed is still written; the message says what to fetch).
 """
 from __future__ import annotations
 
-from deepstart.cli._args import device, integer, plain
+from deepstart.cli._args import add_threads, device, integer, plain
 
 MISSING_DATA = 3  # exit code: a reproduction's dataset was not found
 
@@ -39,7 +39,23 @@ def register(subparsers) -> None:
     p.add_argument("--reuse-stale", action="store_true",
                    help="keep stored training results made by different code/data/torch/device instead of retraining")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_threads(p)
     p.set_defaults(handler=_handle)
+
+
+def _check_outputs(args) -> None:
+    """Every output path usable before any simulation or training starts (exit 2, one line)."""
+    from deepstart._io import check_output_file, check_output_folder
+
+    check_output_folder(args.out, "--out")
+    if args.store is not None:
+        check_output_file(args.store, "--store")
+    if args.gallery is not None:
+        check_output_file(args.gallery, "--gallery")
+    if args.backend == "ray":
+        from deepstart.experiments.runners.ray_backend import check_ray_address
+
+        check_ray_address(None)
 
 
 def _handle(args) -> int:
@@ -47,6 +63,7 @@ def _handle(args) -> int:
 
     if args.paper not in PAPER_CHOICES:
         raise UsageError(f"unknown paper {args.paper!r}; valid: {', '.join(PAPER_CHOICES)}")
+    _check_outputs(args)
     from deepstart.experiments.reproduce import reproduce
 
     reports = reproduce(args.paper, args.mode, out=args.out, store=args.store, backend=args.backend, seed=args.seed,

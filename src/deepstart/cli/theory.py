@@ -146,6 +146,10 @@ def _point(args) -> int:
 def _phase(args) -> int:
     from deepstart.theory import phase_diagram
 
+    if args.out:
+        from deepstart._io import check_output_file
+
+        check_output_file(args.out, "--out")
     pd = phase_diagram(args.activation, args.sigma_w, args.sigma_b)
     if args.out:
         import matplotlib
@@ -154,7 +158,9 @@ def _phase(args) -> int:
         import matplotlib.pyplot as plt
 
         fig, _ = pd.plot()
-        fig.savefig(args.out, dpi=120, bbox_inches="tight")
+        from deepstart._io import atomic_savefig
+
+        atomic_savefig(fig, args.out, dpi=120, bbox_inches="tight")
         plt.close(fig)
     if args.json:
         print(dumps(pd.to_dict()))

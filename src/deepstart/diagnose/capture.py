@@ -319,7 +319,7 @@ class _Replayer(TorchFunctionMode):
     def __init__(self, signature: tuple, taps: dict, on_tap):
         super().__init__()
         self.signature, self.taps, self.on_tap = signature, taps, on_tap
-        self.count, self.opaque, self.first_mismatch = 0, 0, None
+        self.count, self.opaque, self.first_mismatch = 0, 0, None  # first_mismatch: (index, recorded, ran)
 
     def op(self, name: str, outs: list) -> None:
         i = self.count
@@ -327,7 +327,7 @@ class _Replayer(TorchFunctionMode):
         if self.first_mismatch is not None:
             return
         if i >= len(self.signature) or self.signature[i] != name:
-            self.first_mismatch = i
+            self.first_mismatch = (i, self.signature[i] if i < len(self.signature) else None, name)
         elif i in self.taps:
             self.opaque += 1  # the tap's own torch calls are not part of the model
             try:
@@ -350,7 +350,8 @@ class _Replayer(TorchFunctionMode):
 
 
 def replay(model: nn.Module, graph: Graph, args: tuple, kwargs: dict, params: dict, taps: dict, on_tap):
-    """``(output, number of ops run, index of the first op that differs from the graph or None)``: ``model`` run
+    """``(output, number of ops run, mismatch)``: ``mismatch`` is None or ``(index, recorded op name or None, op name
+    run)`` of the first op that differs from the graph (None recorded: the replay ran past its end); ``model`` run
     through ``functional_call`` with ``params`` as :func:`run_recorded` runs it (same op count), calling
     ``on_tap(node_id, tensor)`` for the tapped op outputs (``taps``: op index -> ``[(output position, node id)]``).
 

@@ -231,7 +231,8 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                   sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
                   norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
                   seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
-                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy)
+                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy,
+                  threads=torch.get_num_threads())
 
 
 def _families_laws(model, params: dict) -> tuple:

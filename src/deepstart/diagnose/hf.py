@@ -10,7 +10,7 @@ Defaults keep a check to seconds on a laptop CPU: 4 layers, hidden size 128, 4 h
 deterministic); special token ids inside the vocabulary. Inputs: token ids drawn uniformly from the vocabulary for
 text models, standard Gaussian pixel values of the config's image size for vision models.
 
-``transformers`` is imported only here, and only when an ``hf:`` target is built (``pip install 'deepstart[hf]'``).
+``transformers`` is imported only here, and only when an ``hf:`` target is built (the ``hf`` extra: ``pip install '.[hf]'`` in a clone of the repository).
 In Python, any ``transformers`` model can be passed to :func:`deepstart.check` directly; inits 1.. are then built
 again from its config.
 """
@@ -69,8 +69,9 @@ def _transformers():
     try:
         import transformers
     except ImportError as exc:
-        raise ImportError("hf: targets need the transformers package: pip install 'deepstart[hf]' "
-                          f"({exc})") from exc
+        from deepstart._extras import install_hint
+
+        raise ImportError(f"hf: targets need the transformers package: {install_hint('hf')} ({exc})") from exc
     return transformers
 
 

@@ -113,7 +113,8 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
     lines = [f"{c['bold']}deepstart check: {report.model}{c['end']} — {verdict} "
              f"({n_err} errors, {n_warn} warnings)",
              f"family: {report.family}; inputs: {report.inputs}; {report.n_inits} inits "
-             f"({report.reinit.split(' (')[0]}); {report.mode} mode; {report.seconds:.2f} s"]
+             f"({report.reinit.split(' (')[0]}); {report.mode} mode; {report.seconds:.2f} s"
+             f"{f' on {report.threads} torch thread' + 's' * (report.threads != 1) if report.threads else ''}"]
     rows = site_table(report)
     header = f"{'#':>4} {'site':<18} {'type':<16} {'act':<10} {'width':>6} {'σ_w':>6} {'M_j':>9} {'M_j theory':>10} " \
              f"{'Var logM':>9} {'Var theory':>10} {'grad²':>9} {'dead':>5}"

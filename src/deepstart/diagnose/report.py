@@ -71,6 +71,7 @@ class Report:
     branch_sq: np.ndarray | None = None     # [i, b, j] M of the branch output of blocks not measured at a site
     token_cos: np.ndarray | None = None     # [i, j] mean cosine similarity of tokens at [B, T, C] blocks
     attn_entropy: np.ndarray | None = None  # [i, j] attention entropy / log(keys) in a block's branch (eager)
+    threads: int = 0                        # torch intra-op threads of the measurement (0: not recorded)
 
     # ----- derived quantities (pure functions of the fields) -----
     @property

@@ -114,6 +114,17 @@ def _tap_plan(graph, roles) -> tuple:
     return taps, copied
 
 
+def _control_flow_difference(count: int, recorded: int, mismatch) -> str:
+    """What an init's replay did differently from the recorded forward, in words (``mismatch`` from ``replay``)."""
+    if mismatch is None:
+        return f"an initialization ran {count} ops where the recorded forward ran {recorded}"
+    index, was, ran = mismatch
+    if was is None:
+        return f"an initialization ran {count} ops, more than the {recorded} of the recorded forward"
+    return (f"op number {index} of an initialization's forward was {ran} where the recorded forward ran {was}"
+            f"{'' if count == recorded else f' ({count} ops in all against {recorded})'}")
+
+
 def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params, loss, cotangent, batch, seed,
                  device) -> tuple:
     """One init: the forward replayed with taps, the statistics of the tapped tensors (batched, on the device),
@@ -135,9 +146,8 @@ def _measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params,
         out, count, mismatch = replay(model, graph, args, kwargs, params, taps, on_tap)
     if mismatch is not None or count != len(graph.signature):
         raise ControlFlowError(
-            f"an initialization ran {count} ops where the recorded forward ran {len(graph.ops)}"
-            f"{'' if mismatch is None else f' (the first differing op is number {mismatch})'}: the "
-            "model's forward depends on the values of its weights or inputs (data-dependent control flow), so "
+            f"{_control_flow_difference(count, len(graph.signature), mismatch)}: the model's forward depends on "
+            "the values of its weights or inputs (data-dependent control flow), so "
             "sites cannot be matched across inits. Pass reinit=... that keeps the control flow, or check a "
             "submodule whose forward is fixed.")
     _reduce(pending, list(values.items()), graph, sites, roles, batch)

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from deepstart._io import atomic_open
 from deepstart.experiments.metrics import TrialResult
 
 __all__ = ["Store", "environment"]
@@ -180,7 +181,7 @@ class Store:
         fields: list[str] = []
         for row in rows:
             fields += [k for k in row if k not in fields]
-        with open(path, "w", newline="") as fh:
+        with atomic_open(path, "w", newline="") as fh:  # an interrupted export leaves no half file
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             writer.writerows(rows)

@@ -1,4 +1,4 @@
-"""Ray backend (optional extra ``pip install deepstart[ray]``): each vectorized batch is one Ray task.
+"""Ray backend (optional extra ``ray``: ``pip install '.[ray]'`` in a clone of the repository): each vectorized batch is one Ray task.
 
 Tasks are retried on failure (``max_retries``, exceptions included); results stream back with ``ray.wait`` and the
 driver alone writes the store, so a lost worker costs only its batch.
@@ -13,7 +13,70 @@ session the caller already started (``ray.init(...)`` before ``run_sweep``) is u
 """
 from __future__ import annotations
 
-__all__ = ["run_ray"]
+__all__ = ["run_ray", "check_ray_address"]
+
+
+def _install() -> str:
+    from deepstart._extras import install_hint
+
+    return install_hint("ray")
+
+
+def _reachable(host: str, port: int, timeout: float = 5.0) -> str | None:
+    """None if a TCP connection to ``host:port`` opens within ``timeout`` seconds, else the reason in words."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def check_ray_address(address: str | None) -> None:
+    """ValueError (one line) unless Ray is installed and, when ``address`` (else ``$RAY_ADDRESS``) names a cluster,
+    something answers there: ``auto`` needs a running Ray instance on this machine, ``ray://HOST[:PORT]`` (Ray
+    Client, port 10001 by default) needs ``ray[client]`` and an open port, ``HOST:PORT`` an open GCS port. Run
+    before any work, so a missing cluster is a usage error, not a traceback after the sweep's set-up."""
+    import os
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ValueError(f"backend 'ray' needs the optional extra: {_install()}; or use the local backend") from None
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address or address == "local":
+        return
+    where = f"--ray-address {address}"
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401  (Ray Client's transport: the 'client' extra of ray)
+        except ImportError:
+            raise ValueError(f"{where}: Ray Client needs ray[client]: {_install()} "
+                             "brings it, or pip install 'ray[client]'") from None
+        host, _, port = address[len("ray://"):].partition(":")
+        port = port.split("/")[0] or "10001"
+    elif address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+        except ImportError:  # a Ray without this helper: ray.init reports it
+            return
+        try:
+            canonicalize_bootstrap_address_or_die("auto")
+            return
+        except ConnectionError:
+            raise ValueError(f"{where}: no running Ray instance found on this machine; start one with 'ray start "
+                             "--head', or leave out --ray-address for a private local instance") from None
+    else:
+        host, _, port = address.rpartition(":")
+        if not host:
+            raise ValueError(f"{where}: give 'auto', 'HOST:PORT' or 'ray://HOST:10001'")
+    if not port.isdigit():
+        raise ValueError(f"{where}: port {port!r} is not a number; give 'ray://HOST:10001' or 'HOST:6379'")
+    reason = _reachable(host, int(port))
+    if reason is not None:
+        raise ValueError(f"{where}: no Ray cluster answers at {host}:{port} ({reason}); start one ('ray start "
+                         "--head' on the head node) or leave out --ray-address for a private local instance")
 
 
 def _task(batch: list[dict], fail_once: str | None, device: str = "cpu"):
@@ -32,8 +95,7 @@ def run_ray(batches: list[list[dict]], *, address: str | None = None, workers: i
     try:
         import ray
     except ImportError:
-        raise ValueError("backend 'ray' needs the optional extra: pip install 'deepstart[ray]'; "
-                         "or use backend='local'") from None
+        raise ValueError(f"backend 'ray' needs the optional extra: {_install()}; or use backend='local'") from None
     started = False
     if not ray.is_initialized():
         import os
