@@ -357,27 +357,10 @@ def _jacobian(model, first, args, kwargs, generator):
         with torch.no_grad():
             out = clone(x[:1])
         net = clone if isinstance(out, torch.Tensor) else _Flat(clone)
-        try:
-            sv = jacobian_singular_values(net, x[:1], generator=generator)
-        except NotImplementedError:  # no forward-mode AD (e.g. fused attention on CPU): reverse mode only
-            return _reverse_exact(net, x[:1]), "Jacobian: exact by reverse mode (forward-mode AD not available)"
+        sv = jacobian_singular_values(net, x[:1], generator=generator)  # reverse mode only where forward AD is not
     except Exception as exc:  # noqa: BLE001 - the report says why instead of failing the whole check
         return None, f"Jacobian: not measured ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     values = np.asarray(sv.values, float)
     return {"values": values, "method": sv.method, "complete": bool(sv.complete), "moments": tuple(sv.moments),
-            "moment_errors": tuple(sv.moment_errors), "input_dim": sv.input_dim, "output_dim": sv.output_dim}, None
-
-
-def _reverse_exact(net, x):
-    """All singular values of J by ``torch.func.jacrev`` (one vjp per output), for models without forward AD."""
-    from deepstart.diagnose._sequential import flat_function
-
-    f, v = flat_function(net, x)
-    n_out = int(f(v).numel())
-    if min(n_out, v.numel()) > 2048:
-        raise ValueError(f"Jacobian of size {n_out} × {v.numel()} too large for reverse mode")
-    jac = torch.func.jacrev(f)(v).reshape(n_out, -1)
-    values = torch.linalg.svdvals(jac.detach()).double().cpu().numpy()
-    lam = values ** 2
-    return {"values": values, "method": "exact", "complete": True, "moments": (float(lam.mean()),
-            float((lam ** 2).mean())), "moment_errors": (0.0, 0.0), "input_dim": int(v.numel()), "output_dim": n_out}
+            "moment_errors": tuple(sv.moment_errors), "input_dim": sv.input_dim, "output_dim": sv.output_dim}, \
+        (f"Jacobian: {sv.method}, {sv.note}" if sv.note else None)

@@ -12,23 +12,34 @@ Dynamical isometry (Pennington, Schoenholz & Ganguli 2017, §2) asks for all sin
   starting block doubles as stochastic Lanczos quadrature (SLQ) probes for the spectral density and moments with
   standard errors (see :mod:`.lanczos`).
 
+Models with an op that has no forward-mode AD (fused attention, a custom ``autograd.Function`` without ``jvp``) are
+measured from reverse mode only (:mod:`._reverse`): ``Jᵀu`` by vjp and ``Jv`` by the vjp of the vjp, within a time
+and memory budget; ``"auto"`` then forms ``J`` (one vjp per output, chunked) only up to 512 outputs and runs Lanczos
+beyond. What cannot be done within the budget raises :class:`JacobianBudgetError` saying why.
+
 Spectral moments are per singular value: ``m_k = mean_i σ_i^{2k}`` over the ``min(n_in, n_out)`` singular values,
 i.e. ``tr((JJᵀ)^k) / min(n_in, n_out)`` — the moments ``m₁, m₂`` of the eigenvalue law of ``JJᵀ`` in THEORY.md §2.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from deepstart.diagnose._reverse import JacobianBudgetError
 from deepstart.diagnose._sampling import sample_jacobian_spectrum
 
-__all__ = ["SingularValues", "jacobian_singular_values", "sample_jacobian_spectrum"]
+__all__ = ["JacobianBudgetError", "SingularValues", "jacobian_singular_values", "sample_jacobian_spectrum"]
 
 METHODS = ("auto", "exact", "lanczos")
 EXACT_MAX_DIM = 2048  # "auto" forms J when min(n_in, n_out) is at most this
+REVERSE_EXACT_MAX_DIM = 512  # ... or, from reverse mode only (one vjp per output), when n_out is at most this
 DEFAULT_K = 10
+TIME_BUDGET_S = 40.0  # default budgets of the reverse-mode-only path
+MEMORY_BUDGET_BYTES = 2 ** 30
+MAX_UNCONVERGED_ERROR = 0.1  # a run stopped by the time budget keeps its top values if their error is below this
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,8 @@ class SingularValues:
         slq_nodes: SLQ quadrature nodes (eigenvalues of the Gram matrix, i.e. σ²), shape [M]; empty if exact.
         slq_weights: per-probe quadrature weights [n_probes, M], each row summing to 1; empty if exact.
         krylov_dim: dimension of the Krylov space used (0 if exact).
+        note: how the values were obtained when it matters for reading them (reverse mode only, a run stopped by
+            the time budget with its estimated error); empty otherwise.
     """
 
     values: np.ndarray
@@ -59,6 +72,7 @@ class SingularValues:
     slq_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     slq_weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     krylov_dim: int = 0
+    note: str = ""
 
     @property
     def n_probes(self) -> int:
@@ -83,7 +97,8 @@ class SingularValues:
         return {"values": self.values.tolist(), "method": self.method, "path": self.path, "complete": self.complete,
                 "input_dim": self.input_dim, "output_dim": self.output_dim, "moments": list(self.moments),
                 "moment_errors": list(self.moment_errors), "slq_nodes": self.slq_nodes.tolist(),
-                "slq_weights": self.slq_weights.tolist(), "krylov_dim": self.krylov_dim}
+                "slq_weights": self.slq_weights.tolist(), "krylov_dim": self.krylov_dim,
+                "note": self.note}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SingularValues":
@@ -94,7 +109,7 @@ class SingularValues:
                    moment_errors=tuple(float(m) for m in d.get("moment_errors", (0.0, 0.0))),
                    slq_nodes=np.asarray(d.get("slq_nodes", []), dtype=float),
                    slq_weights=weights.reshape(-1, weights.shape[-1]) if weights.size else np.zeros((0, 0)),
-                   krylov_dim=int(d.get("krylov_dim", 0)))
+                   krylov_dim=int(d.get("krylov_dim", 0)), note=str(d.get("note", "")))
 
     def plot(self, ax=None, bins=40):
         """Histogram of the eigenvalues σ² of ``JJᵀ`` (SLQ estimate with error bars for ``lanczos``; the top-k
@@ -131,7 +146,8 @@ def _check_args(method, k, x):
 
 def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = None, generator=None,
                              n_probes: int = 16, tol: float = 1e-4, max_dim: int | None = None,
-                             device=None) -> SingularValues:
+                             device=None, time_budget: float | None = None,
+                             memory_budget: float | None = None) -> SingularValues:
     """Singular values of the input-output Jacobian of ``model`` at the single input ``x``.
 
     Pennington, Schoenholz & Ganguli 2017, eq. 2: ``J = ∂x^L/∂x^0``; dynamical isometry means all σ_i ≈ 1.
@@ -152,10 +168,15 @@ def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = 
             are). The given model is never moved: a copy made on the device is used when its parameters are
             elsewhere; ``x`` is moved; the probes are drawn there (a generator on it seeded from ``generator``
             unless ``generator`` already draws there); TF32 is off for the call.
+        time_budget, memory_budget: seconds and bytes for the reverse-mode-only path (models with an op lacking
+            forward-mode AD): the vmapped columns are chunked to fit the memory, and a Lanczos run stopped by the
+            time keeps its top values only if their estimated relative error is below 0.1 (``note`` says so).
+            Defaults: ``TIME_BUDGET_S`` (40 s) and ``MEMORY_BUDGET_BYTES`` (1 GiB) of this module.
 
     Raises:
         ValueError: a bad ``method``/``k``/``x``, or a ``device`` that is unknown, unavailable (``"cuda"``
             without CUDA) or unsupported (``"meta"``).
+        JacobianBudgetError: reverse mode only, and the budget does not allow the measurement.
 
     Example:
         >>> import torch
@@ -171,37 +192,88 @@ def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = 
     if dev is not None:
         model, x, generator = model_on(model, dev), x.to(dev), generator_on(generator, dev)
     with full_precision(x.device):
-        return _singular_values(model, x, method, k, generator, n_probes, tol, max_dim)
+        budget = (TIME_BUDGET_S if time_budget is None else time_budget,
+                  MEMORY_BUDGET_BYTES if memory_budget is None else memory_budget)
+        return _singular_values(model, x, method, k, generator, n_probes, tol, max_dim, budget)
 
 
-def _singular_values(model, x, method, k, generator, n_probes, tol, max_dim) -> SingularValues:
-    from deepstart.diagnose._sequential import flat_function
+def _singular_values(model, x, method, k, generator, n_probes, tol, max_dim, budget) -> SingularValues:
+    from deepstart.diagnose._reverse import forward_ad_missing
+    from deepstart.diagnose._sequential import flat_function, is_fast_sequential
 
     f, v = flat_function(model, x)
     n_in = v.numel()
     with torch.no_grad():
         n_out = f(v).numel()
+    missing = None if is_fast_sequential(model) else forward_ad_missing(f, v)
+    if missing is not None:
+        return _reverse_only(f, v, n_out, method, k, generator, n_probes, tol, max_dim, budget, missing)
     if method == "auto":
         method = "exact" if min(n_in, n_out) <= EXACT_MAX_DIM else "lanczos"
     if method == "exact":
-        return _exact(model, x, k, n_in, n_out)
-    return _lanczos(model, x, f, v, n_out, k=DEFAULT_K if k is None else k, generator=generator, n_probes=n_probes,
-                    tol=tol, max_dim=max_dim)
+        from deepstart.diagnose._sequential import exact_jacobian
+
+        return _exact(*exact_jacobian(model, x), k, n_in, n_out)
+    return _lanczos(lambda: _products(model, x, f, v), v, n_out, k=DEFAULT_K if k is None else k,
+                    generator=generator, n_probes=n_probes, tol=tol, max_dim=max_dim)
 
 
-def _exact(model, x, k, n_in, n_out) -> SingularValues:
-    from deepstart.diagnose._sequential import exact_jacobian
+def _reverse_only(f, v, n_out, method, k, generator, n_probes, tol, max_dim, budget, missing) -> SingularValues:
+    """Reverse-mode AD only (:mod:`._reverse`): Lanczos with ``Jv`` by double backward, or ``J`` one vjp per output
+    (chunked) when ``"auto"`` finds at most ``REVERSE_EXACT_MAX_DIM`` outputs, ``"exact"`` is asked, or the double
+    backward fails its adjoint check. Raises :class:`JacobianBudgetError` when the budget does not allow it."""
+    from deepstart.diagnose._reverse import adjoint_mismatch, graph_bytes, plan_chunk, reverse_products
 
-    jac, path = exact_jacobian(model, x)
+    start = time.perf_counter()
+    time_budget, memory_budget = budget
+    n_in = v.numel()
+    note = f"reverse mode only (no forward-mode AD: {missing})"
+    saved = graph_bytes(f, v)
+    wanted = method
+    if method == "auto":
+        method = "exact" if n_out <= REVERSE_EXACT_MAX_DIM else "lanczos"
+    if method == "lanczos":
+        top = DEFAULT_K if k is None else k
+        block = min(max(n_probes, top), n_in, n_out) if isinstance(n_probes, int) else 2
+        maps = reverse_products(f, v, plan_chunk(saved, block, memory_budget))
+        broken = adjoint_mismatch(maps, n_in, n_out, v)
+        if broken is None:
+            left = time_budget - (time.perf_counter() - start)
+            return _lanczos(lambda: maps, v, n_out, k=top, generator=generator, n_probes=n_probes, tol=tol,
+                            max_dim=max_dim, time_limit=left, note=note)
+        if wanted == "lanczos":
+            raise NotImplementedError(f"{note}, and Jv by double backward fails ({broken}); use method='exact' "
+                                      "(one vjp per output)")
+        note = f"{note}; no double backward ({broken}), so J was formed one vjp per output"
+    chunk = plan_chunk(saved, n_out, memory_budget)
+    jtu = reverse_products(f, v, chunk)["jtu"]
+    eye = torch.eye(n_out, dtype=v.dtype, device=v.device)
+    rows = []
+    with torch.no_grad():
+        for lo in range(0, n_out, chunk):
+            rows.append(jtu(eye[:, lo:lo + chunk]).T)
+            elapsed = time.perf_counter() - start
+            if elapsed * n_out / min(lo + chunk, n_out) > time_budget:
+                raise JacobianBudgetError(f"{note}: forming J by {n_out} vjps would take about "
+                                          f"{elapsed * n_out / (lo + chunk):.0f} s, over the time budget of "
+                                          f"{time_budget:.0f} s; raise the time budget or measure a smaller input")
+    return _exact(torch.cat(rows), "jacrev", k, n_in, n_out, note=note)
+
+
+def _exact(jac, path, k, n_in, n_out, note="") -> SingularValues:
     s = torch.linalg.svdvals(jac.detach()).double().cpu().numpy()
     lam = s ** 2
     moments = (float(lam.mean()), float((lam ** 2).mean()))
     complete = k is None or k >= s.size
     return SingularValues(values=s if complete else s[:k], method="exact", path=path, complete=complete,
-                          input_dim=n_in, output_dim=n_out, moments=moments)
+                          input_dim=n_in, output_dim=n_out, moments=moments, note=note)
 
 
-def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> SingularValues:
+def _lanczos(products, v, n_out, *, k, generator, n_probes, tol, max_dim, time_limit=None,
+             note="") -> SingularValues:
+    """Block Lanczos + SLQ on the smaller Gram matrix, its products from ``products()`` (a dict as from
+    :func:`_products`); ``time_limit`` (seconds) stops the run early, keeping the values only if their estimated
+    relative error is below ``MAX_UNCONVERGED_ERROR`` (else :class:`JacobianBudgetError`)."""
     from deepstart.diagnose._sequential import forward_ad_quietly
     from deepstart.diagnose.lanczos import block_lanczos, rademacher
 
@@ -214,12 +286,14 @@ def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> 
         raise ValueError(f"n_probes={n_probes!r} must be an int ≥ 2 (standard errors need two probes)")
     block = min(max(n_probes, k), n)
     path, gram = ("JtJ", "jtj") if n_in <= n_out else ("JJt", "jjt")
+    start = time.perf_counter()
     with torch.no_grad(), forward_ad_quietly():
-        maps = _products(model, x, f, v)
-        op, dtype = maps[gram], v.dtype
+        op, dtype = products()[gram], v.dtype
         matvec = lambda q: op(q.to(dtype)).double()  # noqa: E731
         z = rademacher(n, block, generator=generator, device=v.device)
-        res = block_lanczos(matvec, z, k=k, tol=2 * tol, max_dim=max_dim)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+        res = block_lanczos(matvec, z, k=k, tol=2 * tol, max_dim=max_dim, time_limit=left)
+    note = _budget_note(res, time.perf_counter() - start, note)
     probe_m1 = (z * res.first_block).sum(0) / n  # zᵀ G z / n
     probe_m2 = (res.first_block ** 2).sum(0) / n  # ‖G z‖² / n
     per = torch.stack([probe_m1, probe_m2]).cpu().numpy()
@@ -229,7 +303,21 @@ def _lanczos(model, x, f, v, n_out, *, k, generator, n_probes, tol, max_dim) -> 
                           input_dim=n_in, output_dim=n_out, moments=tuple(float(m) for m in per.mean(1)),
                           moment_errors=tuple(float(e) for e in per.std(1, ddof=1) / np.sqrt(block)),
                           slq_nodes=theta, slq_weights=(res.probe_weights / n).cpu().numpy(),
-                          krylov_dim=res.krylov_dim)
+                          krylov_dim=res.krylov_dim, note=note)
+
+
+def _budget_note(res, elapsed, note) -> str:
+    """``note`` extended when the time limit stopped the run; :class:`JacobianBudgetError` when the top values
+    it leaves are worse than ``MAX_UNCONVERGED_ERROR`` (relative)."""
+    if not res.out_of_time:
+        return note
+    error = float(res.top_errors.max())
+    if not error < MAX_UNCONVERGED_ERROR:
+        raise JacobianBudgetError(f"the top singular values did not converge within the time budget ({elapsed:.0f} "
+                                  f"s, Krylov dimension {res.krylov_dim}; estimated relative error {error:.2g}); "
+                                  "raise the time budget or measure a smaller input")
+    return f"{note}; stopped by the time budget at Krylov dimension {res.krylov_dim}, top values within about " \
+           f"{error:.1%}".lstrip("; ")
 
 
 def _products(model, x, f, v) -> dict:

@@ -33,6 +33,7 @@ are solved in float64. ``matvec`` receives blocks in that dtype and may compute 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import time
 from typing import Callable
 
 import torch
@@ -47,7 +48,8 @@ class LanczosResult:
     ``ritz_values`` ascending, shape [M] (float64); ``residuals`` their residual norms ‖A y − θ y‖;
     ``probe_weights`` [b, M]: quadrature weights of each starting column (they sum to ‖z_i‖²); ``first_block`` =
     ``A Z`` for the starting block; ``krylov_dim`` = M; ``exact`` True when the Krylov space is the whole space (all
-    eigenvalues found); ``converged`` False when ``max_dim`` stopped the run first; ``top_values`` the refined
+    eigenvalues found); ``converged`` False when ``max_dim`` or ``time_limit`` stopped the run first (``out_of_time``
+    says it was the time); ``top_values`` the refined
     estimates of the ``k`` largest eigenvalues, descending (use these for the top ``k``; ``ritz_values`` are the
     quadrature nodes); ``top_errors`` their estimated relative errors.
     """
@@ -61,6 +63,7 @@ class LanczosResult:
     converged: bool
     top_values: torch.Tensor | None = None
     top_errors: torch.Tensor | None = None
+    out_of_time: bool = False
 
     def probe_moments(self, powers=(1, 2)) -> torch.Tensor:
         """``[len(powers), b]``: each probe's ``z_iᵀ A^p z_i`` by block Gauss quadrature ``Σ_j w_ij θ_j^p`` (exact
@@ -115,7 +118,7 @@ def _bound_errors(theta, res, k: int) -> torch.Tensor:
 
 
 def block_lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, *, k: int,
-                  tol: float = 1e-4, max_dim: int | None = None) -> LanczosResult:
+                  tol: float = 1e-4, max_dim: int | None = None, time_limit: float | None = None) -> LanczosResult:
     """Block Lanczos with full reorthogonalization on a symmetric PSD operator, sized by the requested accuracy.
 
     Args:
@@ -126,9 +129,11 @@ def block_lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.T
         tol: relative accuracy of the top-``k`` eigenvalues (error bound or extrapolated change, see the module
             docstring); smaller ``tol`` means a larger Krylov space. ``tol=0`` runs to ``max_dim``.
         max_dim: largest Krylov dimension (default ``n``); reaching ``n`` makes the result exact.
+        time_limit: seconds; no block is started that would end past it, judged by the last block's time (default
+            none). Like ``max_dim`` it stops the run with what the blocks so far give.
 
     Returns:
-        :class:`LanczosResult`. ``converged`` is False when ``max_dim`` stopped the run first.
+        :class:`LanczosResult`. ``converged`` is False when ``max_dim`` or ``time_limit`` stopped the run first.
 
     Example:
         >>> a = torch.diag(torch.arange(1.0, 201.0, dtype=torch.float64))
@@ -147,7 +152,9 @@ def block_lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.T
     q, r1 = torch.linalg.qr(start)
     basis, images, first_block = q, [], None
     prev_top, prev_change = None, None
+    start_time = time.perf_counter()
     while True:
+        block_start = time.perf_counter()
         aq = matvec(q)
         if first_block is None:
             first_block = aq @ r1  # A Z = A Q_0 R_1
@@ -176,7 +183,9 @@ def block_lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.T
         accurate = (errors < tol).all() if kk == k else torch.zeros((), dtype=torch.bool, device=w.device)
         converged = exact or bool(invariant | accurate)  # the one host synchronization per block
         room = min(b, max_dim - m)
-        if converged or room <= 0 or (room < b and m + room < n):
+        now = time.perf_counter()
+        late = time_limit is not None and now + (now - block_start) > start_time + time_limit
+        if converged or late or room <= 0 or (room < b and m + room < n):
             break
         q = _next_block(w, basis, room)
         basis = torch.cat([basis, q], dim=1)
@@ -184,7 +193,8 @@ def block_lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.T
     return LanczosResult(ritz_values=theta, residuals=res, probe_weights=weights, first_block=first_block,
                          krylov_dim=basis.shape[1], exact=exact, converged=converged,
                          top_values=theta.flip(0)[:kk] if exact else top,  # exact: the Ritz values are the spectrum
-                         top_errors=torch.zeros_like(errors) if exact else errors)
+                         top_errors=torch.zeros_like(errors) if exact else errors,
+                         out_of_time=bool(late and not converged))
 
 
 def _next_block(w: torch.Tensor, basis: torch.Tensor, room: int) -> torch.Tensor:
