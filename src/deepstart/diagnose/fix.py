@@ -1,7 +1,14 @@
-"""``deepstart.fix_``: apply the best recommendation in place and verify it by measuring again."""
+"""``deepstart.fix_``: apply the best recommendation in place and verify it by measuring again.
+
+Verification is *improvement toward the law* (issue 18): a change is kept when every finding it targets (a finding
+of a category in :attr:`Recommendation.addresses`) is removed or shrinks by more than ``significance`` standard
+errors, and no finding becomes an error that was not one before, nor grows. Each finding's before → after is a
+:class:`FindingChange`; :func:`verify_change` is the one place the decision is made.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -10,13 +17,57 @@ from deepstart.diagnose.checker import check, prepare_inputs
 from deepstart.diagnose.recommend import Recommendation
 from deepstart.diagnose.report import Report
 
-__all__ = ["FixResult", "fix_", "apply_recommendation_"]
+__all__ = ["FixResult", "FindingChange", "fix_", "apply_recommendation_", "verify_change"]
+
+OUTCOMES = ("removed", "shrunk", "unchanged", "grew", "new")
+REL_TOL = 0.1  # a statistic without a standard error (one Jacobian spectrum) must move by more than 10%
+_STAT_SE = {"fm1": ("fm1_drift", "fm1_se"), "gradients": ("grad_log_ratio", "grad_se"), "fm2": ("fm2_var", "fm2_se")}
+
+
+@dataclass(frozen=True)
+class FindingChange:
+    """One finding before → after a change. ``before``/``after``: the finding's measured value (None: no finding
+    of that category at warning or error level); ``se``: standard error of the difference (0 when the statistic
+    has none); ``outcome``: one of ``OUTCOMES``; ``targeted``: the change meant to fix this category."""
+
+    category: str
+    layer: str
+    severity_before: str | None
+    severity_after: str | None
+    before: float | None
+    after: float | None
+    threshold: float
+    se: float
+    outcome: str
+    targeted: bool
+
+    @property
+    def ok(self) -> bool:
+        """The change is acceptable for this finding: a target removed or shrunk, anything else not worse."""
+        return self.outcome in ("removed", "shrunk") if self.targeted else self.outcome not in ("new", "grew")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FindingChange":
+        return cls(**d)
+
+    def __str__(self) -> str:
+        def fmt(v, sev):
+            return "—" if v is None else f"{v:.3g} ({sev})"
+        se = f" ± {self.se:.2g}" if self.se > 0 else ""
+        aim = "target" if self.targeted else "other"
+        return (f"{self.category} at {self.layer} [{aim}]: {fmt(self.before, self.severity_before)} → "
+                f"{fmt(self.after, self.severity_after)}{se}, threshold {self.threshold:.3g}: {self.outcome}")
 
 
 @dataclass(frozen=True, eq=False)
 class FixResult:
-    """Before/after reports of a fix. ``verified``: the re-measured model has no error finding (the fix is judged
-    by measurement, never assumed). ``model`` is the fixed model (the same object unless ``rebuild`` made one)."""
+    """Before/after reports of a fix. ``verified``: the re-measured model improved toward the law
+    (:func:`verify_change`: every targeted finding removed or shrunk, nothing new or worse), judged by measurement,
+    never assumed; ``after.healthy`` says whether errors remain. ``changes``: each finding before → after.
+    ``model`` is the fixed model (the same object unless ``rebuild`` made one)."""
 
     before: Report
     after: Report
@@ -25,25 +76,97 @@ class FixResult:
     verified: bool
     model: nn.Module | None = None
     restored: bool = False      # the change did not verify and was undone (parameters and buffers bitwise)
+    changes: tuple = ()         # FindingChange per finding category, targets first
 
     def to_dict(self) -> dict:
         return {"before": self.before.to_dict(), "after": self.after.to_dict(), "applied": self.applied,
                 "verified": self.verified, "restored": self.restored,
-                "recommendation": None if self.recommendation is None else self.recommendation.to_dict()}
+                "recommendation": None if self.recommendation is None else self.recommendation.to_dict(),
+                "changes": [c.to_dict() for c in self.changes]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FixResult":
         rec = d.get("recommendation")
         return cls(Report.from_dict(d["before"]), Report.from_dict(d["after"]),
                    None if rec is None else Recommendation.from_dict(rec), d["applied"], d["verified"],
-                   restored=d.get("restored", False))
+                   restored=d.get("restored", False),
+                   changes=tuple(FindingChange.from_dict(c) for c in d.get("changes", ())))
 
     def __str__(self) -> str:
-        head = (f"fix: {self.recommendation}" if self.recommendation else "fix: nothing to change") + \
-               f" — {'verified: passes' if self.verified else 'NOT verified'}"
+        if self.recommendation is None:
+            head = "fix: nothing to change"
+        else:
+            errors = sum(1 for f in self.after.findings if f.severity == "error")
+            head = f"fix: {self.recommendation} — " + (
+                "NOT verified" if not self.verified else "verified: passes" if self.after.healthy else
+                f"verified: improves toward the law ({errors} error{'s' * (errors != 1)} left)")
         if self.restored:
             head += " — tried, did not verify, every parameter and buffer restored"
-        return head
+        return "\n".join([head, *(f"  {c}" for c in self.changes)])
+
+
+def _worst(report: Report) -> dict:
+    """category -> its worst warning/error finding (by :func:`_badness`)."""
+    out = {}
+    for f in report.findings:
+        if f.severity in ("warning", "error") and (f.category not in out or _badness(f) > _badness(out[f.category])):
+            out[f.category] = f
+    return out
+
+
+def _badness(f) -> float:
+    """How far a finding is past its threshold, in the direction it fails (|x|/t above, t/|x| below: attention
+    entropy fails low); the measured magnitude when the threshold is 0 or not finite."""
+    m, t = abs(f.measured), abs(f.threshold)
+    if not math.isfinite(m):
+        return math.inf
+    if not (t > 0 and math.isfinite(t)):
+        return m
+    return m / t if m >= t else (t / m if m > 0 else math.inf)
+
+
+def _se(report: Report, f) -> float:
+    """Standard error of a finding's statistic where the report has one (FM1, FM2, gradients), else 0."""
+    keys = _STAT_SE.get(f.category)
+    if keys is None:
+        return 0.0
+    st = report.stats
+    value, se = st.get(keys[0], math.nan), st.get(keys[1], math.nan)
+    return float(se) if math.isfinite(se) and math.isclose(value, f.measured, rel_tol=1e-9) else 0.0
+
+
+def verify_change(before: Report, after: Report, rec: Recommendation, *, significance: float | None = None) -> tuple:
+    """``(accepted, changes)``: is ``after`` an improvement toward the law over ``before`` for the change ``rec``?
+
+    Per finding category (its worst warning/error in each report): a *target* (a category ``rec`` addresses that
+    ``before`` flags) must be removed or shrink, |after| + k·SE < |before| with SE = √(SE_b² + SE_a²) of the
+    statistic where the report has one (FM1, FM2, gradients; k = ``significance``, default the reports'
+    threshold), else by more than ``REL_TOL`` of how far it is past its threshold; any other category must not
+    become an error (``new``) nor grow by as much. Pure: a function of the two reports' stored measurements.
+    """
+    k = before.thresholds.get("significance", 3.0) if significance is None else significance
+    b, a = _worst(before), _worst(after)
+    changes = []
+    for cat in sorted(set(b) | set(a), key=lambda c: (c not in rec.addresses or c not in b, c)):
+        fb, fa = b.get(cat), a.get(cat)
+        targeted = fb is not None and cat in rec.addresses
+        se = math.hypot(_se(before, fb), _se(after, fa)) if fb is not None and fa is not None else 0.0
+        if fa is None:
+            outcome = "removed"
+        elif fb is None:
+            outcome = "new" if fa.severity == "error" else "unchanged"
+        elif fa.severity == "error" and fb.severity != "error":
+            outcome = "new"
+        else:
+            same = _STAT_SE.get(cat) and fb.threshold == fa.threshold
+            db, da = (abs(fb.measured), abs(fa.measured)) if same else (_badness(fb), _badness(fa))
+            tol = k * se if se > 0 else REL_TOL * db
+            outcome = "shrunk" if da + tol < db else "grew" if da > db + tol else "unchanged"
+        ref = fb or fa
+        changes.append(FindingChange(cat, (fa or fb).layer, fb and fb.severity, fa and fa.severity,
+                                     fb and float(fb.measured), fa and float(fa.measured), float(ref.threshold),
+                                     float(se), outcome, targeted))
+    return all(c.ok for c in changes), tuple(changes)
 
 
 def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report, *, generator=None) -> bool:
@@ -61,7 +184,7 @@ def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report,
                 if name in params:
                     std = rec.params["std"] * (rec.params["residual_scale"] if name in outputs else 1.0)
                     params[name].normal_(0.0, std, generator=generator)
-                    bias = params.get(name.rsplit(".", 1)[0] + ".bias" if "." in name else "bias")
+                    bias = params.get(_bias_of(name))
                     if bias is not None and name.endswith("weight"):
                         bias.zero_()
         return True
@@ -77,7 +200,48 @@ def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report,
                 else:
                     m.eta = float(value)
         return True
+    if rec.kind == "branch_scale":
+        return _scale_branches_(model, rec.params["layers"], rec.params["values"])
     return False
+
+
+def _bias_of(weight_name: str) -> str:
+    return weight_name.rsplit(".", 1)[0] + ".bias" if "." in weight_name else "bias"
+
+
+def _scale_branches_(model: nn.Module, layers, values) -> bool:
+    """Multiply the weight (and bias) closing residual branch l by η_l, in place (the convention of
+    :class:`deepstart.init.residual.ResidualScaled`: x + η_l·N_l(x), Hanin & Rolnick 2018 §4); the forward graph is
+    unchanged. False (nothing changed) when a named weight is missing."""
+    params = dict(model.named_parameters())
+    if not layers or len(layers) != len(values) or any(name not in params for name in layers):
+        return False
+    with torch.no_grad():
+        for name, eta in zip(layers, values):
+            for p in (params[name], params.get(_bias_of(name))):
+                if p is not None:
+                    p.mul_(eta)
+    return True
+
+
+def _reinit_after(chosen: Recommendation, before: Report, reinit):
+    """How the re-check draws its inits: the recommended scheme, or the user's ``reinit`` followed by the change
+    (so a change to the given weights is not drawn away); ``None``/``"resample"``: each tensor redrawn from its
+    own (changed) law."""
+    if chosen.kind == "init":
+        return chosen.scheme
+    if chosen.kind == "transformer_init":
+        def redo(clone, gen, rec=chosen):
+            apply_recommendation_(clone, rec, before, generator=gen)
+        return redo
+    if chosen.kind == "branch_scale" and reinit is not None and reinit != "resample":
+        from deepstart.diagnose.measure import _init_copy
+
+        def scaled(clone, gen, rec=chosen):
+            _init_copy(clone, reinit, gen)
+            apply_recommendation_(clone, rec, before, generator=gen)
+        return scaled
+    return reinit
 
 
 def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, generator=None,
@@ -85,8 +249,9 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
          **check_kwargs) -> FixResult:
     """Check ``model``, apply the best applicable recommendation in place, and re-check on the same inputs.
 
-    A fix never harms: when the re-measurement does not verify it, every parameter and buffer is restored bitwise
-    (unless ``keep_unverified=True``) and the result says what was tried (``restored=True``).
+    A fix never harms: a change is kept only when the re-measurement shows improvement toward the law
+    (:func:`verify_change`); otherwise every parameter and buffer is restored bitwise (unless
+    ``keep_unverified=True``) and the result says what was tried (``restored=True``).
 
     Args:
         model, inputs, input_shape, n_inits, generator: as :func:`deepstart.check` (``check_kwargs`` too; a
@@ -94,12 +259,13 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
         report: a report of this model to start from (skips the first check).
         rebuild: ``callable(Recommendation) -> nn.Module | None`` for changes that need a new model (widths);
             the built-in zoo provides one. Without it such recommendations are skipped.
-        keep_unverified: keep an applied change even when the re-measurement still finds errors.
+        keep_unverified: keep an applied change even when the re-measurement does not verify it.
         device: where both checks measure (see :func:`deepstart.check`): the recommendation is applied to
             ``model`` in place where it is; the checks measure a copy on ``device`` when it is elsewhere.
 
     Returns:
-        :class:`FixResult` with ``before`` and ``after`` reports; ``verified`` comes from the new measurement.
+        :class:`FixResult` with ``before`` and ``after`` reports, each finding's before → after (``changes``);
+        ``verified`` comes from the new measurement.
     """
     from deepstart.diagnose._device import resolve_device
 
@@ -127,22 +293,14 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
                 break
     if chosen is None:
         return FixResult(before, before, None, False, before.healthy, model)
-    if chosen.kind == "init":
-        reinit = chosen.scheme
-    elif chosen.kind == "transformer_init":
-        def reinit(clone, gen, rec=chosen):
-            apply_recommendation_(clone, rec, before, generator=gen)
-    else:
-        reinit = check_kwargs.get("reinit")
-    check_kwargs.pop("reinit", None)
+    reinit = _reinit_after(chosen, before, check_kwargs.pop("reinit", None))
     after = check(fixed, inputs, n_inits=n_inits, reinit=reinit, generator=torch.Generator().manual_seed(seed + 1),
                   **check_kwargs)
-    addressed = any(f.severity == "error" and f.category in chosen.addresses for f in after.findings)
-    verified = after.healthy and not addressed
+    verified, changes = verify_change(before, after, chosen)
     if not verified and not keep_unverified and fixed is model:
         _restore_(model, saved)
-        return FixResult(before, after, chosen, False, False, model, restored=True)
-    return FixResult(before, after, chosen, True, verified, fixed)
+        return FixResult(before, after, chosen, False, False, model, restored=True, changes=changes)
+    return FixResult(before, after, chosen, True, verified, fixed, changes=changes)
 
 
 def _restore_(model: nn.Module, saved: dict) -> None:

@@ -4,14 +4,19 @@
   linear, ``variance-scaling(scale=2/(1+a²))`` for leaky ReLU — keeps E[M_d] = M_0 (Hanin & Rolnick 2018, Thm 5;
   χ₁ = 1, Poole et al. 2016).
 * FM1 / gradients in smooth nets (tanh, …): the critical line χ₁ = 1 at small q* with orthogonal weights.
-* FM1 in residual nets: η_l = 1/l, so Σ η_l² < ∞ and E[M_L]/M_0 = ∏(1 + g η_l²) stays bounded (H&R 2018 §4).
+* FM1 in residual nets: η_l = 1/l, so Σ η_l² < ∞ and E[M_L]/M_0 = ∏(1 + g η_l²) stays bounded (H&R 2018 §4):
+  set on the blocks' ``eta`` where they have one, else applied in place to the layer closing each branch (its
+  weight and bias times η_l, Fixup/SkipInit-style branch scaling: the forward graph is unchanged). 1/l rather
+  than 1/√L: the bound π²/6·g holds at every depth, while 1/√L gives ∏(1 + g/L) ≈ e^g, bounded only as far as
+  the branch gain g is.
 * FM2: widths, since Var log M_d ≈ 5β depends only on β = Σ 1/n_j (H&R 2018 Thm 5): the smallest constant width
   with Var log M_d ≤ half the FM2 threshold (exact digamma variance per layer).
 * normalized families (pre-/post-LN transformers): GPT-2's rule, N(0, 0.02²) weights with the branch output
   projections scaled by 1/√(number of residual additions) (Radford et al. 2019); BatchNorm nets: no init change
   (their gradient explosion is BatchNorm's, Yang et al. 2019), architectural advice only.
 * poor isometry: tanh-like nets, orthogonal weights on the critical line at q* = 1/64 (Pennington et al. 2017 §4);
-  ReLU nets cannot reach isometry, orthogonal weights with gain √2 halve the spread (Var λ ≈ L instead of 2L).
+  ReLU nets cannot reach isometry: orthogonal weights with gain √2 halve the spread (Var λ ≈ L instead of 2L),
+  offered as a *partial* remedy (``partial=True``: it reduces the finding, it does not claim to fix it).
 """
 from __future__ import annotations
 
@@ -28,13 +33,16 @@ _MAX_Q_STAR = 100.0       # a stable critical point beyond this needs weights an
 @dataclass(frozen=True)
 class Recommendation:
     """One change. ``kind``: ``"init"`` (apply ``scheme``), ``"transformer_init"`` (GPT-2's rule on the weights
-    in ``params``), ``"residual_eta"`` (set η_l), ``"widths"``, ``"architecture"`` (advice; not applied)."""
+    in ``params``), ``"residual_eta"`` (set η_l), ``"branch_scale"`` (the layer closing branch l times η_l, in
+    place), ``"widths"``, ``"architecture"`` (advice; not applied). ``partial``: the change reduces the findings
+    it addresses but the law says it cannot remove them (ReLU nets and isometry)."""
 
     kind: str
     addresses: tuple
     reason: str
     scheme: str | None = None
     params: dict = field(default_factory=dict)
+    partial: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -50,8 +58,10 @@ class Recommendation:
                 "transformer_init": f"re-initialize {self.scheme}",
                 "architecture": "change the architecture",
                 "residual_eta": f"residual η_l = {self.params.get('eta')}",
+                "branch_scale": f"each residual branch's last layer × η_l = {self.params.get('eta')}",
                 "widths": f"constant width {self.params.get('width')}"}[self.kind]
-        return f"{what} (fixes {', '.join(self.addresses)}): {self.reason}"
+        verb = "reduces, cannot remove" if self.partial else "fixes"
+        return f"{what} ({verb} {', '.join(self.addresses)}): {self.reason}"
 
 
 def _base(spec):
@@ -161,6 +171,20 @@ def _normalized(report, errors: set) -> list:
     return []
 
 
+def _branch_scale(report, blocks: list, etas: list) -> list:
+    """η_l applied to the weight closing each main-path branch (for blocks without an ``eta`` to set); none when
+    a branch's output is not a weight layer's (the site measured at the branch's end, :mod:`.structure`)."""
+    by_name = {s["name"]: s for s in report.sites}
+    layers = [(by_name.get(b.get("branch_site") or "") or {}).get("weight_param") for b in blocks]
+    if not layers or not all(layers) or len(set(layers)) != len(layers):
+        return []
+    return [Recommendation("branch_scale", ("fm1", "gradients"),
+                           "the weight and bias closing residual branch l multiplied by η_l = 1/l in place "
+                           "(Fixup/SkipInit-style branch scaling, the forward graph unchanged): Σ η_l² = π²/6 finite "
+                           "keeps E[M_L]/M_0 bounded (Hanin & Rolnick 2018, §4)",
+                           params={"eta": "1/l", "values": etas, "layers": layers})]
+
+
 def recommend(report) -> list:
     """Recommendations for ``report`` (see the module docstring), best first; empty when nothing needs fixing."""
     from deepstart.diagnose.families import NORMALIZED
@@ -179,6 +203,7 @@ def recommend(report) -> list:
         out.append(Recommendation("residual_eta", ("fm1", "gradients"),
                                   "η_l = 1/l makes Σ η_l² = π²/6 finite, so E[M_L]/M_0 stays bounded "
                                   "(Hanin & Rolnick 2018, §4)", params={"eta": "1/l", "values": etas}))
+        out += _branch_scale(report, blocks, etas)
     elif scheme and cats & {"fm1", "gradients", "nonfinite"}:
         out.append(Recommendation("init", tuple(sorted(cats & {"fm1", "gradients", "nonfinite"})), why, scheme))
     if "isometry" in cats:
@@ -191,9 +216,10 @@ def recommend(report) -> list:
                                           "q* concentrate the Jacobian spectrum near 1 (Pennington et al. 2017)",
                                           iso))
         elif bases <= {"relu"} and not blocks:
-            out.append(Recommendation("init", ("isometry",), "ReLU nets cannot reach dynamical isometry; orthogonal "
-                                      "weights with gain √2 halve the spectral spread (Pennington et al. 2017)",
-                                      f"orthogonal(gain={math.sqrt(2):.6g})"))
+            out.append(Recommendation("init", ("isometry",), "orthogonal weights with gain √2 halve the spectral "
+                                      "spread of a ReLU net's Jacobian; no init gives ReLU nets dynamical isometry "
+                                      "(Pennington et al. 2017)", f"orthogonal(gain={math.sqrt(2):.6g})",
+                                      partial=True))
     if "fm2" in cats and layers:
         depth = sum(1 for s in layers if s["activation"])
         target = report.thresholds.get("fm2_var", 10.0) / 2

@@ -1,0 +1,153 @@
+"""``fix_`` verifies a change as *improvement toward the law* (issue 18, item 3): a change is kept when every
+finding it targets is removed or shrinks beyond its standard error and no other finding becomes an error or grows;
+otherwise every parameter and buffer is restored bitwise. Each finding's before → after is reported."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from deepstart.diagnose import FixResult, Recommendation, fix_
+from deepstart.diagnose.fix import verify_change
+from deepstart.diagnose.report import Report
+
+SEED = 1818
+
+
+def _gen(offset: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(SEED + offset)
+
+
+def _errors(report) -> set:
+    return {f.category for f in report.findings if f.severity == "error"}
+
+
+def _state(model) -> dict:
+    return {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
+
+
+def _same(model, saved) -> bool:
+    now = dict([*model.named_parameters(), *model.named_buffers()])
+    return now.keys() == saved.keys() and all(torch.equal(now[k].detach(), v) for k, v in saved.items())
+
+
+def _change(result, category):
+    return next(c for c in result.changes if c.category == category)
+
+
+def vgg19(bias: bool = True, width: int = 8, size: int = 16, pools: int = 1) -> nn.Module:
+    """VGG-19's layout (16 3×3 convs with zero padding in stages of 2, 2, 4, 4, 4 with doubling widths, max-pools
+    after the first ``pools`` stages, then 3 linear layers), PyTorch's default init, narrow channels for CPU speed,
+    for ``size``×``size`` inputs."""
+    layers, c = [], 3
+    for stage, (n, mult) in enumerate(((2, 1), (2, 2), (4, 4), (4, 8), (4, 8))):
+        for _ in range(n):
+            layers += [nn.Conv2d(c, mult * width, 3, padding=1, bias=bias), nn.ReLU()]
+            c = mult * width
+        if stage < pools:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * size * size, 64, bias=bias), nn.ReLU(),
+                         nn.Linear(64, 64, bias=bias), nn.ReLU(), nn.Linear(64, 10, bias=bias))
+
+
+def _vgg_inputs(size: int = 16):
+    return torch.randn(8, 3, size, size, generator=_gen(1))
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """``forced(scheme, addresses)``: every report recommends exactly this init change."""
+    def force(scheme, addresses=("fm1", "gradients")):
+        rec = Recommendation("init", tuple(addresses), "forced by the test", scheme=scheme)
+        monkeypatch.setattr(Report, "recommend", lambda self: [rec])
+        return rec
+    return force
+
+
+def test_he_on_a_default_initialized_vgg19_is_accepted():
+    """PyTorch's default conv init has variance 1/(3 fan_in): each ReLU layer keeps 1/6 of the squared gradient
+    (log 1/6 = −1.8 per link), so the gradient vanishes by ≈ e^-29 over the 16 linked layers; He (2/fan_in) keeps
+    it (χ₁ = 1, Hanin & Rolnick 2018 Thm 5). The change is applied, kept and reported per finding. 32×32 inputs
+    and one max-pool keep the deep stages at 16×16: at CIFAR's 2×2 last stage zero padding leaves 4 of 9 taps, so
+    a He layer keeps 4/9 of the length there, a geometric FM1 that no init scale removes."""
+    torch.manual_seed(SEED)
+    model = vgg19(size=32)
+    result = fix_(model, _vgg_inputs(32), n_inits=4, generator=_gen(2), jacobian=False)
+    assert "gradients" in _errors(result.before)
+    assert result.recommendation.scheme == "he" and result.applied and result.verified and not result.restored
+    grad = _change(result, "gradients")
+    assert grad.targeted and grad.severity_before == "error" and grad.before < -20
+    assert grad.outcome == "removed" and grad.after is None
+    assert not _errors(result.after) and result.after.healthy
+    assert not any(c.outcome in ("new", "grew") for c in result.changes)
+    assert "gradients at" in str(result) and "removed" in str(result)
+    again = FixResult.from_dict(result.to_dict())
+    assert again.changes == result.changes and again.verified
+
+
+def test_a_change_that_shrinks_its_target_without_removing_it_is_accepted(forced):
+    """The issue's case: a change that takes a VGG-19's gradient from ≈ e^-30 to ≈ e^-5 is an improvement toward
+    the law although e^-5 still fails. Bias-free VGG (biases would lift the vanished signal to their own scale
+    and hide the default init's FM1): variance 1.5/fan_in keeps 3/4 per layer instead of 1/6, log 0.75 = −0.29 per
+    link. Swapping before and after (a change that makes it worse) is rejected by the same pure function."""
+    rec = forced("variance-scaling(scale=1.5)")
+    torch.manual_seed(SEED)
+    model = vgg19(bias=False)
+    saved = _state(model)
+    result = fix_(model, _vgg_inputs(), n_inits=4, generator=_gen(2), jacobian=False)
+    assert result.recommendation is rec and result.applied and result.verified and not result.restored
+    assert not _same(model, saved), "the accepted change is kept"
+    assert {"fm1", "gradients"} <= _errors(result.before) and "gradients" in _errors(result.after)
+    for cat in ("fm1", "gradients"):
+        c = _change(result, cat)
+        assert c.targeted and c.outcome == "shrunk" and c.before < -20 and -12 < c.after < -2, str(c)
+        assert abs(c.after) + 3 * c.se < abs(c.before)
+    assert "improves toward the law" in str(result) and "NOT verified" not in str(result)
+    worse, changes = verify_change(result.after, result.before, rec)
+    assert not worse and {c.outcome for c in changes if c.targeted} == {"grew"}
+
+
+def test_a_change_that_does_not_shrink_its_target_is_restored_bitwise(forced):
+    """Variance 0.25/fan_in keeps 1/8 per ReLU layer, worse than the default's 1/6: the target grows."""
+    forced("variance-scaling(scale=0.25)")
+    torch.manual_seed(SEED)
+    model = vgg19(bias=False)
+    model.register_buffer("tag", torch.arange(3.0))
+    saved = _state(model)
+    result = fix_(model, _vgg_inputs(), n_inits=4, generator=_gen(2), jacobian=False)
+    assert not result.verified and not result.applied and result.restored
+    assert _change(result, "gradients").outcome == "grew"
+    assert _same(model, saved), "parameters and buffers restored bitwise"
+    assert "NOT verified" in str(result) and "restored" in str(result)
+
+
+def _critical_tanh(generator, depth=12, width=64, q_star=1 / 64):
+    from deepstart.theory import critical_point
+
+    cp = critical_point("tanh", q_star=q_star)
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        with torch.no_grad():
+            lin.weight.normal_(0, float(cp.sigma_w) / math.sqrt(width), generator=generator)
+            lin.bias.normal_(0, float(cp.sigma_b), generator=generator)
+        layers += [lin, nn.Tanh()]
+    return nn.Sequential(*layers), math.sqrt(q_star) * torch.randn(4, width, generator=generator)
+
+
+def test_a_change_that_creates_a_new_error_is_restored_bitwise(forced):
+    """A critical tanh net with Gaussian weights has only an isometry warning. Orthogonal weights with gain 0.5
+    (χ₁ = 0.25 near q = 0) remove that warning but make lengths and gradients vanish: new errors, so the change is
+    rejected although its own target went away."""
+    forced("orthogonal(gain=0.5)", ("isometry",))
+    model, x = _critical_tanh(_gen(3))
+    saved = _state(model)
+    result = fix_(model, x, n_inits=4, generator=_gen(4))
+    assert not _errors(result.before) and "isometry" in {f.category for f in result.before.findings}
+    assert _change(result, "isometry").outcome == "removed"
+    new = {c.category for c in result.changes if c.outcome == "new"}
+    assert new and new <= {"fm1", "gradients"} and new <= _errors(result.after)
+    assert not result.verified and result.restored and _same(model, saved)
