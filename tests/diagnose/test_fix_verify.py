@@ -151,3 +151,39 @@ def test_a_change_that_creates_a_new_error_is_restored_bitwise(forced):
     new = {c.category for c in result.changes if c.outcome == "new"}
     assert new and new <= {"fm1", "gradients"} and new <= _errors(result.after)
     assert not result.verified and result.restored and _same(model, saved)
+
+
+def _claims(rec) -> str:
+    """What a recommendation says it does: its text up to the reason."""
+    return str(rec).split("):", 1)[0]
+
+
+def _he_relu_mlp(depth=20, width=32):
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def test_no_recommendation_for_a_relu_net_claims_isometry():
+    """ReLU nets cannot reach dynamical isometry (Pennington et al. 2017): the orthogonal remedy is offered as
+    partial ("reduces, cannot remove") and verified as such: the spread shrinks, the warning stays. A tanh net's
+    critical orthogonal remedy does claim the fix (the test tells the two apart)."""
+    torch.manual_seed(SEED)
+    model = _he_relu_mlp()
+    result = fix_(model, torch.randn(16, 32, generator=_gen(5)), n_inits=4, generator=_gen(6))
+    recs = result.before.recommend()
+    assert "isometry" in {f.category for f in result.before.findings}
+    assert any("isometry" in r.addresses for r in recs)
+    for rec in recs:
+        assert "isometry" not in _claims(rec) or (rec.partial and "cannot remove isometry" in _claims(rec)), str(rec)
+        assert not (("cannot" in rec.reason) and "fixes" in _claims(rec)), str(rec)
+    assert result.recommendation.partial and result.verified
+    iso = _change(result, "isometry")
+    assert iso.outcome == "shrunk" and iso.severity_after == "warning"
+    tanh, x = _critical_tanh(_gen(7))
+    tanh_recs = fix_(tanh, x, n_inits=2, generator=_gen(8), report=None).before.recommend()
+    assert any("fixes isometry" in _claims(r) and not r.partial for r in tanh_recs)
