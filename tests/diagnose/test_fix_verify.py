@@ -187,3 +187,22 @@ def test_no_recommendation_for_a_relu_net_claims_isometry():
     tanh, x = _critical_tanh(_gen(7))
     tanh_recs = fix_(tanh, x, n_inits=2, generator=_gen(8), report=None).before.recommend()
     assert any("fixes isometry" in _claims(r) and not r.partial for r in tanh_recs)
+
+
+def test_verify_change_judges_both_reports_by_the_thresholds_of_the_first():
+    """A report checked with strict thresholds (a user's) is compared with a re-check under the same ones: the
+    after report's own thresholds do not move the verdict. Made stricter on the after side only, a gradient
+    ratio of ≈ e^0 would otherwise be a "new" error."""
+    import dataclasses
+
+    from deepstart.diagnose import check, zoo_model
+
+    rec = Recommendation("init", ("fm1", "gradients"), "test", scheme="he")
+    reports = [check(zoo_model("mlp", depth=20, width=32, activation="relu", init=init).model, input_shape=(32,),
+                     n_inits=4, generator=_gen(9), jacobian=False) for init in ("glorot", "he")]
+    accepted, changes = verify_change(*reports, rec)
+    assert accepted and {c.category: c.outcome for c in changes}["gradients"] == "removed"
+    strict = dataclasses.replace(reports[1], thresholds={**reports[1].thresholds, "gradient_nats": 1e-6,
+                                                         "fm1_nats": 1e-6, "significance": 0.0})
+    assert _errors(strict), "the strict thresholds make errors of the He net's noise"
+    assert verify_change(reports[0], strict, rec) == (accepted, changes)

@@ -8,7 +8,7 @@ errors, and no finding becomes an error that was not one before, nor grows. Each
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -43,8 +43,11 @@ class FindingChange:
 
     @property
     def ok(self) -> bool:
-        """The change is acceptable for this finding: a target removed or shrunk, anything else not worse."""
-        return self.outcome in ("removed", "shrunk") if self.targeted else self.outcome not in ("new", "grew")
+        """The change is acceptable for this finding: a target removed or shrunk; any other finding not a new
+        error nor a worse one (a warning may move: "without creating new errors")."""
+        if self.targeted:
+            return self.outcome in ("removed", "shrunk")
+        return self.outcome != "new" and not (self.outcome == "grew" and self.severity_after == "error")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,8 +145,11 @@ def verify_change(before: Report, after: Report, rec: Recommendation, *, signifi
     ``before`` flags) must be removed or shrink, |after| + k·SE < |before| with SE = √(SE_b² + SE_a²) of the
     statistic where the report has one (FM1, FM2, gradients; k = ``significance``, default the reports'
     threshold), else by more than ``REL_TOL`` of how far it is past its threshold; any other category must not
-    become an error (``new``) nor grow by as much. Pure: a function of the two reports' stored measurements.
+    become an error (``new``) nor, when an error, grow by as much. Both reports are judged with ``before``'s
+    thresholds. Pure: a function of the two reports' stored measurements.
     """
+    if after.thresholds != before.thresholds:
+        after = replace(after, thresholds=dict(before.thresholds))
     k = before.thresholds.get("significance", 3.0) if significance is None else significance
     b, a = _worst(before), _worst(after)
     changes = []
@@ -296,6 +302,7 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
     reinit = _reinit_after(chosen, before, check_kwargs.pop("reinit", None))
     after = check(fixed, inputs, n_inits=n_inits, reinit=reinit, generator=torch.Generator().manual_seed(seed + 1),
                   **check_kwargs)
+    after = replace(after, thresholds=dict(before.thresholds))  # judged by the same thresholds as before
     verified, changes = verify_change(before, after, chosen)
     if not verified and not keep_unverified and fixed is model:
         _restore_(model, saved)
