@@ -37,6 +37,7 @@ METHODS = ("auto", "exact", "lanczos")
 EXACT_MAX_DIM = 2048  # "auto" forms J when min(n_in, n_out) is at most this
 REVERSE_EXACT_MAX_DIM = 512  # ... or, from reverse mode only (one vjp per output), when n_out is at most this
 DEFAULT_K = 10
+EXACT_CHUNK = 128  # reverse mode only: vjps per chunk when J is formed
 TIME_BUDGET_S = 40.0  # default budgets of the reverse-mode-only path
 MEMORY_BUDGET_BYTES = 2 ** 30
 MAX_UNCONVERGED_ERROR = 0.1  # a run stopped by the time budget keeps its top values if their error is below this
@@ -245,7 +246,7 @@ def _reverse_only(f, v, n_out, method, k, generator, n_probes, tol, max_dim, bud
             raise NotImplementedError(f"{note}, and Jv by double backward fails ({broken}); use method='exact' "
                                       "(one vjp per output)")
         note = f"{note}; no double backward ({broken}), so J was formed one vjp per output"
-    chunk = plan_chunk(saved, n_out, memory_budget)
+    chunk = min(plan_chunk(saved, n_out, memory_budget), EXACT_CHUNK)  # the time is checked after each chunk
     jtu = reverse_products(f, v, chunk)["jtu"]
     eye = torch.eye(n_out, dtype=v.dtype, device=v.device)
     rows = []
@@ -316,8 +317,8 @@ def _budget_note(res, elapsed, note) -> str:
         raise JacobianBudgetError(f"the top singular values did not converge within the time budget ({elapsed:.0f} "
                                   f"s, Krylov dimension {res.krylov_dim}; estimated relative error {error:.2g}); "
                                   "raise the time budget or measure a smaller input")
-    return f"{note}; stopped by the time budget at Krylov dimension {res.krylov_dim}, top values within about " \
-           f"{error:.1%}".lstrip("; ")
+    stop = f"stopped by the time budget at Krylov dimension {res.krylov_dim}, top σ² within about {error:.1%}"
+    return f"{note}; {stop}" if note else stop
 
 
 def _products(model, x, f, v) -> dict:
