@@ -78,4 +78,11 @@ class Site:
     branch_site: str | None = None         # blocks: the site measuring the branch output (None: not a site)
     attention: bool = False                # blocks: the branch contains attention
     skip_scale: float | None = None        # blocks: α of a scaled skip y = α·x + b (DeepNorm); None: unscaled
+    eps: float | None = None               # norms: the ε added to the variance
+    opener: str | None = None              # blocks: what the stream enters first in the branch (norm:…, layer:…)
+    parallel: int = 1                      # blocks: branches summed before the addition (GPT-J/NeoX: 2)
+    layer_scale: bool = False              # blocks: the branch ends in a multiplier (η, γ, Fixup scale) read as η
+    opaque: str | None = None              # why the law of this site cannot be stated (custom autograd, …)
+    recurrent: dict | None = None          # recurrent layers: cell, layers, steps, hidden, bidirectional
+    zero_init: bool = False                # layers: all weights exactly 0 (Fixup/SkipInit's last branch layer)
     notes: list = field(default_factory=list)

@@ -26,6 +26,8 @@ __all__ = ["read_sites", "family_of", "FAMILIES"]
 
 FAMILIES = ("plain", "plain-bn", "residual", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
 _ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
+_SUBS = {"sub", "__sub__", "__isub__", "sub_"}
+_RECURRENT = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
 _SCALINGS = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
 _WINDOW = 96   # ops scanned past the last growth of an activation chain
 _THEORY_OPS = {"linear", "conv1d", "conv2d", "conv3d", "addmm", "matmul", "__matmul__", "mm"}
@@ -77,7 +79,7 @@ def _scaled_back(graph: Graph, nid: int, sizes) -> int:
         if op < 0:
             return nid
         o = graph.ops[op]
-        if o.kind == "arithmetic" and o.name in _SCALINGS:
+        if o.kind == "arithmetic" and (o.name in _SCALINGS or len(o.inputs) == 1):
             big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
             if len(big) == 1:
                 nid = big[0]
@@ -103,30 +105,59 @@ def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
             closure.update(op.outputs)
             members.append(op.index)
             last = op.index
-    inside = set(members)
-    outputs = set(graph.output_nodes)
-    frontier = [n for n in closure if n in outputs or any(c not in inside for c in consumers.get(n, []))]
-    if len(frontier) != 1:
-        return h, []
-    end = frontier[0]
-    members = [m for m in members if graph.ops[m].outputs and graph.ops[m].outputs[0] <= end]
-    while members and _is_scaling(graph.ops[members[-1]], closure, sizes, h) and \
-            graph.ops[members[-1]].outputs[0] == end and \
-            all(graph.ops[c].name in _ADDS for c in consumers.get(end, [])):  # η·x into a residual add: the η
-        # belongs to the residual (read as the block's η), not to the activation
+    end, members = _single_end(graph, h, members, consumers)
+    while members and (_is_scaling(graph.ops[members[-1]], closure, sizes, h) or
+                       graph.ops[members[-1]].kind == "shape") and \
+            graph.ops[members[-1]].outputs[0] == end and _feeds_adds(graph, end, consumers, sizes):
+        # η·x, γ·x (layer scale), a Fixup scalar multiplier or bias into a residual add belongs to the residual
+        # branch (read as the block's η), not to the activation of the layer before it
         op = graph.ops[members.pop()]
         end = next(i for i in op.inputs if i in closure)
     return end, members
 
 
+def _feeds_adds(graph: Graph, nid: int, consumers: dict, sizes, depth: int = 4) -> bool:
+    """Every consumer of ``nid`` is an addition, or a view/multiplier/bias leading only to additions."""
+    uses = consumers.get(nid, [])
+    if not uses or depth == 0:
+        return False
+    for c in uses:
+        op = graph.ops[c]
+        if op.name in _ADDS and len(op.inputs) == 2:
+            continue
+        if op.outputs and (op.kind == "shape" or _is_scaling(op, {nid}, sizes, nid)) and \
+                _feeds_adds(graph, op.outputs[0], consumers, sizes, depth - 1):
+            continue
+        return False
+    return True
+
+
+def _single_end(graph: Graph, h: int, members: list, consumers: dict) -> tuple:
+    """(end, members): the longest prefix of the chain whose nodes are read from outside it at one node only (a
+    node used twice, by the next layer and by a residual skip, ends the chain there)."""
+    outputs = set(graph.output_nodes)
+    for k in range(len(members), -1, -1):
+        prefix = members[:k]
+        inside = set(prefix)
+        closure = [h] + [o for m in prefix for o in graph.ops[m].outputs]
+        frontier = [n for n in closure if n in outputs or any(c not in inside for c in consumers.get(n, []))]
+        if len(frontier) == 1:
+            end = frontier[0]
+            return end, [m for m in prefix if graph.ops[m].outputs and graph.ops[m].outputs[0] <= end]
+    return h, []
+
+
 def _is_scaling(op, closure, sizes, h) -> bool:
+    """A multiplier (η, a per-channel γ) or a bias shift by a constant smaller than the tensor."""
     inner = [i for i in op.inputs if i in closure]
-    return op.name in _SCALINGS and len(inner) == 1 and all(sizes[i] <= 1 for i in op.inputs if i not in closure)
+    small = all(sizes[i] < sizes[inner[0]] for i in op.inputs if i not in closure) if inner else False
+    return (op.name in _SCALINGS or op.name in _ADDS or op.name in _SUBS) and len(inner) == 1 and small
 
 
 def _activation(graph: Graph, members: list, own_module: str, params: dict | None = None) -> str | None:
     """Theory spec of the elementwise ops in ``members``; ``blackbox:<label>`` when the theory doesn't know them."""
-    ops = [graph.ops[m] for m in members if graph.ops[m].kind not in ("shape", "transparent")]
+    ops = [graph.ops[m] for m in members if graph.ops[m].kind not in ("shape", "transparent") and not
+           (graph.ops[m].name in _ADDS | _SUBS and len(graph.ops[m].inputs) == 1)]  # x + b: a bias, not φ
     if not any(o.kind == "activation" for o in ops):  # only affine arithmetic (a bias, a position embedding)
         return None
     if len(ops) == 1 and ops[0].name in KNOWN_ACTIVATIONS:
@@ -190,11 +221,11 @@ def _fans(op, weight: torch.Tensor) -> float | None:
 
 def _weight_stats(op, params: dict):
     """(fan_in, σ_w, σ_b, weight std) of the op's main weight."""
-    if not op.params:
+    if not op.params or op.params[0] not in params:
         return None, None, None, None
     w = params[op.params[0]].detach().double()
     fan_in = _fans(op, w)
-    bias = next((params[k] for k in op.params[1:] if params[k].ndim == 1), None)
+    bias = next((params[k] for k in op.params[1:] if k in params and params[k].ndim == 1), None)
     sigma_b = float(bias.detach().double().pow(2).mean().sqrt()) if bias is not None and bias.numel() else 0.0
     sigma_w = math.sqrt(fan_in * float(w.pow(2).mean())) if fan_in else None
     return fan_in, sigma_w, sigma_b, float(w.std()) if w.numel() > 1 else 0.0
@@ -249,46 +280,144 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         counts[name] = k + 1
         return (name or "<root>") if k == 0 else f"{name or '<root>'}#{k}", k
 
+    custom = _custom_functions(graph)
     for op in graph.ops:
         if op.kind not in ("weight", "norm") or not op.outputs:
             continue
-        h = op.outputs[0]
-        end, members = _chain(graph, h, consumers, sizes)
-        name, k = unique(op.module)
-        act = _activation(graph, members, op.module, params)
-        measure_op = graph.nodes[end].op
-        if op.kind == "weight":
-            fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
-            theory = op.name in _THEORY_OPS and fan_in is not None
-            site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
-                        measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, fan_in, sigma_w,
-                        sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
-                        weight_params=[k for k in op.params if params[k].ndim >= 2])
-            if not theory and op.name != "embedding":
-                site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
-                                  "theory not applicable")
-        else:
-            site = Site(name, "norm", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
-                        measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, norm=op.name)
-        if act and members and not any(graph.ops[m].inplace for m in members) and end != h:
-            pre_taps[len(sites)] = h
-            site.pre_index = graph.nodes[h].op
-        site._in = op.inputs[0] if op.inputs else None
-        site._out, site._op = end, op.index
+        try:
+            site, end = _site(graph, op, consumers, sizes, params, unique, pre_taps, len(sites), custom)
+        except Exception as exc:  # noqa: BLE001 - a part the reader cannot read is reported, never a crash
+            site, end = _unread_site(graph, op, unique, exc)
         sites.append(site)
         taps.append(end)
-        measured_back[_back(graph, end)] = len(sites) - 1
-    blocks = _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique)
+        measured_back.setdefault(_back(graph, end), len(sites) - 1)
+    notes = [f"custom autograd Function {fn} (module {graph.ops[graph.nodes[n].op].module or '<root>'!r}) outside "
+             "every measured layer: its backward is not the derivative of the ops it records" for n, fn in
+             custom.items() if not any(s.opaque and fn in s.opaque for s in sites)]
+    try:
+        blocks = _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique)
+    except Exception as exc:  # noqa: BLE001
+        blocks = {}
+        sites = [s for s in sites if s.kind != "block"]
+        taps = taps[:len(sites)]
+        notes.append(f"residual additions not read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the "
+                     "blocks are not assessed")
     _place(sites, anc, graph)
     inputs = {_back(graph, n) for n in graph.input_nodes} | set(graph.input_nodes)
     for s in sites:
         src = s._in
         if src is None:
             s.source = None
-        else:
-            r = _back(graph, src)
-            s.source = "input" if r in inputs else (sites[measured_back[r]].name if r in measured_back else None)
-    softmax = _softmax_taps(graph, anc, sites)
+            continue
+        r = _back(graph, src)
+        if r not in measured_back and r not in inputs:
+            r = _shifted_back(graph, src, sizes)  # x + b, s·x (Fixup scalar bias and multiplier) before the layer
+        s.source = "input" if r in inputs else (sites[measured_back[r]].name if r in measured_back else None)
+    try:
+        softmax = _softmax_taps(graph, anc, sites)
+    except Exception:  # noqa: BLE001 - attention entropy is optional
+        softmax = {}
+    if notes and sites:
+        sites[0].notes.extend(notes)
+    return _finish(sites, taps, pre_taps, blocks, softmax)
+
+
+def _site(graph, op, consumers, sizes, params, unique, pre_taps, index, custom) -> tuple:
+    """(site, measured node) of one weight or norm op."""
+    h = op.outputs[0]
+    end, members = _chain(graph, h, consumers, sizes)
+    name, k = unique(op.module)
+    act = _activation(graph, members, op.module, params)
+    measure_op = graph.nodes[end].op
+    if op.kind == "weight":
+        fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
+        theory = op.name in _THEORY_OPS and fan_in is not None
+        site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
+                    measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, fan_in, sigma_w,
+                    sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
+                    weight_params=[k for k in op.params if params[k].ndim >= 2])
+        if not theory and op.name != "embedding":
+            site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
+                              "theory not applicable")
+    else:
+        site = Site(name, "norm", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
+                    measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, norm=op.name)
+    if act and members and not any(graph.ops[m].inplace for m in members) and end != h:
+        pre_taps[index] = h
+        site.pre_index = graph.nodes[h].op
+    site._in = op.inputs[0] if op.inputs else None
+    site._out, site._op, site._out_op = end, op.index, graph.nodes[end].op
+    hidden = [custom[n] for n in [h, *(o for m in members for o in graph.ops[m].outputs)] if n in custom]
+    if hidden:
+        site.opaque = (f"custom autograd Function {hidden[0]}: its backward is not the derivative of the ops "
+                       "it records, so no law predicts the gradient it passes back")
+    if op.name in _RECURRENT:
+        site.recurrent = _recurrent(op, graph)
+    if op.kind == "norm":
+        site.eps = _norm_eps(op)
+    if op.kind == "weight" and site.sigma_w == 0 and site.weight_std == 0:
+        site.zero_init = True
+    return site, end
+
+
+def _unread_site(graph, op, unique, exc):
+    """A site for an op the reader could not read: measured (lengths, gradients) but not assessed."""
+    name, k = unique(op.module)
+    end = op.outputs[0]
+    why = f"{op.name} ({op.module_type or 'op'}) could not be read: {type(exc).__name__}: " \
+          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    site = Site(name, "layer" if op.kind == "weight" else "norm", op.module_type or op.name, op.module, k,
+                f"{op.name} → identity", graph.nodes[end].op, None, _width(graph, end),
+                _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, opaque=why)
+    site.notes.append(f"{name}: {why}; measured around it, not assessed")
+    site._in = op.inputs[0] if op.inputs else None
+    site._out, site._op, site._out_op = end, op.index, graph.nodes[end].op
+    return site, end
+
+
+def _custom_functions(graph: Graph) -> dict:
+    """node -> name of the custom ``torch.autograd.Function`` that produced it (its grad_fn)."""
+    out = {}
+    backward = torch.autograd.function.BackwardCFunction
+    for nid, t in enumerate(graph.tensors):
+        fn = getattr(t, "grad_fn", None)
+        if isinstance(fn, backward):
+            out[nid] = type(fn).__name__.removesuffix("Backward")
+    return out
+
+
+def _recurrent(op, graph: Graph) -> dict:
+    """Cell, stacked layers and direction of a fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` call."""
+    layers = {p.rsplit("_l", 1)[-1] for p in op.params if ".weight_ih_l" in p and not p.endswith("_reverse")}
+    return {"cell": _RECURRENT[op.name], "layers": max(len(layers), 1), "module": op.module,
+            "bidirectional": any(p.endswith("_reverse") for p in op.params),
+            "input_shape": list(graph.nodes[op.inputs[0]].shape) if op.inputs else []}
+
+
+def _norm_eps(op) -> float:
+    """ε of a norm op from its arguments (keyword ``eps``, else its smallest positive float), else the default."""
+    kw = dict((k, v) for k, v in op.scalars if k is not None)
+    if isinstance(kw.get("eps"), float):
+        return float(kw["eps"])
+    floats = [v for k, v in op.scalars if isinstance(v, float) and 0 < v < 0.01]
+    return float(min(floats)) if floats else (1e-6 if op.name in ("norm_module", "rms_norm") else 1e-5)
+
+
+def _shifted_back(graph: Graph, nid: int, sizes) -> int:
+    """As :func:`_back`, also through a bias shift or a multiplier by a smaller constant (x + b, s·x)."""
+    while True:
+        nid = _back(graph, nid)
+        op = graph.nodes[nid].op
+        if op < 0:
+            return nid
+        o = graph.ops[op]
+        if o.kind == "arithmetic" and len(o.inputs) == 1 and (o.name in _SCALINGS or o.name in _ADDS | _SUBS):
+            nid = o.inputs[0]
+            continue
+        return nid
+
+
+def _finish(sites, taps, pre_taps, blocks, softmax) -> tuple:
     order = sorted(range(len(sites)), key=lambda j: sites[j]._out_op)
     sites = [sites[j] for j in order]
     taps = [taps[j] for j in order]
@@ -318,10 +447,8 @@ def _softmax_taps(graph, anc, sites) -> dict:
 
 def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) -> dict:
     """Append a block site per residual addition; returns block index -> branch node to tap (if not a site)."""
-    for s in sites:
-        s._out_op = graph.nodes[s._out].op
     extra = {}
-    adds = _residual_adds(graph, anc, sizes)
+    adds, parallel = _parallel(graph, _residual_adds(graph, anc, sizes), sizes)
     for op, stream, skip, branch, kind in adds:
         y = op.outputs[0]
         end, members = _chain(graph, y, consumers, sizes)
@@ -334,6 +461,8 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
         site.branch_site = sites[measured_back[_back(graph, b_root)]].name if _back(graph, b_root) in measured_back \
             else None
         site.eta = _eta(graph, branch, b_root)
+        site.parallel = parallel.get(op.index, 1)
+        site.layer_scale = _back(graph, branch) != _back(graph, b_root)
         s_root = _scaled_back(graph, skip, sizes)
         if _back(graph, skip) != s_root:
             site.skip_scale = _eta(graph, skip, s_root)
@@ -353,19 +482,39 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
     return extra
 
 
+def _parallel(graph: Graph, adds: list, sizes) -> tuple:
+    """(additions, op index -> number of parallel branches): a sum of two branches that is itself the branch of a
+    residual addition (GPT-J/NeoX: x + attn(ln₁x) + mlp(ln₂x)) is part of that branch, not a block of its own."""
+    roots = {_scaled_back(graph, branch, sizes): op.index for op, _, _, branch, kind in adds if kind == "identity"}
+    count, inner = {}, set()
+    for op, _, _, _, kind in adds:
+        outer = roots.get(_back(graph, op.outputs[0]))
+        if kind == "projection" and outer is not None:
+            inner.add(op.index)
+            count[outer] = count.get(outer, 1) + count.get(op.index, 1)
+    for op in graph.ops:  # plain sums of branches (no common weights) feeding a residual addition
+        outer = roots.get(op.outputs[0]) if op.outputs and op.name in _ADDS and len(op.inputs) == 2 else None
+        if outer is not None and outer != op.index and op.index not in inner:
+            count[outer] = max(count.get(outer, 1), 2)
+    return [a for a in adds if a[0].index not in inner], count
+
+
 def _eta(graph: Graph, t: int, root: int) -> float | None:
-    """η with t = η · root (least squares over the recorded tensors), 1.0 when t is root."""
+    """η with t = η · root (least squares over the recorded tensors), 1.0 when t is root; for a per-channel
+    multiplier (layer scale γ) the rms ratio √(‖t‖²/‖root‖²), the factor it applies to the branch's length."""
     if t == root:
         return 1.0
     x, y = graph.tensors[root].detach().double(), graph.tensors[t].detach().double()
     if x.numel() != y.numel():
         return None
-    x = x.reshape(y.shape)
     xx = float((x * x).sum())
     if not xx > 0:
         return None
-    eta = float((x * y).sum()) / xx
-    return eta if float(((y - eta * x) ** 2).sum()) <= 1e-8 * max(float((y * y).sum()), 1e-300) else None
+    if x.shape == y.shape:
+        eta = float((x * y).sum()) / xx
+        if float(((y - eta * x) ** 2).sum()) <= 1e-8 * max(float((y * y).sum()), 1e-300):
+            return eta
+    return (float((y * y).sum()) / xx) ** 0.5
 
 
 def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
