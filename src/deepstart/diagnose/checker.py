@@ -126,6 +126,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                                             to_device)
     from deepstart.diagnose.capture import capture
     from deepstart.diagnose.stream import _buffers, _with_grad, init_sources, measure
+    from deepstart.diagnose.recurrent import RecurrentProbe
     from deepstart.diagnose.structure import read_sites
 
     _check_args(model, n_inits)
@@ -158,6 +159,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             torch.manual_seed(seed)
             graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
             sites, info = read_sites(graph, dict(model.named_parameters()))
+            probe = RecurrentProbe(model, sites, graph, generator)
             cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                          for t in float_outputs(graph.output)]
             graph.tensors.clear()  # the recorded forward (and the autograd graph its output holds) is not needed
@@ -169,7 +171,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             given = dict(model.named_parameters())
             families, laws = _families_laws(model, given)
             reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws, where)
-            source = iter(source)
+            source = probe.wrap(source)
             first = next(source)
             if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
                 families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
@@ -232,7 +234,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                   norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
                   seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
                   branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy,
-                  threads=torch.get_num_threads())
+                  threads=torch.get_num_threads(), recurrent=probe.result())
 
 
 def _families_laws(model, params: dict) -> tuple:

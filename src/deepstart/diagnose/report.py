@@ -72,6 +72,7 @@ class Report:
     token_cos: np.ndarray | None = None     # [i, j] mean cosine similarity of tokens at [B, T, C] blocks
     attn_entropy: np.ndarray | None = None  # [i, j] attention entropy / log(keys) in a block's branch (eager)
     threads: int = 0                        # torch intra-op threads of the measurement (0: not recorded)
+    recurrent: dict | None = None           # recurrent site -> {"layer_sq"/"layer_chi": [i, layers], "time_grad": [i, steps]}
 
     # ----- derived quantities (pure functions of the fields) -----
     @property
@@ -140,6 +141,13 @@ class Report:
     @property
     def findings(self) -> list:
         return findings(self)
+
+    @property
+    def parts(self) -> list:
+        """The model's parts and the law each is judged by, as plain dicts (:mod:`deepstart.diagnose.parts`)."""
+        from deepstart.diagnose.parts import read_parts
+
+        return [p.to_dict() for p in read_parts(self)]
 
     @property
     def activation_gain(self) -> np.ndarray:

@@ -335,7 +335,7 @@ def _site(graph, op, consumers, sizes, params, unique, pre_taps, index, custom) 
         site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
                     measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, fan_in, sigma_w,
                     sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
-                    weight_params=[k for k in op.params if params[k].ndim >= 2])
+                    weight_params=[k for k in op.params if k in params and params[k].ndim >= 2])
         if not theory and op.name != "embedding":
             site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
                               "theory not applicable")
@@ -357,6 +357,7 @@ def _site(graph, op, consumers, sizes, params, unique, pre_taps, index, custom) 
         site.eps = _norm_eps(op)
     if op.kind == "weight" and site.sigma_w == 0 and site.weight_std == 0:
         site.zero_init = True
+    site._const = not op.inputs and op.name != "embedding"  # a table read by a constant index (relative positions)
     return site, end
 
 
@@ -391,7 +392,8 @@ def _recurrent(op, graph: Graph) -> dict:
     layers = {p.rsplit("_l", 1)[-1] for p in op.params if ".weight_ih_l" in p and not p.endswith("_reverse")}
     return {"cell": _RECURRENT[op.name], "layers": max(len(layers), 1), "module": op.module,
             "bidirectional": any(p.endswith("_reverse") for p in op.params),
-            "input_shape": list(graph.nodes[op.inputs[0]].shape) if op.inputs else []}
+            "input_shape": list(graph.nodes[op.inputs[0]].shape) if op.inputs else [],
+            "input_node": op.inputs[0] if op.inputs else None}
 
 
 def _norm_eps(op) -> float:
@@ -426,7 +428,7 @@ def _finish(sites, taps, pre_taps, blocks, softmax) -> tuple:
     branch_taps = {remap[j]: n for j, n in blocks.items()}
     softmax = {remap[j]: n for j, n in softmax.items()}
     for s in sites:
-        for attr in ("_in", "_out", "_op", "_out_op", "_branch", "_stream"):
+        for attr in ("_in", "_out", "_op", "_out_op", "_branch", "_stream", "_const", "_proj"):
             s.__dict__.pop(attr, None)
     return sites, {"taps": taps, "pre_taps": pre_taps, "branch_taps": branch_taps, "family": family_of(sites),
                    "softmax_taps": softmax}
@@ -531,7 +533,7 @@ def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
             if inside and (best is None or b._op < best._op):
                 best = b
         s.parent = best.name if best is not None else None
-        s.main = best is None
+        s.main = best is None and not getattr(s, "_const", False)
 
 
 def family_of(sites: list) -> str:

@@ -42,6 +42,7 @@ THRESHOLDS = {
     "links_read": 0.5,          # plain nets: FM1 is "not assessed" when fewer of the main path's links are read
     "min_links": 4,             # FM1 and gradients are rates over depth: fewer links read is a shallow net whose
                                 # per-layer gains the layer-gain check judges (an LSTM + head is not "FM1")
+    "norm_eps_ratio": 1.0,      # a norm's input M below this many ε: the norm no longer normalizes
 }
 SEVERITIES = ("info", "warning", "error")
 CATEGORIES = ("fm1", "fm2", "gradients", "isometry", "dead", "nonfinite", "structure", "branches", "attention")
@@ -60,6 +61,7 @@ class Finding:
     predicted: float | None
     message: str
     remedy: str
+    source: str = ""      # the law's source (paper, theorem) the finding was judged by
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,13 +187,17 @@ def _q_ends(report):
 
 
 def _remedy(category: str, report) -> str:
-    from deepstart.diagnose.families import NORMALIZED
-
-    transformer = report.family in ("pre-ln", "post-ln", "sandwich", "deepnorm")
+    blocks = [s for s in report.sites if s["kind"] == "block"]
+    norms = [s for s in report.sites if s["kind"] == "norm"]
+    transformer = any(s.get("attention") for s in blocks) and any(s.get("norm") != "batch_norm" for s in norms)
+    batch_norm = any(s.get("norm") == "batch_norm" for s in norms)
+    if category == "recurrent":
+        return ("initialize the recurrent weights orthogonally (gain 1 for tanh, W_hh orthogonal) and the input "
+                "weights at variance 1/fan_in; for LSTMs a forget-gate bias of 1 (Jozefowicz et al. 2015).")
     if category in ("layer", "branches", "fm1", "gradients") and transformer:
         return ("re-initialize as GPT-2 does: weights N(0, 0.02²), the branches' output projections scaled by "
                 "1/√(2L) (Radford et al. 2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
-    if category == "gradients" and "bn" in report.family:
+    if category == "gradients" and batch_norm:
         return ("BatchNorm's gradient explosion grows with depth, not with the init (Yang et al. 2019): use fewer "
                 "layers between skips (residual blocks), or normalization without batch statistics.")
     if category == "branches":
@@ -201,7 +207,7 @@ def _remedy(category: str, report) -> str:
                 "residual connections around attention preserve rank (Dong et al. 2021).")
     if category == "layer":
         return "re-initialize the layer's weights at a length-preserving scale (variance 1/fan_in times the gain)."
-    if report.family in NORMALIZED and category == "fm1":
+    if norms and category == "fm1":
         return "re-initialize the layer's weights at a length-preserving scale (variance 1/fan_in times the gain)."
     acts = {s["activation"] for s in report.sites if s["main"] and s["kind"] == "layer"}
     has_blocks = any(s["kind"] == "block" for s in report.sites)
@@ -245,44 +251,22 @@ def findings(report) -> list:
         out.append(Finding("nonfinite", "error", report.sites[j]["name"], float(bad[j]), 0.0, None,
                            f"{int(bad[j])} non-finite lengths or gradients measured.", _remedy("nonfinite", report)))
         break
-    from deepstart.diagnose.families import NORMALIZED, family_findings
+    from deepstart.diagnose.laws import judge
 
-    out += family_findings(report, t, lambda category: _remedy(category, report))
-    if report.family in NORMALIZED:
-        return out + _dead_findings(report, t)
     st = report.stats
-    last = report.main_sites[-1]["name"] if report.main_sites else "output"
-    sig = t["significance"]
-    pred = report.predicted_stats
     links = report.links
     if links.size >= 3 and st.get("links_read", 0) < t["links_read"] * links.size:
         out.append(Finding("structure", "warning", "main path", float(st.get("links_read", 0)), float(links.size),
-                           None, f"{NOT_ASSESSED}: FM1 and gradients read {st.get('links_read', 0)} of "
-                           f"{links.size} links of the main path (the others are not a site feeding the next).",
+                           None, f"{NOT_ASSESSED}: the laws read {st.get('links_read', 0)} of {links.size} links of "
+                           "the main path (the others are not a site feeding the next).",
                            "pass inputs that reach every layer, or check a submodule with a chain of layers."))
-    deep = st.get("links_read", 0) >= t["min_links"]
-    drift, se = st.get("fm1_drift", math.nan), st.get("fm1_se", math.nan)
-    if deep and abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
-        way = "vanishing" if drift < 0 else "exploding"
-        out.append(Finding("fm1", "error", last, drift, t["fm1_nats"], pred.get("fm1_drift"),
-                           f"FM1 {way}: mean squared length changes by a factor {math.exp(st['fm1_rate']):.3g} "
-                           f"per layer, exp({drift:.3g}) over the depth (± {se:.2g} nats).", _remedy("fm1", report)))
-    var = st.get("fm2_var", math.nan)
-    if var > t["fm2_var"]:
-        out.append(Finding("fm2", "error", last, var, t["fm2_var"], pred.get("fm2_var"),
-                           f"FM2: Var log M_d = {var:.3g} ± {st['fm2_se']:.2g} across inits (5β = {5 * report.beta:.3g}); "
-                           "lengths differ by orders of magnitude between initializations.", _remedy("fm2", report)))
-    g, gse = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
-    if deep and abs(g) > t["gradient_nats"] and not abs(g) <= sig * gse:
-        way = "vanishing" if g < 0 else "exploding"
-        out.append(Finding("gradients", "error", report.main_sites[0]["name"], g, t["gradient_nats"],
-                           pred.get("grad_log_ratio"), f"{way} gradients: ‖∂ℓ/∂x‖² at the first layer is exp({g:.3g}) "
-                           f"times that at the last.", _remedy("gradients", report)))
+    out += judge(report, t, lambda category: _remedy(category, report))
     rel = report.jacobian_relvar
-    if rel is not None and rel > t["isometry_relvar"]:
+    if rel is not None and rel > t["isometry_relvar"] and not any(s["kind"] == "norm" for s in report.main_sites):
         out.append(Finding("isometry", "warning", "input-output Jacobian", rel, t["isometry_relvar"],
-                           pred.get("isometry_relvar"), f"poor dynamical isometry: Var(λ)/m₁² = {rel:.3g} for the "
-                           "eigenvalues λ of JJᵀ.", _remedy("isometry", report)))
+                           report.predicted_stats.get("isometry_relvar"), f"poor dynamical isometry: Var(λ)/m₁² = "
+                           f"{rel:.3g} for the eigenvalues λ of JJᵀ.", _remedy("isometry", report),
+                           "Pennington et al. 2017"))
     return out + _dead_findings(report, t)
 
 
@@ -293,12 +277,24 @@ def _dead_findings(report, t) -> list:
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (sites not measured)
         dead = np.nanmean(report.dead, axis=0)
+    dead = np.where([bool(s.get("zero_init")) for s in report.sites], np.nan, dead) if dead.size else dead
     if dead.size and np.isfinite(dead).any() and np.nanmax(dead) > t["dead_fraction"]:
         j = int(np.nanargmax(dead))
         out.append(Finding("dead", "warning", report.sites[j]["name"], float(dead[j]), t["dead_fraction"], None,
                            f"{dead[j]:.0%} of units output 0 for every input.", _remedy("dead", report)))
-    coll = st.get("collapsed_fraction", 0.0)
+    zero = {s["name"] for s in report.sites if s.get("zero_init")}  # Fixup/SkipInit zero layers: by design
+    coll = st.get("collapsed_fraction", 0.0) if not zero else _collapsed(report, zero)
     if coll > 0:
         out.append(Finding("dead", "warning", last, coll, 0.0, None, f"{coll:.0%} of initializations had a layer "
                            "with every unit dead (the output is identically 0).", _remedy("dead", report)))
     return out
+
+
+def _collapsed(report, zero: set) -> float:
+    """Fraction of inits with a main-path site identically 0, zero-initialized layers (and what only they feed:
+    the sites measured after them on the path) left out."""
+    idx = [j for j in report.main_idx if report.sites[j]["name"] not in zero]
+    if not idx:
+        return 0.0
+    m = np.asarray(report.sq)[..., idx]
+    return float(np.mean(np.any(np.all(m == 0, axis=1), axis=-1)))

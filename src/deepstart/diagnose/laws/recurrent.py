@@ -1,0 +1,116 @@
+"""The law of a recurrent layer (``nn.RNN``/``nn.LSTM``/``nn.GRU``, stacked): mean-field propagation across its
+stacked layers *and* across time steps.
+
+Measured by :mod:`deepstart.diagnose.recurrent` (per-layer taps of the fused module, and the gradient of the last
+step's output with respect to every input step):
+
+* across layers: the log ratios of the mean squared length from the first layer's output to the last one's,
+  log E M_{k+1}/E M_k — FM1 of the stack (Hanin & Rolnick 2018; a tanh cell with σ_w² < 1 has the fixed point
+  q* = 0 and shrinks the signal geometrically) — and the gradient gain χ_k of each layer at one time step, both read
+  as rates over the deeper half of the stack like a segment's FM1. Errors beyond ±``fm1_nats`` / ±``gradient_nats``
+  for stacks with at least ``min_links`` links between layers (a 2-layer LSTM has one: its lengths are the
+  one-layer law's, not a rate over depth).
+* across time: the recurrent Jacobian's gain per step, log χ_t = (log G_first − log G_last)/(T − 1) with
+  G_t = ‖∂ℓ/∂x_t‖² for ℓ on the last step (Pennington-style; Chen, Pennington & Schoenholz 2018 for gated cells).
+  Exploding over the sequence (T − 1)·log χ_t > ``gradient_nats``: error. Vanishing is the memory length
+  ξ = 1/|log χ_t| steps: a warning when the first step's gradient is below e^−``gradient_nats`` of the last one's
+  (gated cells with forget gate ≈ ½ at init remember a few steps; that is how stock LSTMs start).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepstart.diagnose.laws._stats import quiet
+
+__all__ = ["judge", "layer_drift", "time_gain"]
+
+SOURCE = "Hanin & Rolnick 2018 (FM1 across stacked layers); Chen, Pennington & Schoenholz 2018 (recurrent gain)"
+
+
+def _log_mean(per_init_ratios: np.ndarray) -> tuple:
+    """(log mean_i r_ik, SE of it) per link k from per-init ratios [inits, links]."""
+    r = np.where(np.isfinite(per_init_ratios) & (per_init_ratios > 0), per_init_ratios, np.nan)
+    mean = np.nanmean(r, axis=0)
+    n = np.sum(np.isfinite(r), axis=0)
+    se = np.nanstd(r, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)) if r.shape[0] > 1 else np.full(mean.shape, np.nan)
+    return np.log(mean), se / mean
+
+
+def _drift(logs: np.ndarray, se: np.ndarray) -> tuple:
+    """(L · mean of the deeper half's log ratios, its SE, L): a rate over the stack, as FM1 is read on a segment
+    (convergence to a fixed point q* over the first layers is not a drift; Hanin & Rolnick 2018)."""
+    n = logs.size
+    if n == 0:
+        return math.nan, math.nan, 0
+    half = slice(n // 2, n)
+    k = logs[half].size
+    return float(n * np.mean(logs[half])), float(n / k * np.sqrt(np.sum(se[half] ** 2))), n
+
+
+@quiet
+def layer_drift(data: dict) -> tuple:
+    """(FM1 drift across the stacked layers, SE, links): lengths from the first layer's output to the last's."""
+    sq = np.asarray(data["layer_sq"], float)
+    if sq.ndim != 2 or sq.shape[1] < 2:
+        return math.nan, math.nan, 0
+    return _drift(*_log_mean(sq[:, 1:] / sq[:, :-1]))
+
+
+@quiet
+def layer_gradient(data: dict) -> tuple:
+    """(log gradient gain across the stacked layers 2..L at one step, SE, links): Σ_k log χ_k, deeper half."""
+    chi = np.asarray(data.get("layer_chi", []), float)
+    if chi.ndim != 2 or chi.shape[1] < 2:
+        return math.nan, math.nan, 0
+    return _drift(*_log_mean(chi[:, 1:]))
+
+
+@quiet
+def time_gain(data: dict) -> tuple:
+    """(log G_first/G_last over the steps, SE, steps − 1): negative when gradients vanish back in time."""
+    g = np.asarray(data["time_grad"], float)
+    if g.ndim != 2 or g.shape[1] < 2:
+        return math.nan, math.nan, 0
+    logs, se = _log_mean(g[:, :1] / g[:, -1:])
+    return float(logs[0]), float(se[0]), g.shape[1] - 1
+
+
+def judge(part, report, t, remedy, parts=()) -> list:
+    from deepstart.diagnose.verdicts import NOT_ASSESSED, Finding
+
+    data = (getattr(report, "recurrent", None) or {}).get(part.site)
+    if data is None:
+        return [Finding("structure", "warning", part.site, math.nan, 0.0, None,
+                        f"{NOT_ASSESSED}: recurrent layer {part.site} ({part.cell}, {part.layers} layers) was not "
+                        "probed per layer and per step (an input it cannot be run on alone).",
+                        "check the recurrent module by itself with a [batch, time, features] input.", SOURCE)]
+    out, sig = [], t["significance"]
+    drift, se, links = layer_drift(data)
+    if links >= t["min_links"] and abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
+        way = "vanishing" if drift < 0 else "exploding"
+        out.append(Finding("fm1", "error", part.site, drift, t["fm1_nats"], None,
+                           f"FM1 {way} across the {part.layers} stacked {part.cell} layers: the mean squared length "
+                           f"drifts by exp({drift:.3g}) from the first layer's output to the last's (± {se:.2g} "
+                           "nats).", remedy("recurrent"), SOURCE))
+    grad, gse, links = layer_gradient(data)
+    if links >= t["min_links"] and abs(grad) > t["gradient_nats"] and not abs(grad) <= sig * gse:
+        way = "vanishing" if grad < 0 else "exploding"
+        out.append(Finding("gradients", "error", part.site, grad, t["gradient_nats"], None,
+                           f"{way} gradients across the {part.layers} stacked {part.cell} layers: at one time step "
+                           f"‖∂ℓ/∂x‖² changes by exp({grad:.3g}) from the last layer to the second (± {gse:.2g}).",
+                           remedy("recurrent"), SOURCE))
+    g, gse, steps = time_gain(data)
+    if steps and g > t["gradient_nats"] and not g - t["gradient_nats"] <= sig * gse:
+        out.append(Finding("gradients", "error", part.site, g, t["gradient_nats"], None,
+                           f"gradients explode back in time: ‖∂ℓ/∂x_t‖² of the first step is exp({g:.3g}) times that "
+                           f"of the last ({steps} steps; recurrent gain {math.exp(g / steps):.3g} per step).",
+                           remedy("recurrent"), SOURCE))
+    elif steps and g < -t["gradient_nats"] and not -g - t["gradient_nats"] <= sig * gse:
+        memory = steps / -g
+        out.append(Finding("gradients", "warning", part.site, g, -t["gradient_nats"], None,
+                           f"gradients vanish back in time: ‖∂ℓ/∂x_t‖² of the first step is exp({g:.3g}) times that "
+                           f"of the last over {steps} steps (memory ≈ {memory:.3g} steps at init).",
+                           remedy("recurrent"), SOURCE))
+    return out

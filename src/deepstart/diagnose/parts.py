@@ -1,0 +1,175 @@
+"""The parts of a model along its main path, read from the sites of a report (a pure function of ``report.sites``).
+
+``check`` judges each part by its own law (:mod:`deepstart.diagnose.laws`, ``docs/laws.md``) instead of giving the
+whole model one family label:
+
+* :class:`Segment`: consecutive main-path links into weight layers and residual additions with no normalization,
+  recurrent layer or unreadable op in between and no boundary (pooling, reshaping, a tensor that is not the previous
+  site's) — the mean-field law per link, judged over the segment's own length (Hanin & Rolnick 2018);
+* :class:`Addition`: a residual addition y = x + η·f(x): its branch, what opens the branch, the scale η (a learned
+  layer scale γ or a Fixup multiplier is part of the branch) and the number of parallel branches summed first;
+* :class:`Norm`: a normalization (resets the length: its input scale against ε, the gradient it passes back);
+* :class:`Recurrent`: an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (the law across stacked layers and across time steps);
+* :class:`Opaque`: a part whose law cannot be stated (a custom autograd Function, an op the reader could not read).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["Segment", "Addition", "Norm", "Recurrent", "Opaque", "read_parts", "full_links"]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Main-path positions ``links`` (link k goes into main site k) read as one stretch; ``growth`` is ``plain``
+    (weight layers only), ``multiplicative`` (an addition whose branch is not normalized: M_l = M_{l−1}(1 + η²g_l))
+    or ``additive`` (every branch normalized: M_l = M_{l−1} + v_l, Xiong et al. 2020)."""
+
+    sites: tuple
+    links: tuple
+    growth: str
+
+    def to_dict(self) -> dict:
+        return {"part": "segment", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A residual addition ``site`` on stream ``stream``; ``branch`` the site measuring the branch (None: a tap),
+    ``opener`` what the stream enters first in the branch, ``normalizer`` the norm whose output the branch gain is
+    measured against (None: the stream), ``scale`` the branch multiplier η (None: not read)."""
+
+    site: str
+    stream: str | None
+    branch: str | None
+    opener: str
+    normalizer: str | None
+    normalized: bool
+    scale: float | None
+    parallel: int
+    attention: bool
+    main: bool
+
+    def to_dict(self) -> dict:
+        return {"part": "addition", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Norm:
+    site: str
+    kind: str
+    eps: float
+    source: str | None
+    main: bool
+
+    def to_dict(self) -> dict:
+        return {"part": "norm", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    site: str
+    cell: str
+    layers: int
+    module: str
+
+    def to_dict(self) -> dict:
+        return {"part": "recurrent", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A part whose law cannot be stated; ``around`` names the sites measured before and after it."""
+
+    site: str
+    module: str
+    reason: str
+    around: tuple
+    main: bool
+
+    def to_dict(self) -> dict:
+        return {"part": "opaque", **asdict(self)}
+
+
+def full_links(report) -> np.ndarray:
+    """``report.links`` with one entry per main site (link k into main site k; k = 0 from the input)."""
+    links = np.asarray(report.links, dtype=bool)
+    return links if links.size == len(report.main_idx) else np.r_[False, links]
+
+
+def read_parts(report) -> tuple:
+    """The parts of ``report``'s model: main-path parts in order, then the additions, norms, recurrent and opaque
+    parts off the main path (inside residual branches)."""
+    sites = report.sites
+    main = report.main_sites
+    use = full_links(report)
+    names = {s["name"]: s for s in sites}
+    parts, current = [], []
+
+    def close():
+        if current:
+            parts.append(_segment(current, main, names))
+            current.clear()
+
+    for k, s in enumerate(main):
+        own = _own_part(s, names, main, k)
+        if own is not None:
+            parts.append(own)
+            if not isinstance(own, Addition):  # an addition is judged by its own law and as a link of the stream
+                close()
+                continue
+        if use[k]:
+            current.append(k)
+        else:
+            close()
+    close()
+    for s in sites:
+        if not s["main"]:
+            own = _own_part(s, names, main, None)
+            if own is not None and not isinstance(own, Segment):
+                parts.append(own)
+    return tuple(parts)
+
+
+def _own_part(s, names, main, k):
+    if s.get("opaque"):
+        around = tuple(x for x in (s.get("source"), main[k + 1]["name"] if k is not None and k + 1 < len(main)
+                                   else None) if x)
+        return Opaque(s["name"], s.get("module_name") or s["name"], s["opaque"], around, k is not None)
+    if s.get("recurrent"):
+        r = s["recurrent"]
+        return Recurrent(s["name"], r["cell"], int(r["layers"]), r.get("module", s.get("module_name", "")))
+    if s["kind"] == "norm":
+        return Norm(s["name"], s.get("norm") or "norm", float(s.get("eps") or 1e-5), s.get("source"), k is not None)
+    if s["kind"] == "block":
+        return _addition(s, names, k is not None)
+    return None
+
+
+def _addition(s, names, main) -> Addition:
+    inner = [t for t in names.values() if t.get("parent") == s["name"]]
+    opener = next((t for t in inner if t.get("source") == s.get("source")), None)
+    norms = [t for t in inner if t["kind"] == "norm"]
+    normalizer = next((t for t in norms if t.get("source") == s.get("source")), norms[0] if norms else None)
+    stream = names.get(s.get("source") or "")
+    normalized = bool(norms) or (stream is not None and stream["kind"] == "norm")
+    what = ("attention" if s.get("attention") and opener is None else
+            "none" if opener is None else f"{opener['kind']}:{opener.get('norm') or opener['module_type']}")
+    if (s.get("parallel") or 1) > 1:
+        what = f"{s['parallel']} parallel branches, first {what}"
+    return Addition(s["name"], s.get("source"), s.get("branch_site"), what,
+                    normalizer["name"] if normalizer is not None else None, normalized, s.get("eta"),
+                    int(s.get("parallel") or 1), bool(s.get("attention")), main)
+
+
+def _segment(positions, main, names) -> Segment:
+    blocks = [main[k] for k in positions if main[k]["kind"] == "block"]
+    if not blocks:
+        growth = "plain"
+    elif all(_addition(b, names, True).normalized for b in blocks):
+        growth = "additive"
+    else:
+        growth = "multiplicative"
+    return Segment(tuple(main[k]["name"] for k in positions), tuple(positions), growth)
