@@ -72,7 +72,7 @@ class Report:
     token_cos: np.ndarray | None = None     # [i, j] mean cosine similarity of tokens at [B, T, C] blocks
     attn_entropy: np.ndarray | None = None  # [i, j] attention entropy / log(keys) in a block's branch (eager)
     threads: int = 0                        # torch intra-op threads of the measurement (0: not recorded)
-    recurrent: dict | None = None           # recurrent site -> {"layer_sq"/"layer_chi": [i, layers], "time_grad": [i, steps]}
+    recurrent: dict | None = None           # recurrent site -> {"layer_sq"/"layer_chi": [i, L], "time_grad": [i, T]}
 
     # ----- derived quantities (pure functions of the fields) -----
     @property
