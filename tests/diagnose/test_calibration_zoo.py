@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from tools.calibration import cases as calibration
+from tools.calibration import label as labelling
 from tools.calibration.cases import CASES, broken, stock, truth
+from tools.calibration.zoo import ALL_CASES, NEW_CASES
 
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
@@ -56,9 +58,9 @@ def test_labels_partition_the_zoo():
         assert c.family in ("plain", "pre-ln", "post-ln", "batchnorm", "transformer-other"), c.name
 
 
-@pytest.mark.parametrize("name", _params(CASES.values()))
+@pytest.mark.parametrize("name", _params(ALL_CASES.values()))
 def test_case_builds_runs_and_reproduces(name):
-    case = CASES[name]
+    case = ALL_CASES[name]
     a, b, c = _build(case, 1), _build(case, 1), _build(case, 2)
     assert a.training
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
@@ -145,7 +147,51 @@ def test_runner_writes_a_temp_folder_by_default(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(run, "calibrate", lambda cases, **k: seen.append(len(cases)) or [])
     assert run.main(["--quick"]) == 0
     assert (tmp_path / "t" / "calibration.md").read_text().startswith("# Calibration")
-    assert seen and seen[0] == sum(not c.slow for c in CASES.values())
+    assert seen and seen[0] == sum(not c.slow for c in ALL_CASES.values())
     with pytest.raises(SystemExit) as e:
         run.main(["--out", str(tmp_path)])
     assert e.value.code == 2
+
+
+# ------------------------------------------------------------------------------------------ the held-out zoo
+def test_label_rule_flips_with_the_numbers():
+    """Moving one number across its threshold flips the label: the rule is not a constant."""
+    t = {"kind": "blocks", "n_points": 7, "stream_growth": 1.0, "grad_log_ratio": 0.0, "first_gain": 0.5,
+         "norm_over_eps_min": 100.0, "finite": True}
+    good = {"task": "cifar", "finite": True, "last": 1.9, "reference": math.log(10)}
+    bad = {**good, "last": 2.25}
+    b = labelling.band(7)
+    assert labelling.decide(t, good, None)[0] == "healthy"
+    assert labelling.decide({**t, "stream_growth": b + 0.1}, bad, good)[0] == "broken"
+    assert labelling.decide({**t, "stream_growth": b - 0.1}, bad, good)[0] == "disputed"
+    assert labelling.decide({**t, "first_gain": 5.1}, bad, good)[0] == "broken"
+    assert labelling.decide({**t, "norm_over_eps_min": 9e-4}, bad, good)[0] == "broken"
+    assert labelling.decide({**t, "grad_log_ratio": -b - 0.1}, good, good)[0] == "disputed"
+    # trains, but gains less than half of its stock sibling's 0.40 nats over chance: not "as well"
+    assert labelling.decide({**t, "stream_growth": b + 0.1}, {**good, "last": 2.12}, good)[0] == "broken"
+
+
+def test_bigram_task_has_its_stated_entropy():
+    """The LM labelling task: 4 successors per active token with p = 0.4/0.3/0.2/0.1 (conditional entropy
+    1.2799 nats); empirical successor frequencies match p within 4 standard errors."""
+    from tools.calibration.train import SUCCESSORS, BigramTask
+
+    task = BigramTask()
+    g = torch.Generator().manual_seed(0)
+    seqs = torch.cat([task.sample(g) for _ in range(40)])
+    prev, nxt = seqs[:, :-1].flatten(), seqs[:, 1:].flatten()
+    index = {int(t): i for i, t in enumerate(task.tokens)}
+    rank = torch.tensor([(task.next[index[int(a)]] == index[int(b)]).nonzero().item() for a, b in zip(prev, nxt)])
+    freq = torch.bincount(rank, minlength=4).double() / len(rank)
+    p = torch.tensor(SUCCESSORS, dtype=torch.float64)
+    assert torch.all((freq - p).abs() < 4 * (p * (1 - p) / len(rank)).sqrt()), freq
+    assert float(-(p * p.log()).sum()) == pytest.approx(1.2799, abs=1e-4)
+
+
+def test_short_training_is_deterministic():
+    """Two short runs of one model give bitwise the same losses (seeded build and batches)."""
+    from tools.calibration.train import short_training
+
+    case = NEW_CASES["rnn-lm-4x128-orth"]
+    a, b = short_training(case, steps=3), short_training(case, steps=3)
+    assert a["first"] == b["first"] and a["last"] == b["last"] and a["finite"]

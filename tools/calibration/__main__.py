@@ -1,3 +1,9 @@
-from tools.calibration.run import main
+import sys
+
+if sys.argv[1:2] == ["label"]:
+    from tools.calibration.label import main
+
+    raise SystemExit(main(sys.argv[2:]))
+from tools.calibration.run import main  # noqa: E402
 
 raise SystemExit(main())

@@ -1,22 +1,24 @@
-"""Run ``check`` on the labelled zoo (:mod:`tools.calibration.cases`) and write a markdown table.
+"""Run ``check`` on the labelled zoo (both zoos: :mod:`tools.calibration.cases`, :mod:`tools.calibration.zoo`) and
+write a markdown table per half (tuning / held-out) beside the labels.
 
-Usage (from the repository root): ``python -m tools.calibration [--out FILE] [--n-inits 4] [--quick] [--without-hf]``
-or ``python tools/calibration/run.py ...``. Without ``--out`` the table goes to a new temporary folder (printed);
-``docs/calibration.md`` is written only when named explicitly.
-For every case: the verdict ``check`` gives (family, error and warning findings with their measured values), the
-hook-measured truth beside it (stream growth, gradient ratio), and whether the label holds: a stock model must get
-no error, a broken one an error in one of its expected categories. The table ends with the false-error and miss
-counts the README quotes.
+Usage (from the repository root): ``python -m tools.calibration [--out FILE] [--half tuning|held-out|all]
+[--n-inits 4] [--quick] [--without-hf]`` or ``python tools/calibration/run.py ...``. Without ``--out`` the table
+goes to a new temporary folder (printed); ``docs/calibration.md`` is written only when named explicitly, and then
+only below its ``<!-- calibration results -->`` marker (the method text above it is kept). A JSON file with the
+rows and counts is written beside the markdown. For every case: its label and the label's evidence, the verdict
+``check`` gives (error and warning findings with their measured values, parts reported as not assessed), and the
+outcome: false error (a healthy model with an error), miss (a broken model without one), crash.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``tools`` importable from the repository root
@@ -24,51 +26,110 @@ if __package__ in (None, ""):  # run as a script: make ``tools`` importable from
 
 import torch  # noqa: E402
 
-__all__ = ["Row", "calibrate", "to_markdown"]
+from tools.calibration.cases import ANY_ERROR  # noqa: E402
+
+LABELS = Path(__file__).with_name("labels.json")
+MARKER = "<!-- calibration results -->"
+
+__all__ = ["Row", "calibrate", "counts", "to_markdown"]
 
 
 @dataclass
 class Row:
     name: str
-    label: str          # "stock" or "broken"
+    split: str          # "tuning" or "held-out" (tools.calibration.zoo.SPLIT)
+    label: str          # "healthy", "broken", or "disputed"/"unlabelled" (never scored)
     family: str
-    verdict: str
+    verdict: str        # check's verdict, or "CRASH"
     errors: list        # (category, measured)
     warnings: list
-    ok: bool
+    unassessed: list    # messages of findings/notes that say a part was not assessed
+    outcome: str        # "ok", "false error", "miss", "crash", "not assessed", "healthy with unassessed part",
+    #                     "not scored"
     seconds: float
-    truth: dict
+    evidence: str       # the label's evidence (hook truth, training)
     why: str
 
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("ok", "not scored")
 
-def _run(case, n_inits: int, seed: int):
+
+def _evidence(case, n_inits: int, seed: int, labels: dict) -> tuple[str, str]:
+    """(label, evidence) of ``case``: the new zoo's from labels.json, the first zoo's from its ``expect`` and the
+    hook truth measured now."""
+    if case.name in labels:
+        e = labels[case.name]
+        run = e["training"]
+        return e["label"], (f"{'; '.join(e['pathologies']) or 'no hook pathology'}; loss {run['first']:.2f} → "
+                            f"{run['last']:.2f} (ref {run['reference']:.2f}, {run['steps']} steps)")
+    if hasattr(case, "intended"):  # a new-zoo case without a stored label
+        return "unlabelled", "no stored label (run `python -m tools.calibration label`)"
+    from tools.calibration.truth import truth
+
+    t = truth(case, n_inits=n_inits, seed=seed)
+    growth = f"growth {t['stream_growth']:+.2f}, grad ratio {t['grad_log_ratio']:+.2f}" \
+        if math.isfinite(t["stream_growth"]) else "–"
+    return ("broken" if case.expect else "healthy"), growth + " (first zoo: labelled by hook truth)"
+
+
+def _unassessed(report) -> list:
+    texts = [f.message for f in report.findings] + [str(n) for n in getattr(report, "notes", ())]
+    return [t for t in texts if "not assessed" in t.lower()]
+
+
+def _outcome(label: str, case, errors, verdict: str, unassessed) -> str:
+    if label in ("disputed", "unlabelled"):
+        return "not scored"
+    if label == "broken":
+        wanted = case.expect or ANY_ERROR
+        return "ok" if any(c in wanted for c, _ in errors) else "miss"
+    if errors:
+        return "false error"
+    if verdict != "healthy":
+        return "not assessed"
+    return "healthy with unassessed part" if unassessed else "ok"
+
+
+def _run(case, n_inits: int, seed: int, labels: dict, split: str) -> Row:
     from deepstart.diagnose import check
-    from tools.calibration.cases import truth
 
+    label, evidence = _evidence(case, n_inits, seed, labels)
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = case.build()
     started = time.perf_counter()
-    report = check(model, case.inputs(g), factory=case.build, n_inits=n_inits, generator=g, jacobian=False)
+    try:
+        report = check(model, case.inputs(g), factory=case.build, n_inits=n_inits, generator=g, jacobian=False)
+    except Exception as e:  # a crash is a result of the calibration, recorded with its message
+        msg = f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+        return Row(case.name, split, label, case.family, "CRASH", [], [], [msg], "crash",
+                   time.perf_counter() - started, evidence, case.why)
     seconds = time.perf_counter() - started
     errors = [(f.category, f.measured) for f in report.findings if f.severity == "error"]
     warnings = [(f.category, f.measured) for f in report.findings if f.severity == "warning"]
-    ok = not errors if not case.expect else any(c in case.expect for c, _ in errors)
-    return Row(case.name, "broken" if case.expect else "stock", report.family, report.verdict, errors, warnings,
-               ok, seconds, truth(case, n_inits=n_inits, seed=seed), case.why)
+    unassessed = _unassessed(report)
+    return Row(case.name, split, label, case.family, report.verdict, errors, warnings, unassessed,
+               _outcome(label, case, errors, report.verdict, unassessed), seconds, evidence, case.why)
 
 
-def calibrate(cases=None, *, n_inits: int = 4, seed: int = 0, progress: bool = True) -> list:
-    """Rows for ``cases`` (default: every case of the zoo)."""
-    from tools.calibration.cases import CASES
+def load_labels(path: Path = LABELS) -> dict:
+    """The new zoo's labels (``{case: entry}``) from labels.json, or {} when it is missing."""
+    return json.loads(path.read_text(encoding="utf-8"))["cases"] if path.is_file() else {}
 
-    cases = list(CASES.values()) if cases is None else cases
+
+def calibrate(cases=None, *, n_inits: int = 4, seed: int = 0, progress: bool = True, labels=None) -> list:
+    """Rows for ``cases`` (default: every case of both zoos)."""
+    from tools.calibration.zoo import ALL_CASES, SPLIT
+
+    labels = load_labels() if labels is None else labels
+    cases = list(ALL_CASES.values()) if cases is None else cases
     rows = []
     for case in cases:
         if progress:
             print(f"calibrate: {case.name} …", flush=True)
-        rows.append(_run(case, n_inits, seed))
+        rows.append(_run(case, n_inits, seed, labels, SPLIT.get(case.name, "tuning")))
     return rows
 
 
@@ -76,30 +137,47 @@ def _findings(items) -> str:
     return ", ".join(f"{c} {v:.3g}" for c, v in items) if items else "–"
 
 
+def counts(rows) -> dict:
+    """Per half: models scored, false errors (of healthy), misses (of broken), crashes, healthy-with-unassessed."""
+    out = {}
+    for half in ("tuning", "held-out"):
+        rs = [r for r in rows if r.split == half]
+        out[half] = {"models": len(rs), "healthy": sum(r.label == "healthy" for r in rs),
+                     "broken": sum(r.label == "broken" for r in rs),
+                     "disputed": sum(r.label == "disputed" for r in rs),
+                     "false_errors": sum(r.outcome == "false error" for r in rs),
+                     "misses": sum(r.outcome == "miss" for r in rs),
+                     "crashes": sum(r.outcome == "crash" for r in rs),
+                     "not_assessed": sum(r.outcome == "not assessed" for r in rs),
+                     "healthy_unassessed": sum(r.outcome == "healthy with unassessed part" for r in rs)}
+    return out
+
+
+def _mark(outcome: str) -> str:
+    return outcome if outcome in ("ok", "not scored") else f"**{outcome}**"
+
+
 def to_markdown(rows, n_inits: int) -> str:
-    stock = [r for r in rows if r.label == "stock"]
-    broken = [r for r in rows if r.label == "broken"]
-    false_errors = sum(not r.ok for r in stock)
-    misses = sum(not r.ok for r in broken)
-    lines = ["# Calibration: `deepstart check` on a labelled zoo", "",
-             "Made by `python -m tools.calibration --out docs/calibration.md` "
-             f"({n_inits} inits per model, factory re-inits, 2-core CPU). Stock models must get no error-level "
-             "finding; broken ones an error in one of their expected categories. *Truth* is measured with plain "
-             "forward/backward hooks, no deepstart code (`tools/calibration/truth.py`): the stream's "
-             "growth log(M_last/M_first) and log(G_first/G_last) in nats. The laws are in "
-             "[`laws.md`](laws.md).", "",
-             f"**False errors on stock models: {false_errors} of {len(stock)}. Missed broken models: {misses} of "
-             f"{len(broken)}.**", "",
-             "| model | label | family | verdict | errors (measured) | warnings (measured) | truth: growth / "
-             "grad ratio | check s | label holds |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        t = r.truth
-        truth = f"{t['stream_growth']:+.2f} / {t['grad_log_ratio']:+.2f}" if math.isfinite(t["stream_growth"]) \
-            else "–"
-        lines.append(f"| `{r.name}` | {r.label} | {r.family} | {r.verdict} | {_findings(r.errors)} | "
-                     f"{_findings(r.warnings)} | {truth} | {r.seconds:.1f} | {'yes' if r.ok else '**no**'} |")
-    lines += ["", "What each case is:", ""]
-    lines += [f"- `{r.name}`: {r.why}" for r in rows]
+    lines = [f"Made by `python -m tools.calibration --out FILE` ({n_inits} inits per model, factory re-inits, "
+             "`jacobian=False`, 2-core CPU under load). Healthy models must get no error-level finding; broken ones "
+             "an error (first zoo: in one of their expected categories); disputed models are not scored.", ""]
+    for half, c in counts(rows).items():
+        rs = [r for r in rows if r.split == half]
+        if not rs:
+            continue
+        lines += [f"### {half} half", "",
+                  f"**{c['models']} models ({c['healthy']} healthy, {c['broken']} broken, {c['disputed']} disputed): "
+                  f"false errors {c['false_errors']} of {c['healthy']}, misses {c['misses']} of {c['broken']}, "
+                  f"crashes {c['crashes']}, healthy models not assessed {c['not_assessed']}, healthy with an "
+                  f"unassessed part {c['healthy_unassessed']}.**", "",
+                  "| model | family | label | evidence | check verdict | errors (measured) | warnings (measured) | "
+                  "not assessed | check s | outcome |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rs:
+            na = "; ".join(u.replace("|", "/")[:90] for u in r.unassessed) or "–"
+            lines.append(f"| `{r.name}` | {r.family} | {r.label} | {r.evidence} | {r.verdict} | "
+                         f"{_findings(r.errors)} | {_findings(r.warnings)} | {na} | {r.seconds:.1f} | "
+                         f"{_mark(r.outcome)} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -120,6 +198,8 @@ def main(argv=None) -> int:
                         help="markdown file to write (default: calibration.md in a new temporary folder)")
     parser.add_argument("--n-inits", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="skip the cases marked slow")
+    parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="all",
+                        help="which half of the zoo to check (default: all)")
     parser.add_argument("--without-hf", action="store_true",
                         help="skip the cases built from transformers configs (when transformers is not installed)")
     args = parser.parse_args(argv)
@@ -129,14 +209,20 @@ def main(argv=None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="deepstart-calibration-")) / "calibration.md"
     if out.is_dir() or not out.parent.is_dir():
         parser.exit(2, f"calibration: --out {out}: not a file in an existing folder\n")
-    from tools.calibration.cases import CASES
+    from tools.calibration.zoo import ALL_CASES, SPLIT
 
-    cases = [c for c in CASES.values() if not (args.quick and c.slow)]
+    cases = [c for c in ALL_CASES.values() if not (args.quick and c.slow)
+             and args.half in ("all", SPLIT[c.name])]
     if args.without_hf:
         cases = [c for c in cases if not _needs_transformers(c)]
     rows = calibrate(cases, n_inits=args.n_inits)
     text = to_markdown(rows, args.n_inits)
-    out.write_text(text, encoding="utf-8")
+    old = out.read_text(encoding="utf-8") if out.is_file() else ""
+    head = old[: old.index(MARKER) + len(MARKER)] + "\n\n" if MARKER in old else \
+        "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n\n"
+    out.write_text(head + text, encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"counts": counts(rows), "rows": [asdict(r) for r in rows]},
+                                                   indent=1) + "\n", encoding="utf-8")
     print(text)
     print(f"calibration: wrote {out}")
     return 0 if all(r.ok for r in rows) else 1

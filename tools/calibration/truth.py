@@ -20,10 +20,13 @@ __all__ = ["truth"]
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
-def _blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The residual blocks: instances of the shallowest non-container module class with children that occurs at
-    least twice (GPT2Block, BertLayer, TransformerEncoderLayer, BasicBlock ...); on a tie the class met last in
-    ``named_modules`` (nn.Transformer: the decoder layers, which feed the output). ``[]`` for plain nets."""
+def _blocks(model: nn.Module, cls_name: str | None = None, under: str = "") -> list[tuple[str, nn.Module]]:
+    """The residual blocks: instances of the class named ``cls_name`` (under the module prefix ``under``) when
+    given, else of the shallowest non-container module class with children that occurs at least twice (GPT2Block,
+    BertLayer, TransformerEncoderLayer, BasicBlock ...); on a tie the class met last in ``named_modules``
+    (nn.Transformer: the decoder layers, which feed the output). ``[]`` for plain nets."""
+    if cls_name is not None:
+        return [(n, m) for n, m in model.named_modules() if type(m).__name__ == cls_name and n.startswith(under)]
     found = defaultdict(list)
     for name, m in model.named_modules():
         if name and not isinstance(m, _CONTAINERS) and next(m.children(), None) is not None:
@@ -64,9 +67,10 @@ def _call(model: nn.Module, inputs):
     return model(inputs)
 
 
-def _measure_once(model: nn.Module, inputs, u_seed: int) -> tuple[list[str], list[float], list[float], float]:
+def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = None,
+                  under: str = "") -> tuple[list[str], list[float], list[float], float]:
     """One init: names, M and per-example G (NaN where not measured) at each point, min LayerNorm input M/eps."""
-    blocks = _blocks(model)
+    blocks = _blocks(model, cls_name, under)
     points = blocks or _layers(model)
     names = ([blocks[0][0] + ".input"] if blocks else []) + [n for n, _ in points]
     acts: dict[int, torch.Tensor] = {}
@@ -116,6 +120,52 @@ def _measure_once(model: nn.Module, inputs, u_seed: int) -> tuple[list[str], lis
     return names, M, G, norm_ratio[0]
 
 
+def _single_layers(rnn: nn.RNNBase) -> list[nn.RNNBase]:
+    """The ``num_layers`` layers of a stacked ``nn.LSTM``/``nn.GRU``/``nn.RNN`` as one-layer modules sharing its
+    weights (``weight_ih_l{k}`` ...), so that each layer's output can be read (the stacked module hides them)."""
+    layers = []
+    for k in range(rnn.num_layers):
+        kw = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+        one = type(rnn)(rnn.input_size if k == 0 else rnn.hidden_size, rnn.hidden_size, 1, bias=rnn.bias,
+                        batch_first=rnn.batch_first, **kw)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            if hasattr(rnn, f"{name}_l{k}"):
+                setattr(one, f"{name}_l0", getattr(rnn, f"{name}_l{k}"))
+        layers.append(one)
+    return layers
+
+
+def _measure_recurrent(model: nn.Module, inputs, u_seed: int):
+    """Recurrent models (one stacked ``nn.RNNBase``, batch_first): M and per-example G at each layer's output (all
+    time steps) under ``<u, last layer's output>``; and, under ``<u_T, last layer's output at the last step>``,
+    ``time_grad_log_ratio`` = log(G at the first input step / G at the last input step) (Pascanu et al. 2013)."""
+    rnn = next(m for m in model.modules() if isinstance(m, nn.RNNBase))
+    seen = {}
+    handle = rnn.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0].detach()))
+    try:
+        with torch.no_grad():
+            _call(model, inputs)
+    finally:
+        handle.remove()
+    layers = _single_layers(rnn)
+    x = seen["x"].clone().requires_grad_(True)
+    outs, h = [], x
+    for layer in layers:
+        h = layer(h)[0]
+        h.retain_grad()
+        outs.append(h)
+    g = torch.Generator().manual_seed(u_seed)
+    u = torch.randn(h.shape, generator=g, dtype=h.dtype)
+    (u * h).sum().backward(retain_graph=True)
+    M = [o.detach().double().pow(2).mean().item() for o in outs]
+    G = [o.grad.double().pow(2).sum().item() / o.shape[0] for o in outs]
+    x.grad = None
+    (u[:, -1] * h[:, -1]).sum().backward()
+    gx = x.grad.double().pow(2).sum(dim=(0, 2))
+    time_ratio = math.log(gx[0].item() / gx[-1].item()) if gx[-1] > 0 and gx[0] > 0 else -math.inf
+    return [f"rnn.layer{k}" for k in range(len(layers))], M, G, math.inf, time_ratio
+
+
 def truth(case, n_inits: int = 4, *, seed: int = 0) -> dict:
     """Hook-measured ground truth of ``case`` over ``n_inits`` inits (global RNG seeded ``seed + i`` inside
     ``torch.random.fork_rng``, so the caller's RNG state is untouched), one fixed input batch and a fixed ``u``.
@@ -131,12 +181,18 @@ def truth(case, n_inits: int = 4, *, seed: int = 0) -> dict:
     if isinstance(n_inits, bool) or not isinstance(n_inits, int) or n_inits < 1:
         raise ValueError(f"n_inits={n_inits!r} must be a positive int")
     inputs = case.inputs(torch.Generator().manual_seed(seed))
-    Ms, Gs, ratios, names = [], [], [], None
+    Ms, Gs, ratios, times, names = [], [], [], [], None
     for i in range(n_inits):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + i)
             model = case.build()
-        names, M, G, ratio = _measure_once(model, inputs, u_seed=seed + 10_000)
+        if any(isinstance(m, nn.RNNBase) for m in model.modules()):
+            names, M, G, ratio, t = _measure_recurrent(model, inputs, u_seed=seed + 10_000)
+            times.append(t)
+        else:
+            names, M, G, ratio = _measure_once(model, inputs, u_seed=seed + 10_000,
+                                               cls_name=getattr(case, "blocks", None),
+                                               under=getattr(case, "blocks_under", ""))
         Ms.append(M), Gs.append(G), ratios.append(ratio)
     M, G = np.array(Ms), np.array(Gs)
     blocks = names[0].endswith(".input") and len(names) > 1
@@ -150,6 +206,10 @@ def truth(case, n_inits: int = 4, *, seed: int = 0) -> dict:
             "stream_growth": float(np.mean(np.log(M[:, -1] / M[:, 0]))),
             "first_gain": float(np.mean(np.log(M[:, 1] / M[:, 0]))),
             "grad_log_ratio": float(np.mean(np.log(g_first / G[:, -1]))),
+            "block_gain_max": float(np.max(np.mean(np.log(M[:, 1:] / M[:, :-1]), axis=0))) if len(names) > 1
+            else math.nan,
             "norm_over_eps_min": float(min(ratios)),
+            "time_grad_log_ratio": float(np.mean(times)) if times else None,
+            "finite": bool(np.isfinite(M).all() and np.isfinite(G[~np.isnan(G)]).all()),
             "n_inits": n_inits,
         }
