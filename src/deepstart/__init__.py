@@ -8,6 +8,8 @@ Four faces, one package:
   Jacobian spectra). Importing it never imports torch.
 - :mod:`deepstart.diagnose`: measure a model at init, compare with theory, give verdicts and fixes.
 - :mod:`deepstart.experiments`: data, batched training, resumable sweeps, paper reproductions.
+- :mod:`deepstart.probe`: train the first steps of many inits at once; ``deepstart.probe(model)`` says whether
+  each starts training (callable: the module is also the function).
 
 Submodules are imported lazily, so ``import deepstart.theory`` stays free of torch.
 """
@@ -17,7 +19,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"init", "theory", "diagnose", "experiments", "nn", "data", "cli"}
+_SUBMODULES = {"init", "theory", "diagnose", "experiments", "nn", "data", "cli", "probe"}
 # Top-level conveniences, resolved on first use: name -> (module, attribute).
 _LAZY_ATTRS = {
     "check": ("deepstart.diagnose", "check"),
