@@ -308,7 +308,7 @@ def _run(args) -> int:
     _show(report, args.quiet, human)
     to_file = None if args.json == "-" else args.json
     _write(report, to_file, args.html)
-    fixed = None
+    fixed = None  # the FixResult nested in the JSON document (its "fix" object)
     code = exit_code(report, level, categories)
     if args.fix:
         rebuild = None if zoo is None else (lambda rec: _set_mode(zoo.rebuild(rec), args.mode))
@@ -331,12 +331,14 @@ def _run(args) -> int:
                    link=args.html and ("original model", os.path.basename(args.html)))
             if args.html:  # the original page again, now linking the fixed one
                 _write(report, None, args.html, link=("fixed model", os.path.basename(fixed_html)), quiet=True)
-            fixed = after
-    if args.json == "-":  # one strict JSON document on stdout: the report, or the report and the fixed one
+            result = replace(result, after=after)
+        fixed = result
+        if to_file:  # the original document again, now with its "fix" object
+            report.to_json(to_file, fix=fixed)
+    if args.json == "-":  # one strict JSON document on stdout, the same shape with or without --fix
         from deepstart._json import dumps
 
-        print(dumps(report.to_dict() if fixed is None else {"report": report.to_dict(), "fixed": fixed.to_dict()},
-                    indent=1))
+        print(dumps(report.to_dict(fix=fixed), indent=1))
     return code
 
 

@@ -16,7 +16,12 @@ import numpy as np
 from deepstart._json import dumps
 from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_stats
 
-__all__ = ["Report"]
+__all__ = ["Report", "SCHEMA_VERSION", "VERDICTS", "schema"]
+
+# The JSON document (``Report.to_dict``) follows ``report.schema.json`` beside this module. Readers rely on the
+# keys it requires; a change that removes or retypes one raises SCHEMA_VERSION.
+SCHEMA_VERSION = 1
+VERDICTS = ("healthy", "FAILING", "NOT ASSESSED")
 
 _ARRAYS = ("m0", "sq", "grad", "dead")
 _OPTIONAL_ARRAYS = ("pre_sq", "pre_grad", "branch_sq", "token_cos", "attn_entropy")
@@ -33,6 +38,22 @@ def _plain(v):
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     return v
+
+
+def _fix_dict(fix) -> dict:
+    """The nested ``fix`` object of the JSON document (``fix``: a ``FixResult``)."""
+    rec = fix.recommendation
+    changed = fix.after is not fix.before
+    return {"recommendation": None if rec is None else rec.to_dict(), "applied": bool(fix.applied),
+            "verified": bool(fix.verified), "restored": bool(fix.restored),
+            "report": fix.after.to_dict() if changed else None}
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of :meth:`Report.to_dict`, from ``report.schema.json``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "report.schema.json"), encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,13 +212,26 @@ class Report:
         return recommend(self)
 
     # ----- serialization -----
-    def to_dict(self) -> dict:
-        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-        d["findings"] = [f.to_dict() for f in self.findings]  # for readers; recomputed by from_dict
+    def to_dict(self, fix=None) -> dict:
+        """The JSON document (``report.schema.json``, :func:`schema`): ``schema_version``, ``verdict`` (one of
+        :data:`VERDICTS`; the CLI exits 1 under its default ``--fail-on error`` exactly when it is ``"FAILING"``),
+        the stored fields, the ``findings`` and ``recommendations`` (for readers; recomputed by :meth:`from_dict`)
+        and ``fix``: None, or the :class:`~deepstart.diagnose.fix.FixResult` of ``fix_`` on this model as
+        ``{recommendation, applied, verified, restored, report}`` with ``report`` the re-measured model's document
+        (None when nothing was changed). The shape is the same with or without a fix."""
+        d = {"schema_version": SCHEMA_VERSION, "verdict": self.verdict}
+        d.update({f.name: _plain(getattr(self, f.name)) for f in fields(self)})
+        d["findings"] = [f.to_dict() for f in self.findings]
+        d["recommendations"] = [r.to_dict() for r in self.recommend()]
+        d["fix"] = None if fix is None else _fix_dict(fix)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Report":
+        version = d.get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(f"report schema_version {version!r} is newer than this deepstart reads "
+                             f"({SCHEMA_VERSION}): upgrade deepstart to read it")
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         for k in _ARRAYS:
@@ -220,8 +254,9 @@ class Report:
             kw[k] = tuple(kw.get(k, ()))
         return cls(**kw)
 
-    def to_json(self, path=None) -> str:
-        text = dumps(self.to_dict(), indent=1)
+    def to_json(self, path=None, fix=None) -> str:
+        """Strict JSON of :meth:`to_dict` (``fix``: a ``FixResult`` to nest), written to ``path`` when given."""
+        text = dumps(self.to_dict(fix=fix), indent=1)
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             with open(path, "w", encoding="utf-8") as fh:
