@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
 import sys
 
 from deepstart import __version__
@@ -29,6 +30,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# Python keyword spellings in library errors, as the CLI spells them (``device='cpu'`` -> ``--device cpu``)
+_SPELLINGS = (
+    (re.compile(r"\bdevice=(['\"])([^'\"]*)\1"), r"--device \2"),
+    (re.compile(r"\breinit=\.\.\."), "--init SCHEME"),
+    (re.compile(r"\breinit=(?=\W|$)"), "--init"),
+    (re.compile(r"\binput_shape="), "--input-shape "),
+    (re.compile(r"\bbatch_size="), "--batch "),
+    (re.compile(r"\bn_inits="), "--n-inits "),
+)
+
+
+def cli_spelling(message: str) -> str:
+    """``message`` with the library's keyword spellings replaced by the CLI's options."""
+    for pattern, replacement in _SPELLINGS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _subcommand_modules():
@@ -70,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         with threads_applied(args):
             return int(handler(args))
     except (UsageError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"deepstart {args.command}: error: {exc}", file=sys.stderr)
+        print(f"deepstart {args.command}: error: {cli_spelling(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
 
 

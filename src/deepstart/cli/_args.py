@@ -12,7 +12,8 @@ import re
 from contextlib import contextmanager
 from fractions import Fraction
 
-__all__ = ["integer", "number", "sizes", "plain", "device", "add_threads", "default_threads", "threads_applied"]
+__all__ = ["integer", "number", "sizes", "plain", "device", "add_threads", "default_threads", "threads_applied",
+           "add_json", "emit_json"]
 
 
 def _int(text: str) -> int:
@@ -138,3 +139,34 @@ def threads_applied(args):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def add_json(parser, what: str = "the result") -> None:
+    """``--json [FILE]``, one convention for every command: ``--json`` or ``--json -`` prints one JSON document on
+    stdout, ``--json FILE`` writes it to FILE (atomically; the path is checked before any work)."""
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                        help=f"{what} as strict JSON: on stdout ('--json' or '--json -') or into FILE")
+
+
+def check_json_target(args) -> None:
+    """Refuse an unusable ``--json FILE`` before any work (exit 2)."""
+    if getattr(args, "json", None) not in (None, "-"):
+        from deepstart._io import check_output_file
+
+        check_output_file(args.json, "--json")
+
+
+def emit_json(args, payload) -> None:
+    """Print ``payload`` as one strict JSON document, or write it to ``--json FILE``."""
+    import sys
+
+    from deepstart._json import dumps
+
+    text = dumps(payload)
+    if args.json == "-":
+        print(text)
+    else:
+        from deepstart._io import atomic_write
+
+        atomic_write(args.json, text + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)

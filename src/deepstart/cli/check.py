@@ -3,9 +3,18 @@
 TARGET is a zoo model with arguments (``mlp:depth=100,width=64,activation=relu,init=glorot``,
 ``resnet:depth=56,eta=1``, ``tanh-mlp:depth=200,init=critical(q_star=1/64)``), a Hugging Face architecture built
 from its config with random init (``hf:gpt2:n_layer=24,n_embd=256``, ``hf:bert``, ``hf:llama``, ``hf:vit``; needs
-the hf extra: ``pip install '.[hf]'`` in a clone of the repository), or ``module:factory`` (called without arguments, returning an ``nn.Module``; the module is
-importable from the current folder, as with ``python -m``, or installed). Exit code 0 healthy, 1 findings at or
-above ``--fail-on``, 2 usage errors.
+the hf extra: ``pip install '.[hf]'`` in a clone of the repository), or ``module:factory`` or
+``path/to/file.py:factory`` (called without arguments, returning an ``nn.Module``; a module is importable from the
+current folder, as with ``python -m``, or installed). Exit code 0 healthy, 1 findings at or above ``--fail-on``, 2
+usage errors.
+
+Examples (the exit code each gives is in its comment):
+
+  deepstart check "mlp:depth=50,width=64,activation=relu,init=glorot" --fix  # exit 1: FM1; --fix applies He
+  deepstart check "tanh-mlp:depth=200,init=critical(q_star=1/64)" --q0 1/64  # exit 0: inputs at q* = 1/64
+  deepstart check "resnet:depth=20,eta=1" --no-jacobian  # exit 1: FM1 exploding, eta = 1 on every block
+  deepstart check "hf:gpt2:n_layer=4,n_embd=64,seq=32" --n-inits 4  # exit 0 (needs the hf extra)
+  deepstart check "mlp:depth=20,width=64" --json - --quiet --threads 1  # exit 0: JSON on stdout
 """
 from __future__ import annotations
 
@@ -21,11 +30,16 @@ FAIL_ON_LEVELS = ("warning", "error")
 def register(subparsers) -> None:
     from deepstart.diagnose.verdicts import CATEGORIES  # NumPy only: the parser stays torch-free
 
+    import argparse
+    import textwrap
+
     p = subparsers.add_parser("check", help="check a model at initialization (FM1, FM2, gradients, isometry)",
-                              description=plain(__doc__.split("\n\n")[1].replace("\n", " ")))
+                              description=textwrap.fill(plain(__doc__.split("\n\n")[1].replace("\n", " ")), 79),
+                              epilog=plain("\n\n".join(__doc__.split("\n\n")[2:4])),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="zoo model 'name:key=value,...' (mlp, tanh-mlp, cnn, resnet, transformer), "
                                   "'hf:MODEL_TYPE[:key=value,...]' (e.g. hf:gpt2:n_layer=24,n_embd=256; seq= sets "
-                                  "the sequence length) or 'module:factory'")
+                                  "the sequence length), 'module:factory' or 'path/to/file.py:factory'")
     inputs = p.add_argument_group("inputs (default: Gaussian N(0, 1) floats of the first layer's width)")
     inputs.add_argument("--input-shape", type=sizes, metavar="SIZES",
                         help="shape of one float input without the batch dimension, e.g. 3,32,32")
@@ -135,15 +149,40 @@ def _named(target: str, factory):
     return build
 
 
+def _import_file(path: str, target: str):
+    """The module defined by the file ``path`` (``./mymodel.py``), imported under its file name with its folder first
+    on ``sys.path`` (so its own sibling imports work)."""
+    import importlib.util
+
+    file = os.path.abspath(path)
+    if not os.path.isfile(file):
+        raise ValueError(f"cannot load {target!r}: no file {file}")
+    name = os.path.splitext(os.path.basename(file))[0]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot load {target!r}: {file} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(file))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(os.path.dirname(file))
+    return module
+
+
 def _user_factory(target: str):
     import importlib
 
-    module_name, _, attr = target.partition(":")
+    is_path = target.partition(":")[0].endswith(".py") or "/" in target or os.sep in target
+    module_name, _, attr = target.rpartition(":") if is_path else target.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_file(module_name, target) if is_path else importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot load {target!r}: {exc}; give 'module:factory' with module.py in the current "
-                         f"folder ({os.getcwd()}) or an installed 'package.module'") from None
+                         f"folder ({os.getcwd()}), 'path/to/module.py:factory' or an installed "
+                         "'package.module:factory'") from None
+    except ValueError:
+        raise
     except Exception as exc:
         raise ValueError(f"importing {module_name!r} for {target!r} raised {type(exc).__name__}: {exc}") from exc
     factory = getattr(module, attr, None)
@@ -167,7 +206,7 @@ def _load(target: str, input_shape, seed: int = 0, batch_size: int = 8):
         return built.model, input_shape or built.input_shape, built, _zoo_factory(built), None
     if head == "hf":
         return _load_hf(target, input_shape, seed, batch_size)
-    module_name, sep, attr = target.partition(":")
+    module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr or "=" in target:
         raise ValueError(f"unknown target {target!r}: give a zoo model ({', '.join(ZOO)}), e.g. "
                          "'mlp:depth=50,width=64', a Hugging Face architecture, e.g. 'hf:gpt2:n_layer=12', or "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from deepstart._json import dumps
+from deepstart.cli._args import add_json, check_json_target, emit_json
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
     where = sub.add_parser("where", help="print the data root, the decode cache and which datasets are present")
     where.add_argument("--root", default=None, help="data folder to inspect instead of the default")
-    where.add_argument("--json", action="store_true", help="print JSON")
+    add_json(where, "the locations")
     where.set_defaults(handler=_where)
 
 
@@ -48,6 +48,10 @@ def _fetch(args) -> int:
 def _where(args) -> int:
     from deepstart.data import where
 
+    check_json_target(args)
     location = where(args.root)
-    print(dumps(location.to_dict(), indent=2) if args.json else location)
+    if args.json:
+        emit_json(args, location.to_dict())
+    else:
+        print(location)
     return 0

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from deepstart._json import dumps
-from deepstart.cli._args import add_threads, device, integer
+from deepstart.cli._args import add_json, add_threads, check_json_target, device, emit_json, integer
 
 
 def register(subparsers) -> None:
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     status = sub.add_parser("status", help="planned / finished / diverged / pending trials")
     status.add_argument("--store", required=True, metavar="FILE", help="SQLite results file of 'sweep run'")
     status.add_argument("--sweep", default=None, help="one sweep (default: every sweep in the store)")
-    status.add_argument("--json", action="store_true", help="print JSON")
+    add_json(status, "the counts")
     status.set_defaults(handler=_status)
 
     plot = sub.add_parser("plot", help="learning curves and a depth x init heatmap")
@@ -91,11 +91,12 @@ def _run(args) -> int:
 
 
 def _status(args) -> int:
+    check_json_target(args)
     with _open(args.store) as store:
         sweeps = [args.sweep] if args.sweep else store.sweeps()
         rows = [store.status(s) for s in sweeps]
     if args.json:
-        print(dumps(rows))
+        emit_json(args, rows)
     else:
         for r in rows:
             print(f"{r['sweep']}: {r['finished']}/{r['planned']} finished, {r['diverged']} diverged, "

@@ -1,18 +1,20 @@
 """``deepstart theory critical|point|phase|lengths``: mean-field and finite-width predictions from the command line.
 
-    deepstart theory critical --activation tanh --q-star 1/64
-    deepstart theory point --activation tanh --sigma-w 1.2 --sigma-b 0.1
-    deepstart theory phase --activation tanh --out phase.png
-    deepstart theory lengths --widths 64x100
+Each takes ``--json`` (or ``--json -``) for one JSON document on stdout, ``--json FILE`` to write it. NumPy/SciPy
+only (no torch import).
 
-Each takes ``--json`` for machine-readable output. NumPy/SciPy only (no torch import).
+Examples (the exit code each gives is in its comment):
+
+  deepstart theory critical --activation tanh --q-star 1/64  # exit 0
+  deepstart theory point --activation tanh --sigma-w 1.2 --sigma-b 0.1 --json -  # exit 0
+  deepstart theory phase --activation tanh --sigma-w 0.5:3:32 --sigma-b 0:0.5:16  # exit 0
+  deepstart theory lengths --widths 64x100  # exit 0
 """
 from __future__ import annotations
 
 import argparse
 
-from deepstart._json import dumps
-from deepstart.cli._args import _float, integer, number
+from deepstart.cli._args import _float, add_json, check_json_target, emit_json, integer, number
 
 _q_star = number(0, strict=True, what="the fixed-point length q*")
 _sigma_w = number(0, strict=True, what="a standard deviation")
@@ -67,9 +69,13 @@ def _scalar(value):
 
 
 def register(subparsers) -> None:
+    from deepstart.cli._args import plain
+
     parser = subparsers.add_parser("theory", help="mean-field and finite-width predictions at initialization",
                                    description="Critical points, phase diagrams (Poole et al. 2016, Schoenholz et al. "
-                                               "2017) and FM1/FM2 length laws (Hanin & Rolnick 2018).")
+                                               "2017) and FM1/FM2 length laws (Hanin & Rolnick 2018).",
+                                   epilog=plain(__doc__.split("\n\n", 2)[2]),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="theory_command", metavar="ACTION", required=True)
 
     crit = sub.add_parser("critical", help="(sigma_w, sigma_b) on the critical line chi_1 = 1")
@@ -78,25 +84,28 @@ def register(subparsers) -> None:
     group = crit.add_mutually_exclusive_group()
     group.add_argument("--q-star", type=_q_star, default=None, help="fixed point q* (e.g. 1/64)")
     group.add_argument("--sigma-b", type=_sigma_b, default=None, help="bias standard deviation (solve for q*)")
-    crit.add_argument("--json", action="store_true", help="print JSON")
+    add_json(crit)
     crit.set_defaults(handler=_critical)
 
     point = sub.add_parser("point", help="q*, chi_1, depth scales at one (sigma_w, sigma_b)")
-    point.add_argument("--activation", default="tanh")
+    point.add_argument("--activation", default="tanh",
+                       help="activation name, e.g. tanh, relu, 'leaky_relu(negative_slope=0.2)'")
     point.add_argument("--sigma-w", type=_sigma_w, required=True, help="weight standard deviation (x 1/sqrt(fan_in))")
     point.add_argument("--sigma-b", type=_sigma_b, default=0.0, help="bias standard deviation")
     point.add_argument("--depth", type=integer(1), default=None, help="also report chi_1^depth (gradient growth)")
-    point.add_argument("--json", action="store_true")
+    add_json(point)
     point.set_defaults(handler=_point)
 
     phase = sub.add_parser("phase", help="order/chaos phase diagram over (sigma_w, sigma_b)")
-    phase.add_argument("--activation", default="tanh")
+    phase.add_argument("--activation", default="tanh",
+                       help="activation name, e.g. tanh, relu, 'leaky_relu(negative_slope=0.2)'")
     phase.add_argument("--sigma-w", type=_grid(0, strict=True), default="0.05:4:256",
                        help="grid start:stop:count or a comma list (default 0.05:4:256)")
     phase.add_argument("--sigma-b", type=_grid(0, strict=False), default="0:1:256",
                        help="grid start:stop:count or a comma list (default 0:1:256)")
-    phase.add_argument("--out", default=None, help="write the figure here (png, pdf, svg)")
-    phase.add_argument("--json", action="store_true", help="print the grids as JSON")
+    phase.add_argument("--out", default=None, metavar="FILE",
+                       help="write the figure here (png, pdf, svg by the suffix; its folder must exist)")
+    add_json(phase, "the grids")
     phase.set_defaults(handler=_phase)
 
     lengths = sub.add_parser("lengths", help="FM1/FM2 prediction for a width profile (Hanin & Rolnick 2018)")
@@ -111,15 +120,19 @@ def register(subparsers) -> None:
     lengths.add_argument("--in-features", type=integer(1), default=None, help="input width n_0 (default: first width)")
     lengths.add_argument("--threshold", type=number(0, strict=True, what="nats"), default=1.0,
                          help="nats of log M_d for FM1/FM2 (default 1)")
-    lengths.add_argument("--json", action="store_true")
+    add_json(lengths)
     lengths.set_defaults(handler=_lengths)
 
 
 def _critical(args) -> int:
     from deepstart.theory import critical_point
 
+    check_json_target(args)
     cp = critical_point(args.activation, q_star=args.q_star, sigma_b=args.sigma_b)
-    print(dumps(cp.to_dict()) if args.json else cp)
+    if args.json:
+        emit_json(args, cp.to_dict())
+    else:
+        print(cp)
     return 0
 
 
@@ -127,6 +140,7 @@ def _point(args) -> int:
     from deepstart.theory import depth_scales, gradient_growth
     from deepstart.theory._results import fmt, plain
 
+    check_json_target(args)
     ds = depth_scales(args.activation, args.sigma_w, args.sigma_b)
     out = {"activation": args.activation, "sigma_w": args.sigma_w, "sigma_b": args.sigma_b,
            **{k: _scalar(v) for k, v in ds.to_dict().items()}}
@@ -136,7 +150,7 @@ def _point(args) -> int:
     chi_1 = out["chi_1"]
     out["phase"] = "critical" if abs(chi_1 - 1) < 1e-9 else ("chaotic" if chi_1 > 1 else "ordered")
     if args.json:
-        print(dumps(out))
+        emit_json(args, out)
     else:
         print("\n".join(f"{k:>16}: {fmt(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else v}"
                         for k, v in out.items()))
@@ -146,6 +160,7 @@ def _point(args) -> int:
 def _phase(args) -> int:
     from deepstart.theory import phase_diagram
 
+    check_json_target(args)
     if args.out:
         from deepstart._io import check_output_file
 
@@ -163,7 +178,7 @@ def _phase(args) -> int:
         atomic_savefig(fig, args.out, dpi=120, bbox_inches="tight")
         plt.close(fig)
     if args.json:
-        print(dumps(pd.to_dict()))
+        emit_json(args, pd.to_dict())
     else:
         crit = pd.critical_sigma_w()
         print(f"{pd.activation}: {pd.chi_1.size} points, {int(pd.chaotic.sum())} chaotic")
@@ -180,6 +195,7 @@ def _lengths(args) -> int:
     from deepstart.theory import failure_modes, length_moments
     from deepstart.theory.finite_width import parse_widths
 
+    check_json_target(args)
     widths = parse_widths(args.widths)
     fans = [args.in_features or widths[0], *widths[:-1]]
     kw = dict(activation=args.activation, bias_var=args.bias_var, fourth_moment=args.fourth_moment,
@@ -188,10 +204,10 @@ def _lengths(args) -> int:
     lm = length_moments(widths, **kw)
     fm = failure_modes(widths, threshold=args.threshold, **kw)
     if args.json:
-        print(dumps({"widths_spec": args.widths, "depth": len(widths), "beta": lm.beta,
+        emit_json(args, {"widths_spec": args.widths, "depth": len(widths), "beta": lm.beta,
                           "mean_ratio": float(lm.mean_ratio[-1]), "second_ratio": float(lm.second_ratio[-1]),
                           "log_mean": float(lm.log_mean[-1]), "log_var": float(lm.log_var[-1]),
-                          "log_exact": lm.log_exact, "failure_modes": fm.to_dict()}))
+                          "log_exact": lm.log_exact, "failure_modes": fm.to_dict()})
     else:
         print(f"{len(widths)} layers, widths {args.widths}: beta = sum 1/n_j = {lm.beta:.4g}")
         print(f"  E[M_d]/M_0 = {lm.mean_ratio[-1]:.6g}, E[M_d^2]/M_0^2 = {lm.second_ratio[-1]:.6g}")

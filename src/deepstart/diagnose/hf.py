@@ -109,6 +109,8 @@ def _settings(base, params: dict, seq: int) -> dict:
     def default(name, value):
         own = amap.get(name, name)
         if hasattr(base, name) and own not in user and own not in out:
+            if isinstance(getattr(base, name), (list, tuple)) and not isinstance(value, (list, tuple)):
+                return  # a per-stage setting (Swin's num_heads, depths): keep the config's own list
             out[own] = value
 
     def get(name):  # the value the config will have: the user's, else our default, else transformers'
@@ -117,6 +119,13 @@ def _settings(base, params: dict, seq: int) -> dict:
 
     for name, value in _SIZES.items():
         default(name, max(value, seq) if name == "max_position_embeddings" else value)
+    window, stages = getattr(base, "window_size", None), getattr(base, "depths", None)
+    if isinstance(window, int) and isinstance(stages, (list, tuple)) and not {"window_size", "image_size"} & set(user):
+        # windowed attention (Swin): every stage's token grid must be a multiple of the window; stage s halves it
+        default("window_size", 2)
+        patch = get("patch_size")
+        if isinstance(patch, int):
+            out[amap.get("image_size", "image_size")] = patch * 2 * 2 ** (len(stages) - 1)
     hidden = get("hidden_size")
     if isinstance(hidden, int):
         heads = next(h for h in (4, 2, 1) if hidden % h == 0)

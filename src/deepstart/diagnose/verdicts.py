@@ -106,6 +106,11 @@ def _nanvar(x, axis):
         return np.where(count > 1, ss / np.maximum(count - 1, 1), np.nan), count
 
 
+def pm(se: float, unit: str = " nats") -> str:
+    """``"± 0.12 nats"``, or ``"no standard error with one init"`` where there is none (given weights)."""
+    return f"± {se:.2g}{unit}" if math.isfinite(se) else "no standard error with one init"
+
+
 def chain_links(main_sites, with_input: bool) -> np.ndarray:
     """Which links of the main path the verdicts read: link j goes into main site j (from the input M_0 when
     ``with_input``, else from site j−1; the first site has no link then). A link counts when the site's input *is*
@@ -186,6 +191,13 @@ def _q_ends(report):
     return (float(q[0]), float(q[-1])) if q.size >= 2 else (None, None)
 
 
+def _layer_weight_std(report) -> float:
+    """Median weight standard deviation of the report's layers (NaN without one)."""
+    stds = [s.get("weight_std") for s in report.sites if s.get("kind") == "layer"]
+    stds = [float(x) for x in stds if x is not None and math.isfinite(float(x)) and float(x) > 0]
+    return float(np.median(stds)) if stds else math.nan
+
+
 def _remedy(category: str, report) -> str:
     blocks = [s for s in report.sites if s["kind"] == "block"]
     norms = [s for s in report.sites if s["kind"] == "norm"]
@@ -195,6 +207,11 @@ def _remedy(category: str, report) -> str:
         return ("initialize the recurrent weights orthogonally (gain 1 for tanh, W_hh orthogonal) and the input "
                 "weights at variance 1/fan_in; for LSTMs a forget-gate bias of 1 (Jozefowicz et al. 2015).")
     if category in ("layer", "branches", "fm1", "gradients") and transformer:
+        std = _layer_weight_std(report)
+        if 0.01 <= std <= 0.04:  # already the N(0, 0.02²) of GPT-2, BERT, Llama, ViT: say what is left to change
+            return (f"its weights already follow N(0, {std:.2g}²), the model's own init (as in GPT-2, BERT, Llama, "
+                    "ViT); beyond it, scale the branches' output projections by 1/√(2L) as GPT-2 does (Radford et al. "
+                    "2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
         return ("re-initialize as GPT-2 does: weights N(0, 0.02²), the branches' output projections scaled by "
                 "1/√(2L) (Radford et al. 2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
     if category == "gradients" and batch_norm:

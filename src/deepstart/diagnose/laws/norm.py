@@ -62,7 +62,7 @@ def stream_gradients(report, parts, t, remedy) -> list:  # noqa: ARG001 - same s
     """The gradient ratio along a main path with norms, each norm's scale reset taken out (module docstring)."""
     from deepstart.diagnose.laws.segment import segment_stats
     from deepstart.diagnose.parts import full_links
-    from deepstart.diagnose.verdicts import Finding
+    from deepstart.diagnose.verdicts import Finding, pm
 
     use = full_links(report)
     main = report.main_sites
@@ -79,6 +79,6 @@ def stream_gradients(report, parts, t, remedy) -> list:  # noqa: ARG001 - same s
     way = "vanishing toward the input" if g < 0 else "exploding toward the input"
     return [Finding("gradients", "error" if severe else "warning", main[0]["name"], g,
                     t["normalized_gradient_nats"] if severe else t["gradient_nats"], None,
-                    f"gradients {way}: ‖∂ℓ/∂x‖² at the first site is exp({g:.3g}) times that at the last (± {se:.2g}), "
+                    f"gradients {way}: ‖∂ℓ/∂x‖² at the first site is exp({g:.3g}) times that at the last ({pm(se)}), "
                     f"compared at matching points (G·M, so {len(norms)} norms' scale resets are taken out).",
                     remedy("gradients"), SOURCE_GRAD)]

@@ -78,7 +78,7 @@ def time_gain(data: dict) -> tuple:
 
 
 def judge(part, report, t, remedy, parts=()) -> list:
-    from deepstart.diagnose.verdicts import NOT_ASSESSED, Finding
+    from deepstart.diagnose.verdicts import NOT_ASSESSED, Finding, pm
 
     data = (getattr(report, "recurrent", None) or {}).get(part.site)
     if data is None:
@@ -92,14 +92,14 @@ def judge(part, report, t, remedy, parts=()) -> list:
         way = "vanishing" if drift < 0 else "exploding"
         out.append(Finding("fm1", "error", part.site, drift, t["fm1_nats"], None,
                            f"FM1 {way} across the {part.layers} stacked {part.cell} layers: the mean squared length "
-                           f"drifts by exp({drift:.3g}) from the first layer's output to the last's (± {se:.2g} "
-                           "nats).", remedy("recurrent"), SOURCE))
+                           f"drifts by exp({drift:.3g}) from the first layer's output to the last's ({pm(se)})."
+                           , remedy("recurrent"), SOURCE))
     grad, gse, links = layer_gradient(data)
     if links >= t["min_links"] and abs(grad) > t["gradient_nats"] and not abs(grad) <= sig * gse:
         way = "vanishing" if grad < 0 else "exploding"
         out.append(Finding("gradients", "error", part.site, grad, t["gradient_nats"], None,
                            f"{way} gradients across the {part.layers} stacked {part.cell} layers: at one time step "
-                           f"‖∂ℓ/∂x‖² changes by exp({grad:.3g}) from the last layer to the second (± {gse:.2g}).",
+                           f"‖∂ℓ/∂x‖² changes by exp({grad:.3g}) from the last layer to the second ({pm(gse)}).",
                            remedy("recurrent"), SOURCE))
     g, gse, steps = time_gain(data)
     if steps and g > t["gradient_nats"] and not g - t["gradient_nats"] <= sig * gse:

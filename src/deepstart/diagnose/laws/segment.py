@@ -55,7 +55,7 @@ def segment_stats(report, positions) -> dict:
 
 
 def judge(seg, report, t, remedy, parts=()) -> list:
-    from deepstart.diagnose.verdicts import Finding
+    from deepstart.diagnose.verdicts import Finding, pm
 
     st = segment_stats(report, seg.links)
     n, sig = st.get("links_read", 0), t["significance"]
@@ -87,14 +87,14 @@ def judge(seg, report, t, remedy, parts=()) -> list:
         way = "vanishing" if drift < 0 else "exploding"
         out.append(Finding("fm1", "error", last, drift, t["fm1_nats"], pred.get("fm1_drift"),
                            f"FM1 {way}: mean squared length changes by a factor {math.exp(st['fm1_rate']):.3g} "
-                           f"per layer, exp({drift:.3g}){where or ' over the depth'} (± {se:.2g} nats).",
+                           f"per layer, exp({drift:.3g}){where or ' over the depth'} ({pm(se)}).",
                            remedy("fm1"), SOURCE_FM))
     var = st.get("fm2_var", math.nan)
     if var > t["fm2_var"]:
         beta = sum(1.0 / report.main_sites[k]["width"] for k in seg.links
                    if report.main_sites[k]["kind"] == "layer" and report.main_sites[k]["activation"])
         out.append(Finding("fm2", "error", last, var, t["fm2_var"], pred.get("fm2_var"),
-                           f"FM2: Var log M_d = {var:.3g} ± {st['fm2_se']:.2g} across inits (5β = {5 * beta:.3g})"
+                           f"FM2: Var log M_d = {var:.3g} ({pm(st['fm2_se'], '')}) across inits (5β = {5 * beta:.3g})"
                            f"{where}; lengths differ by orders of magnitude between initializations.",
                            remedy("fm2"), SOURCE_FM))
     g, gse = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
@@ -124,14 +124,14 @@ def layer_gain(report) -> dict:
 
 
 def layer_findings(report, t, remedy) -> list:
-    from deepstart.diagnose.verdicts import Finding
+    from deepstart.diagnose.verdicts import Finding, pm
 
     out, gains = [], layer_gain(report)
     for sign, way in ((-1, "collapses"), (1, "explodes")):
         w = worst(gains, sign)
         if w and sign * w[1] > t["layer_gain_nats"] and not abs(w[1]) <= t["significance"] * w[2]:
             out.append(Finding("fm1", "error", w[0], w[1], t["layer_gain_nats"], None,
-                               f"one layer {way} the mean squared length by exp({w[1]:.3g}) (± {w[2]:.2g} nats): its "
+                               f"one layer {way} the mean squared length by exp({w[1]:.3g}) ({pm(w[2])}): its "
                                "weights are orders of magnitude off the scale of its input.", remedy("layer"),
                                "mean-field law of one layer: M(h) = σ_w² M(x) + σ_b² (Poole et al. 2016)"))
     return out
