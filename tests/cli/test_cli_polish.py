@@ -237,7 +237,8 @@ def test_transformer_remedy_names_the_models_own_init():
     from deepstart.diagnose.verdicts import _remedy
 
     def report(std):
-        return SimpleNamespace(family="pre-ln", sites=[{"kind": "layer", "weight_std": std}] * 3)
+        return SimpleNamespace(family="pre-ln", sites=[{"kind": "layer", "weight_std": std}] * 3 + [
+            {"kind": "block", "attention": True}, {"kind": "norm", "norm": "layer_norm"}])
 
     own = _remedy("gradients", report(0.02))
     assert "already follow N(0, 0.02²), the model's own init" in own and "re-initialize" not in own

@@ -92,8 +92,8 @@ def judge(part, report, t, remedy, parts=()) -> list:
         way = "vanishing" if drift < 0 else "exploding"
         out.append(Finding("fm1", "error", part.site, drift, t["fm1_nats"], None,
                            f"FM1 {way} across the {part.layers} stacked {part.cell} layers: the mean squared length "
-                           f"drifts by exp({drift:.3g}) from the first layer's output to the last's ({pm(se)})."
-                           , remedy("recurrent"), SOURCE))
+                           f"drifts by exp({drift:.3g}) from the first layer's output to the last's ({pm(se)}).",
+                           remedy("recurrent"), SOURCE))
     grad, gse, links = layer_gradient(data)
     if links >= t["min_links"] and abs(grad) > t["gradient_nats"] and not abs(grad) <= sig * gse:
         way = "vanishing" if grad < 0 else "exploding"
