@@ -7,6 +7,7 @@ errors, and no finding becomes an error that was not one before, nor grows. Each
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -80,12 +81,13 @@ class FixResult:
     model: nn.Module | None = None
     restored: bool = False      # the change did not verify and was undone (parameters and buffers bitwise)
     changes: tuple = ()         # FindingChange per finding category, targets first
+    probe: dict | None = None   # fix_(probe=True): deepstart.probe.verify.trains_better's verdict on the change
 
     def to_dict(self) -> dict:
         return {"before": self.before.to_dict(), "after": self.after.to_dict(), "applied": self.applied,
                 "verified": self.verified, "restored": self.restored,
                 "recommendation": None if self.recommendation is None else self.recommendation.to_dict(),
-                "changes": [c.to_dict() for c in self.changes]}
+                "changes": [c.to_dict() for c in self.changes], "probe": self.probe}
 
     @classmethod
     def from_dict(cls, d: dict) -> "FixResult":
@@ -93,7 +95,7 @@ class FixResult:
         return cls(Report.from_dict(d["before"]), Report.from_dict(d["after"]),
                    None if rec is None else Recommendation.from_dict(rec), d["applied"], d["verified"],
                    restored=d.get("restored", False),
-                   changes=tuple(FindingChange.from_dict(c) for c in d.get("changes", ())))
+                   changes=tuple(FindingChange.from_dict(c) for c in d.get("changes", ())), probe=d.get("probe"))
 
     def __str__(self) -> str:
         if self.recommendation is None:
@@ -103,6 +105,8 @@ class FixResult:
             head = f"fix: {self.recommendation} — " + (
                 "NOT verified" if not self.verified else "verified: passes" if self.after.healthy else
                 f"verified: improves toward the law ({errors} error{'s' * (errors != 1)} left)")
+        if self.probe is not None:
+            head += f"\n  probe: {self.probe['reason']}"
         if self.restored:
             head += " — tried, did not verify, every parameter and buffer restored"
         return "\n".join([head, *(f"  {c}" for c in self.changes)])
@@ -252,7 +256,7 @@ def _reinit_after(chosen: Recommendation, before: Report, reinit):
 
 def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, generator=None,
          report: Report | None = None, rebuild=None, keep_unverified: bool = False, device=None,
-         **check_kwargs) -> FixResult:
+         probe=False, **check_kwargs) -> FixResult:
     """Check ``model``, apply the best applicable recommendation in place, and re-check on the same inputs.
 
     A fix never harms: a change is kept only when the re-measurement shows improvement toward the law
@@ -268,6 +272,9 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
         keep_unverified: keep an applied change even when the re-measurement does not verify it.
         device: where both checks measure (see :func:`deepstart.check`): the recommendation is applied to
             ``model`` in place where it is; the checks measure a copy on ``device`` when it is elsewhere.
+        probe: also verify by training (:func:`deepstart.probe.verify.trains_better`: the model before and after
+            the change, same seeds and batches): a change that improves the statistics but does not train better
+            is not verified. True, or a dict of :func:`deepstart.probe` arguments (``lr``, ``steps``, ...).
 
     Returns:
         :class:`FixResult` with ``before`` and ``after`` reports, each finding's before → after (``changes``);
@@ -287,6 +294,7 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
                                                      generator=torch.Generator().manual_seed(seed), **check_kwargs)
     check_kwargs.pop("factory", None)
     saved = {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
+    unfixed = copy.deepcopy(model) if probe else None
     fixed, chosen = model, None
     for rec in before.recommend():
         if apply_recommendation_(model, rec, before, generator=generator):
@@ -304,10 +312,17 @@ def fix_(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, g
                   **check_kwargs)
     after = replace(after, thresholds=dict(before.thresholds))  # judged by the same thresholds as before
     verified, changes = verify_change(before, after, chosen)
+    trained = None
+    if probe and verified:
+        from deepstart.probe.verify import trains_better
+
+        trained = trains_better(unfixed, fixed, generator=generator, device=device,
+                                **(probe if isinstance(probe, dict) else {}))
+        verified = trained["better"]
     if not verified and not keep_unverified and fixed is model:
         _restore_(model, saved)
-        return FixResult(before, after, chosen, False, False, model, restored=True, changes=changes)
-    return FixResult(before, after, chosen, True, verified, fixed, changes=changes)
+        return FixResult(before, after, chosen, False, False, model, restored=True, changes=changes, probe=trained)
+    return FixResult(before, after, chosen, True, verified, fixed, changes=changes, probe=trained)
 
 
 def _restore_(model: nn.Module, saved: dict) -> None:

@@ -79,9 +79,12 @@ def _base_model(model_or_factory, seed):
 def _user_inits(model, factory, n, generator):
     """The user's inits (parameters, buffers), one model's worth at a time: the model as given, then the factory
     under new seeds, a Hugging Face model rebuilt from its config, or each tensor redrawn from its own law."""
-    from deepstart.diagnose.stream import init_sources  # only when a model needs re-drawing
+    from deepstart.diagnose.checker import _families_laws  # only when a model needs re-drawing
+    from deepstart.diagnose.stream import init_sources
 
-    what, source = init_sources(model, n, None, factory, generator)
+    families, laws = (None, None) if factory is not None or _is_hf(model) else \
+        _families_laws(model, dict(model.named_parameters()))
+    what, source = init_sources(model, n, None, factory, generator, families, laws)
     buffer_names = [k for k, _ in model.named_buffers()]
     out = []
     for params in source:
