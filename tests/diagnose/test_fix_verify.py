@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from deepstart.diagnose import FixResult, Recommendation, fix_
-from deepstart.diagnose.fix import verify_change
+from deepstart.diagnose.verify import verify_change
 from deepstart.diagnose.report import Report
 
 SEED = 1818
@@ -68,20 +68,22 @@ def forced(monkeypatch):
 
 
 def test_he_on_a_default_initialized_vgg19_is_accepted():
-    """PyTorch's default conv init has variance 1/(3 fan_in): each ReLU layer keeps 1/6 of the squared gradient
-    (log 1/6 = −1.8 per link), so the gradient vanishes by ≈ e^-29 over the 16 linked layers; He (2/fan_in) keeps
-    it (χ₁ = 1, Hanin & Rolnick 2018 Thm 5). The change is applied, kept and reported per finding. 32×32 inputs
-    and one max-pool keep the deep stages at 16×16: at CIFAR's 2×2 last stage zero padding leaves 4 of 9 taps, so
-    a He layer keeps 4/9 of the length there, a geometric FM1 that no init scale removes."""
+    """The issue's case, at CIFAR's geometry (32×32 inputs, five max-pools, the last stage at 2×2). PyTorch's
+    default conv init has variance 1/(3 fan_in): each ReLU layer keeps 1/6 of the squared gradient (log 1/6 = −1.8
+    per link), ≈ e^-24 over the linked layers; He (2/fan_in, χ₁ = 1, Hanin & Rolnick 2018 Thm 5) removes that. It
+    also brings the lengths to the law except where zero padding leaves 4 of 9 taps (2×2) or 16 of 36 (4×4): a
+    geometric FM1 that may stay flagged, but the per-layer distance from the law, Σ|log ξ_j|, shrinks: the change
+    is kept and reported per finding."""
     torch.manual_seed(SEED)
-    model = vgg19(size=32)
+    model = vgg19(size=32, pools=5)
     result = fix_(model, _vgg_inputs(32), n_inits=4, generator=_gen(2), jacobian=False)
     assert "gradients" in _errors(result.before)
     assert result.recommendation.scheme == "he" and result.applied and result.verified and not result.restored
     grad = _change(result, "gradients")
     assert grad.targeted and grad.severity_before == "error" and grad.before < -20
-    assert grad.outcome == "removed" and grad.after is None
-    assert not _errors(result.after) and result.after.healthy
+    assert grad.outcome == "removed" and grad.after is None and "gradients" not in _errors(result.after)
+    fm1 = next((c for c in result.changes if c.category == "fm1"), None)
+    assert fm1 is None or (fm1.targeted and fm1.outcome in ("removed", "shrunk")), str(fm1)
     assert not any(c.outcome in ("new", "grew") for c in result.changes)
     assert "gradients at" in str(result) and "removed" in str(result)
     again = FixResult.from_dict(result.to_dict())
@@ -104,7 +106,7 @@ def test_a_change_that_shrinks_its_target_without_removing_it_is_accepted(forced
     for cat in ("fm1", "gradients"):
         c = _change(result, cat)
         assert c.targeted and c.outcome == "shrunk" and c.before < -20 and -12 < c.after < -2, str(c)
-        assert abs(c.after) + 3 * c.se < abs(c.before)
+        assert c.distance_after + 3 * c.se < c.distance_before and c.se > 0
     assert "improves toward the law" in str(result) and "NOT verified" not in str(result)
     worse, changes = verify_change(result.after, result.before, rec)
     assert not worse and {c.outcome for c in changes if c.targeted} == {"grew"}
@@ -206,3 +208,26 @@ def test_verify_change_judges_both_reports_by_the_thresholds_of_the_first():
                                                          "fm1_nats": 1e-6, "significance": 0.0})
     assert _errors(strict), "the strict thresholds make errors of the He net's noise"
     assert verify_change(reports[0], strict, rec) == (accepted, changes)
+
+
+def test_law_distance_of_a_scaled_linear_net_matches_its_closed_form():
+    """Linear layers with weights N(0, c/fan_in): E ξ_j = c exactly for every input, so the distance from the
+    law is Σ_j |log E ξ_j| = D·|log c| over the D links read; agreement within 4 standard errors (+ the bias of
+    |·| at a few SE per link, bounded by the SE sum)."""
+    from deepstart.diagnose import check
+    from deepstart.diagnose.verify import law_distance
+
+    depth, width, c = 10, 64, 0.5
+    gen = _gen(10)
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width, bias=False)
+        with torch.no_grad():
+            lin.weight.normal_(0, math.sqrt(c / width), generator=gen)
+        layers.append(lin)
+    report = check(nn.Sequential(*layers), input_shape=(width,), n_inits=8, generator=gen, jacobian=False)
+    links = int(report.links.sum())
+    assert links == depth
+    distance, se = law_distance(report, "fm1")
+    assert 0 < se < 0.5 and abs(distance - links * abs(math.log(c))) < 4 * se
+    assert math.isnan(law_distance(report, "isometry")[0])

@@ -1,15 +1,14 @@
 """``deepstart.fix_``: apply the best recommendation in place and verify it by measuring again.
 
-Verification is *improvement toward the law* (issue 18): a change is kept when every finding it targets (a finding
-of a category in :attr:`Recommendation.addresses`) is removed or shrinks by more than ``significance`` standard
-errors, and no finding becomes an error that was not one before, nor grows. Each finding's before → after is a
-:class:`FindingChange`; :func:`verify_change` is the one place the decision is made.
+Verification is *improvement toward the law* (issue 18): a change is kept when every finding it targets is removed
+or moves toward the law by more than its standard error allows, and nothing becomes a new error
+(:func:`deepstart.diagnose.verify.verify_change`, the one place the decision is made; each finding's before → after
+is a :class:`~deepstart.diagnose.verify.FindingChange` in :attr:`FixResult.changes`).
 """
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -17,53 +16,9 @@ from torch import nn
 from deepstart.diagnose.checker import check, prepare_inputs
 from deepstart.diagnose.recommend import Recommendation
 from deepstart.diagnose.report import Report
+from deepstart.diagnose.verify import FindingChange, verify_change
 
 __all__ = ["FixResult", "FindingChange", "fix_", "apply_recommendation_", "verify_change"]
-
-OUTCOMES = ("removed", "shrunk", "unchanged", "grew", "new")
-REL_TOL = 0.1  # a statistic without a standard error (one Jacobian spectrum) must move by more than 10%
-_STAT_SE = {"fm1": ("fm1_drift", "fm1_se"), "gradients": ("grad_log_ratio", "grad_se"), "fm2": ("fm2_var", "fm2_se")}
-
-
-@dataclass(frozen=True)
-class FindingChange:
-    """One finding before → after a change. ``before``/``after``: the finding's measured value (None: no finding
-    of that category at warning or error level); ``se``: standard error of the difference (0 when the statistic
-    has none); ``outcome``: one of ``OUTCOMES``; ``targeted``: the change meant to fix this category."""
-
-    category: str
-    layer: str
-    severity_before: str | None
-    severity_after: str | None
-    before: float | None
-    after: float | None
-    threshold: float
-    se: float
-    outcome: str
-    targeted: bool
-
-    @property
-    def ok(self) -> bool:
-        """The change is acceptable for this finding: a target removed or shrunk; any other finding not a new
-        error nor a worse one (a warning may move: "without creating new errors")."""
-        if self.targeted:
-            return self.outcome in ("removed", "shrunk")
-        return self.outcome != "new" and not (self.outcome == "grew" and self.severity_after == "error")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FindingChange":
-        return cls(**d)
-
-    def __str__(self) -> str:
-        def fmt(v, sev):
-            return "—" if v is None else f"{v:.3g} ({sev})"
-        se = f" ± {self.se:.2g}" if self.se > 0 else ""
-        aim = "target" if self.targeted else "other"
-        return (f"{self.category} at {self.layer} [{aim}]: {fmt(self.before, self.severity_before)} → "
-                f"{fmt(self.after, self.severity_after)}{se}, threshold {self.threshold:.3g}: {self.outcome}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,73 +65,6 @@ class FixResult:
         if self.restored:
             head += " — tried, did not verify, every parameter and buffer restored"
         return "\n".join([head, *(f"  {c}" for c in self.changes)])
-
-
-def _worst(report: Report) -> dict:
-    """category -> its worst warning/error finding (by :func:`_badness`)."""
-    out = {}
-    for f in report.findings:
-        if f.severity in ("warning", "error") and (f.category not in out or _badness(f) > _badness(out[f.category])):
-            out[f.category] = f
-    return out
-
-
-def _badness(f) -> float:
-    """How far a finding is past its threshold, in the direction it fails (|x|/t above, t/|x| below: attention
-    entropy fails low); the measured magnitude when the threshold is 0 or not finite."""
-    m, t = abs(f.measured), abs(f.threshold)
-    if not math.isfinite(m):
-        return math.inf
-    if not (t > 0 and math.isfinite(t)):
-        return m
-    return m / t if m >= t else (t / m if m > 0 else math.inf)
-
-
-def _se(report: Report, f) -> float:
-    """Standard error of a finding's statistic where the report has one (FM1, FM2, gradients), else 0."""
-    keys = _STAT_SE.get(f.category)
-    if keys is None:
-        return 0.0
-    st = report.stats
-    value, se = st.get(keys[0], math.nan), st.get(keys[1], math.nan)
-    return float(se) if math.isfinite(se) and math.isclose(value, f.measured, rel_tol=1e-9) else 0.0
-
-
-def verify_change(before: Report, after: Report, rec: Recommendation, *, significance: float | None = None) -> tuple:
-    """``(accepted, changes)``: is ``after`` an improvement toward the law over ``before`` for the change ``rec``?
-
-    Per finding category (its worst warning/error in each report): a *target* (a category ``rec`` addresses that
-    ``before`` flags) must be removed or shrink, |after| + k·SE < |before| with SE = √(SE_b² + SE_a²) of the
-    statistic where the report has one (FM1, FM2, gradients; k = ``significance``, default the reports'
-    threshold), else by more than ``REL_TOL`` of how far it is past its threshold; any other category must not
-    become an error (``new``) nor, when an error, grow by as much. Both reports are judged with ``before``'s
-    thresholds. Pure: a function of the two reports' stored measurements.
-    """
-    if after.thresholds != before.thresholds:
-        after = replace(after, thresholds=dict(before.thresholds))
-    k = before.thresholds.get("significance", 3.0) if significance is None else significance
-    b, a = _worst(before), _worst(after)
-    changes = []
-    for cat in sorted(set(b) | set(a), key=lambda c: (c not in rec.addresses or c not in b, c)):
-        fb, fa = b.get(cat), a.get(cat)
-        targeted = fb is not None and cat in rec.addresses
-        se = math.hypot(_se(before, fb), _se(after, fa)) if fb is not None and fa is not None else 0.0
-        if fa is None:
-            outcome = "removed"
-        elif fb is None:
-            outcome = "new" if fa.severity == "error" else "unchanged"
-        elif fa.severity == "error" and fb.severity != "error":
-            outcome = "new"
-        else:
-            same = _STAT_SE.get(cat) and fb.threshold == fa.threshold
-            db, da = (abs(fb.measured), abs(fa.measured)) if same else (_badness(fb), _badness(fa))
-            tol = k * se if se > 0 else REL_TOL * db
-            outcome = "shrunk" if da + tol < db else "grew" if da > db + tol else "unchanged"
-        ref = fb or fa
-        changes.append(FindingChange(cat, (fa or fb).layer, fb and fb.severity, fa and fa.severity,
-                                     fb and float(fb.measured), fa and float(fa.measured), float(ref.threshold),
-                                     float(se), outcome, targeted))
-    return all(c.ok for c in changes), tuple(changes)
 
 
 def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report, *, generator=None) -> bool:

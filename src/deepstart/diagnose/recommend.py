@@ -206,8 +206,8 @@ def recommend(report) -> list:
                                   "η_l = 1/l makes Σ η_l² = π²/6 finite, so E[M_L]/M_0 stays bounded "
                                   "(Hanin & Rolnick 2018, §4)", params={"eta": "1/l", "values": etas}))
         out += _branch_scale(report, blocks, etas)
-    elif scheme and cats & {"fm1", "gradients", "nonfinite"}:
-        out.append(Recommendation("init", tuple(sorted(cats & {"fm1", "gradients", "nonfinite"})), why, scheme))
+    elif scheme and cats & {"fm1", "gradients", "nonfinite"}:  # χ₁ = 1 is the law of lengths and gradients both
+        out.append(Recommendation("init", tuple(sorted({"fm1", "gradients"} | cats & {"nonfinite"})), why, scheme))
     if "isometry" in cats:
         bases = {_base(a) for a in acts} - {"linear"}
         if bases and bases <= set(_SMOOTH) and len(bases) == 1:
