@@ -68,14 +68,14 @@ def forced(monkeypatch):
 
 
 def test_he_on_a_default_initialized_vgg19_is_accepted():
-    """The issue's case, at CIFAR's geometry (32×32 inputs, five max-pools, the last stage at 2×2). PyTorch's
-    default conv init has variance 1/(3 fan_in): each ReLU layer keeps 1/6 of the squared gradient (log 1/6 = −1.8
-    per link), ≈ e^-24 over the linked layers; He (2/fan_in, χ₁ = 1, Hanin & Rolnick 2018 Thm 5) removes that. It
-    also brings the lengths to the law except where zero padding leaves 4 of 9 taps (2×2) or 16 of 36 (4×4): a
-    geometric FM1 that may stay flagged, but the per-layer distance from the law, Σ|log ξ_j|, shrinks: the change
-    is kept and reported per finding."""
+    """PyTorch's default conv init has variance 1/(3 fan_in): each ReLU layer keeps 1/6 of the squared gradient
+    (log 1/6 = −1.8 per link), ≈ e^-28 over the linked layers; He (2/fan_in, χ₁ = 1, Hanin & Rolnick 2018 Thm 5)
+    removes that. 32×32 inputs and one max-pool keep the deep stages at 16×16: at CIFAR's 2×2 last stage zero
+    padding leaves 4 of 9 taps, so a He layer keeps 4/9 of the length there, a geometric FM1 no init scale
+    removes (the change is then kept as a move toward the law with FM1 still flagged, when check flags it). The
+    change is applied, kept and reported per finding."""
     torch.manual_seed(SEED)
-    model = vgg19(size=32, pools=5)
+    model = vgg19(size=32)
     result = fix_(model, _vgg_inputs(32), n_inits=4, generator=_gen(2), jacobian=False)
     assert "gradients" in _errors(result.before)
     assert result.recommendation.scheme == "he" and result.applied and result.verified and not result.restored
