@@ -76,6 +76,8 @@ def register(subparsers) -> None:
     p.add_argument("--fix", action="store_true", help="apply the best recommendation, re-check, and write the fixed "
                                                       "model's reports beside the original (*.fixed.html/json)")
     p.add_argument("--no-jacobian", action="store_true", help="skip the Jacobian spectrum")
+    p.add_argument("--probe", action="store_true", help="also train the first 100 steps of every init and a "
+                   "reference (deepstart probe): a section of the report with the loss curves of every init")
     p.add_argument("--device", type=device, help="measure on this device: cpu, cuda, cuda:N or mps (default: where "
                    "the model is built, the CPU); the model is copied there, TF32 is off")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line (implies --no-progress)")
@@ -342,7 +344,8 @@ def _run(args) -> int:
     gen = torch.Generator().manual_seed(input_seed)
     inputs = _inputs(args, args.target, model, shape, make_inputs, gen)
     report = check(model, inputs, reinit=args.init, factory=None if args.given else factory, generator=gen,
-                   progress=not (args.quiet or args.no_progress), name=name, **kw)
+                   progress=not (args.quiet or args.no_progress), name=name, probe=_probe_args(args, shape, model_seed),
+                   **kw)
     human = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     _show(report, args.quiet, human)
     to_file = None if args.json == "-" else args.json
@@ -379,6 +382,18 @@ def _run(args) -> int:
 
         print(dumps(report.to_dict(fix=fixed), indent=1))
     return code
+
+
+def _probe_args(args, shape, seed):
+    """``check(probe=...)`` for ``--probe``: hf: targets train their causal-LM form (the LM head on top)."""
+    if not args.probe:
+        return False
+    kw = {"input_shape": shape, "progress": not (args.quiet or args.no_progress)}
+    if args.target.split(":", 1)[0].strip().lower() == "hf":
+        from deepstart.cli.probe import _hf_causal
+
+        kw["model"] = _hf_causal(args.target, seed)
+    return kw
 
 
 def _show(report, quiet: bool, file=None) -> None:

@@ -80,7 +80,7 @@ def _check_args(model, n_inits):
 
 def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, reinit=None, factory=None,
           loss=None, generator: torch.Generator | None = None, batch_size: int = 8, jacobian: bool = True,
-          progress: bool = False, name: str | None = None, device=None) -> Report:
+          progress: bool = False, name: str | None = None, device=None, probe=False) -> Report:
     """Check whether ``model`` starts training at initialization; return a :class:`Report`.
 
     The pipeline is capture → structure → law → verdict (``docs/laws.md``): one recorded forward
@@ -115,6 +115,9 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             a copy made on the device is measured. Inputs are moved there; re-inits are drawn there by generators
             seeded from ``generator`` (reproducible per device: a GPU's draws differ from the CPU's); statistics
             stay there until one transfer at the end, and TF32 is off for the call (restored after).
+        probe: also train the first steps (:func:`deepstart.probe`; True or a dict of its arguments, ``"model"``:
+            another form to train, e.g. with its LM head) and attach the result as ``report.probe`` (a section of
+            the text and HTML reports, loss curves of every init).
 
     Raises:
         ModelForwardError (a ValueError): the forward pass raised; names the module and the shapes it got.
@@ -159,7 +162,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             torch.manual_seed(seed)
             graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
             sites, info = read_sites(graph, dict(model.named_parameters()))
-            probe = RecurrentProbe(model, sites, graph, generator)
+            recurrent_probe = RecurrentProbe(model, sites, graph, generator)
             cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                          for t in float_outputs(graph.output)]
             graph.tensors.clear()  # the recorded forward (and the autograd graph its output holds) is not needed
@@ -171,7 +174,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
             given = dict(model.named_parameters())
             families, laws = _families_laws(model, given)
             reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws, where)
-            source = probe.wrap(source)
+            source = recurrent_probe.wrap(source)
             first = next(source)
             if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
                 families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
@@ -228,13 +231,20 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
     if any(not t.is_floating_point() for t in _all_tensors(args, kwargs)) and not np.all(np.isfinite(m0)):
         notes.append("integer inputs (token ids): lengths are read from the embedding output on; the "
                      "input-output Jacobian is not defined")
+    probed = None
+    if probe:
+        from deepstart.probe import probe as run_probe
+
+        kw = {"input_shape": input_shape, "device": device, "n_inits": n_inits, "generator": generator,
+              **(probe if isinstance(probe, dict) else {})}
+        probed = run_probe(kw.pop("model", None) or factory or model, **kw).to_dict()
     return Report(model=name or type(model).__name__, mode=mode, n_inits=n_inits, batch=batch,
                   reinit=reinit_desc, inputs=in_desc, path=raw.path, sites=site_dicts, m0=m0,
                   sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
                   norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
                   seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
-                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy,
-                  threads=torch.get_num_threads(), recurrent=probe.result())
+                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy, probe=probed,
+                  threads=torch.get_num_threads(), recurrent=recurrent_probe.result())
 
 
 def _families_laws(model, params: dict) -> tuple:

@@ -221,6 +221,18 @@ def plot_finding(report, finding, ax=None):
     return plot(report, finding, ax=ax)
 
 
+def _probe_html(report) -> str:
+    """The trainability probe's section (``check(probe=True)``): its summary and the loss curves of every init."""
+    if report.probe is None:
+        return ""
+    from deepstart.diagnose.plots import _png
+    from deepstart.probe import ProbeResult
+
+    result = ProbeResult.from_dict(report.probe)
+    return (f"<h3>Trainability probe</h3><pre>{_html.escape(result.summary())}</pre>"
+            f"<img alt='probe loss curves' src='data:image/png;base64,{_png(result.plot(), 90)}'/>")
+
+
 def report_html(report, path=None, full_page: bool = True, link=None, finding_figures: int = 6) -> str:
     """A self-contained HTML page (embedded PNGs, inline CSS, no scripts); written to ``path`` when given.
 
@@ -256,7 +268,7 @@ def report_html(report, path=None, full_page: bool = True, link=None, finding_fi
                f"<img alt='signal propagation' src='data:image/png;base64,{_figure_png(report)}'/>"
                f"<h3>Main path</h3><table>{head}{body}</table>"
                f"<h4>Columns</h4>{legend}"
-               + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "") + "</div>")
+               + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "") + _probe_html(report) + "</div>")
     if full_page:
         content = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
                    f"<title>deepstart check: {esc(report.model)} — {esc(report.verdict)}</title><style>"

@@ -94,6 +94,7 @@ class Report:
     attn_entropy: np.ndarray | None = None  # [i, j] attention entropy / log(keys) in a block's branch (eager)
     threads: int = 0                        # torch intra-op threads of the measurement (0: not recorded)
     recurrent: dict | None = None           # recurrent site -> {"layer_sq"/"layer_chi": [i, L], "time_grad": [i, T]}
+    probe: dict | None = None               # check(probe=True): deepstart.probe's ProbeResult.to_dict()
 
     # ----- derived quantities (pure functions of the fields) -----
     @property
@@ -275,7 +276,12 @@ class Report:
     def render(self, color: bool = False, max_rows: int = 20) -> str:
         from deepstart.diagnose.html import render_text
 
-        return render_text(self, color=color, max_rows=max_rows)
+        text = render_text(self, color=color, max_rows=max_rows)
+        if self.probe is not None:
+            from deepstart.probe import ProbeResult
+
+            text += "\n\n" + ProbeResult.from_dict(self.probe).summary()
+        return text
 
     def __str__(self) -> str:
         return self.render()

@@ -143,6 +143,21 @@ class ProbeResult:
                    notes=list(self.notes), criteria=dict(self.criteria))
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProbeResult":
+        """Inverse of :meth:`to_dict` (arrays back to NumPy; ``None`` in them is NaN)."""
+        def arr(x, dtype=float):
+            return None if x is None else np.array(x, dtype=dtype)
+        kw = {k: d[k] for k in ("model", "task", "optimizer", "lr", "steps", "n_inits", "baseline", "verdict",
+                                "reference", "ratio", "ratio_se", "path", "seconds")}
+        kw.update(verdicts=tuple(d["verdicts"]), ref_verdicts=None if d["ref_verdicts"] is None else
+                  tuple(d["ref_verdicts"]), layers=tuple(d["layers"]), hit=arr(d["hit"], int),
+                  ref_hit=arr(d["ref_hit"], int), loss=arr(d["loss"]), ref_loss=arr(d["ref_loss"]),
+                  grad_norm=arr(d["grad_norm"]), update_ratio=arr(d["update_ratio"]),
+                  update_share=arr(d["update_share"]), ref_update_share=arr(d["ref_update_share"]),
+                  lr_table=tuple(d["lr_table"]), notes=tuple(d["notes"]), criteria=dict(d["criteria"]))
+        return cls(**kw)
+
     def summary(self) -> str:
         c = self.counts()
         lines = [f"probe of {self.model}: {self.verdict} — " + ", ".join(f"{v} {c[v]}/{self.n_inits}"
