@@ -231,3 +231,21 @@ def test_law_distance_of_a_scaled_linear_net_matches_its_closed_form():
     distance, se = law_distance(report, "fm1")
     assert 0 < se < 0.5 and abs(distance - links * abs(math.log(c))) < 4 * se
     assert math.isnan(law_distance(report, "isometry")[0])
+
+
+def test_the_json_report_carries_each_finding_before_and_after(forced):
+    """The report's JSON document nests the fix with its per-finding changes (schema ``finding_change``)."""
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from deepstart.diagnose.report import schema
+
+    forced("variance-scaling(scale=1.5)")
+    torch.manual_seed(SEED)
+    result = fix_(vgg19(bias=False), _vgg_inputs(), n_inits=4, generator=_gen(2), jacobian=False)
+    doc = json.loads(result.before.to_json(fix=result))
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+    changes = doc["fix"]["changes"]
+    assert [c["category"] for c in changes] == [c.category for c in result.changes]
+    assert {c["category"]: c["outcome"] for c in changes} == {"fm1": "shrunk", "gradients": "shrunk"}
+    assert all(c["distance_after"] < c["distance_before"] for c in changes)

@@ -46,6 +46,7 @@ def _fix_dict(fix) -> dict:
     changed = fix.after is not fix.before
     return {"recommendation": None if rec is None else rec.to_dict(), "applied": bool(fix.applied),
             "verified": bool(fix.verified), "restored": bool(fix.restored),
+            "changes": [c.to_dict() for c in getattr(fix, "changes", ())],  # each finding before → after
             "report": fix.after.to_dict() if changed else None}
 
 
