@@ -2,7 +2,7 @@
 # Every CUDA path of deepstart, tested and timed on one GPU, in under 5 minutes (H100 or H200; docs/gpu.md).
 #
 #   bash benchmarks/gpu.sh                 # from anywhere; runs in the repository root
-#   OUT=results bash benchmarks/gpu.sh > gpu.jsonl
+#   OUT=out bash benchmarks/gpu.sh > out/gpu.jsonl   # out/ is git-ignored
 #
 # 1. `nvidia-smi -L`, then a Python check that torch sees a CUDA GPU: without one it exits 2 with a message saying
 #    what is missing (no GPU, or a CPU build of torch in .venv).

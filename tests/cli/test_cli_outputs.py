@@ -193,6 +193,9 @@ def test_ray_address_without_a_cluster_is_a_usage_error(tmp_path, no_work, capsy
     argv = ["sweep", "run", "examples/sweeps/quick.toml", "--store", store, "--backend", "ray", "--ray-address"]
     assert main(argv + [f"127.0.0.1:{port}"]) == 2
     _one_line_error(capsys, f"no Ray cluster answers at 127.0.0.1:{port}")
+    pytest.importorskip("grpc")  # Ray Client's transport, brought by the ray extra (ray[client])
+    assert main(argv + [f"ray://127.0.0.1:{port}"]) == 2
+    _one_line_error(capsys, f"--ray-address ray://127.0.0.1:{port}: no Ray cluster answers at 127.0.0.1:{port}")
 
     import ray._private.services as services
 
@@ -205,3 +208,20 @@ def test_ray_address_without_a_cluster_is_a_usage_error(tmp_path, no_work, capsy
     assert main(["sweep", "run", "examples/sweeps/quick.toml", "--store", store, "--ray-address", "auto"]) == 2
     _one_line_error(capsys, "--backend ray only")
     assert not os.path.exists(store)
+
+
+def test_ray_extra_brings_ray_client():
+    """The docs' ``--ray-address ray://HOST:10001`` path needs ray[client] (grpcio): the extra must bring it, and
+    constraints.txt must pin what it brings."""
+    from pathlib import Path
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(r.replace(" ", "").startswith("ray[client]") for r in extras["ray"]), extras["ray"]
+    pins = {line.split("==")[0].lower() for line in (root / "constraints.txt").read_text().splitlines() if "==" in line}
+    assert {"ray", "grpcio"} <= pins

@@ -60,7 +60,7 @@ def test_jpeg_dir_matches_tarball(small_tar, tmp_path):
         np.testing.assert_array_equal(from_dir[key], from_tar[key])
 
 
-def test_cache_is_reused_and_keyed_by_source(small_tar, tmp_path, monkeypatch):
+def test_cache_is_reused_and_keyed_by_content(small_tar, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = cifar_arrays(small_tar, cache=cache, progress=False)
     assert len(list(cache.glob("*.npz"))) == 1
@@ -72,10 +72,52 @@ def test_cache_is_reused_and_keyed_by_source(small_tar, tmp_path, monkeypatch):
     again = cifar_arrays(small_tar, cache=cache, progress=False)
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
-    stat = small_tar.stat()
-    os.utime(small_tar, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a changed source is a new cache key
+    # a copy under another data root, with a new mtime, is the same content: the same cache, nothing added
+    copy = tmp_path / "other-root" / small_tar.name
+    copy.parent.mkdir()
+    copy.write_bytes(small_tar.read_bytes())
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    cifar_arrays(copy, cache=cache, progress=False)
+    assert len(list(cache.glob("*.npz"))) == 1
+    # a changed content is decoded again and replaces that source's cache (the other copy keeps the old one)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
     with pytest.raises(AssertionError, match="decoded again"):
-        cifar_arrays(small_tar, cache=cache, progress=False)
+        cifar_arrays(copy, cache=cache, progress=False)
+
+
+def test_a_changed_source_replaces_its_cache(small_tar, tmp_path):
+    cache = tmp_path / "cache"
+    src = tmp_path / small_tar.name
+    src.write_bytes(small_tar.read_bytes())
+    cifar_arrays(src, cache=cache, progress=False)
+    before = {p.name for p in cache.glob("*.npz")}
+    with open(src, "ab") as fh:  # appended bytes: a new size, new content
+        fh.write(b"\0" * 1024)
+    cifar_arrays(src, cache=cache, progress=False)
+    after = {p.name for p in cache.glob("*.npz")}
+    assert len(after) == 1 and after != before  # one cache per source, the old one removed
+
+
+def test_fingerprint_reads_content_not_path(tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    payload = bytes(range(256)) * 4096  # 1 MiB: all 16 samples overlap real content
+    a.write_bytes(payload)
+    b.write_bytes(payload)
+    assert cifar.fingerprint(a) == cifar.fingerprint(b)
+    for where in (0, len(payload) // 2, len(payload) - 1):  # first, a middle and the last byte are sampled
+        changed = bytearray(payload)
+        changed[where] ^= 1
+        b.write_bytes(bytes(changed))
+        assert cifar.fingerprint(a) != cifar.fingerprint(b), where
+    folder = tmp_path / "d"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "1.jpg").write_bytes(b"12")
+    first = cifar.fingerprint(folder)
+    (folder / "x" / "2.jpg").write_bytes(b"3")
+    assert cifar.fingerprint(folder) != first
 
 
 def test_checksum_checked_before_decode(small_tar, tmp_path):

@@ -5,7 +5,9 @@ Layouts accepted under a data root (first found wins):
 ``cifar10-jpg.tar.gz`` or ``cifar10-jpg/`` (``{train,test}/<class>/NNNN.jpg``; class folders sorted give the labels).
 JPEG images are ordered by (file number, class), so the first ``n`` examples are balanced over classes.
 Decoded arrays go to a writable cache (``$DEEPSTART_CACHE`` or the per-user cache) as an ``.npz`` of uint8 arrays
-keyed by the source's name, size and mtime; the source root may be read-only.
+keyed by the source's content (:func:`fingerprint`), not by where it lies: every copy of the same data, under any
+data root, shares one decoded cache (185 MB for the full set), and a source whose content changes replaces its old
+cache instead of adding one. The source root may be read-only.
 """
 from __future__ import annotations
 
@@ -134,10 +136,59 @@ def decode_python(path: Path) -> dict[str, np.ndarray]:
             "test_x": parts["test_batch"][0], "test_y": parts["test_batch"][1]}
 
 
+_SAMPLES, _CHUNK = 16, 1 << 16  # 16 chunks of 64 KiB spread over a file: ~1 MiB read per fingerprint
+
+
+def fingerprint(source: Path) -> str:
+    """A digest of ``source``'s content that does not depend on its path or mtime: for a file its size and 16
+    chunks of 64 KiB spread evenly over it (the first and last included); for a folder the relative path and size
+    of every file in it. Copies of the same data get the same fingerprint; any change of size, of a sampled byte or
+    of the file list gives a new one (a full checksum is verified when the source is decoded)."""
+    h = hashlib.sha256()
+    if source.is_dir():
+        for p in sorted(source.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(source).as_posix()}\0{p.stat().st_size}\n".encode())
+        return h.hexdigest()
+    size = source.stat().st_size
+    h.update(f"{size}\n".encode())
+    with open(source, "rb") as fh:
+        for i in range(_SAMPLES):
+            fh.seek(max(0, (size - _CHUNK) * i // (_SAMPLES - 1)))
+            h.update(fh.read(_CHUNK))
+    return h.hexdigest()
+
+
 def cache_path(source: Path, cache: Path | None = None) -> Path:
-    """Cache file for ``source``: keyed by its name, size and mtime (a changed source is decoded again)."""
-    stat = source.stat()
-    return (cache or cache_dir()) / f"cifar10-{source.name}-{stat.st_size}-{stat.st_mtime_ns}.npz"
+    """Cache file for ``source``, keyed by its content (:func:`fingerprint`): shared by every copy of it."""
+    return (cache or cache_dir()) / f"cifar10-{fingerprint(source)[:24]}.npz"
+
+
+_INDEX = "cifar10-sources.json"  # resolved source path -> its cache file name (to drop a replaced source's cache)
+
+
+def _replace_in_index(source: Path, target: Path) -> None:
+    """Record ``target`` as ``source``'s cache and delete the cache ``source`` had before, unless another source
+    still uses it: one decoded cache per source, however often its content changes."""
+    import json
+
+    from deepstart._io import atomic_write
+
+    index_path = target.parent / _INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = index if isinstance(index, dict) else {}
+    except (OSError, ValueError):
+        index = {}
+    key = str(source.resolve())
+    old = index.get(key)
+    index[key] = target.name
+    if old and old != target.name and old not in index.values() and "/" not in old:
+        try:
+            (target.parent / old).unlink()
+        except OSError:
+            pass
+    atomic_write(index_path, json.dumps(index, indent=1, sort_keys=True) + "\n")
 
 
 def cifar_arrays(source: Path, *, expected: tuple[str, str] | None = None, cache: Path | None = None,
@@ -146,7 +197,9 @@ def cifar_arrays(source: Path, *, expected: tuple[str, str] | None = None, cache
     target = cache_path(source, cache)
     if target.is_file():
         with np.load(target) as npz:
-            return {k: npz[k] for k in npz.files}
+            arrays = {k: npz[k] for k in npz.files}
+        _replace_in_index(source, target)
+        return arrays
     if expected is not None and source.is_file():
         verify_file(source, *expected)
     if source.name.startswith("cifar-10"):
@@ -159,4 +212,5 @@ def cifar_arrays(source: Path, *, expected: tuple[str, str] | None = None, cache
     tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, target)
+    _replace_in_index(source, target)
     return arrays
