@@ -253,3 +253,53 @@ def test_swin_keeps_its_per_stage_settings(capsys):
     assert main(["check", "hf:swin", "--n-inits", "2", "--no-jacobian", "--quiet", "--json", "-"]) == 0
     report = _json(capsys)
     assert report["model"] == "hf:swin" and report["family"] == "pre-ln"
+
+
+def test_every_option_has_help():
+    import argparse
+
+    from deepstart.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in parsers(build_parser()) for a in p._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert not missing, missing
+
+
+def test_local_workers_share_the_thread_budget(monkeypatch):
+    """--threads N with --workers W: each spawned worker gets N // W torch threads (at least 1)."""
+    import concurrent.futures as cf
+
+    from deepstart.experiments.runners import local
+
+    seen = {}
+
+    class Pool:
+        def __init__(self, workers, mp_context=None, initializer=None, initargs=()):
+            seen["threads"] = initargs[0]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args, **kwargs):
+            raise RuntimeError("not run")
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", Pool)
+    before = torch.get_num_threads()
+    try:
+        for budget, workers, expected in ((6, 2, 3), (1, 2, 1), (5, 2, 2)):
+            torch.set_num_threads(budget)
+            with pytest.raises(RuntimeError, match="not run"):
+                list(local.run_local([[{}], [{}]], workers=workers))
+            assert seen["threads"] == expected
+    finally:
+        torch.set_num_threads(before)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import os
 
 from deepstart.experiments.runners.base import execute_batch
 
@@ -28,7 +27,9 @@ def run_local(batches: list[list[dict]], *, workers: int = 1, data=None, progres
         for batch in batches:
             yield execute_batch(batch, data=data, progress=progress, device=device)
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)  # the driver's budget (the CLI's --threads), shared
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                 initargs=(threads,)) as pool:
         futures = [pool.submit(execute_batch, batch, data=data, device=device) for batch in batches]
