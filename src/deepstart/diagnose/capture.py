@@ -277,7 +277,10 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
                 nid = opened.pop(name, None)
                 if not rec.opaque and t is not None:
                     own = [k for k, _ in by_id.values() if name and k.startswith(name + ".")]
-                    rec.add_op("norm_module", "norm", [nid] if nid is not None else [], [t], own, axis=-1)
+                    eps = next((getattr(mod, k) for k in ("eps", "variance_epsilon", "epsilon")
+                                if isinstance(getattr(mod, k, None), float)), None)
+                    rec.add_op("norm_module", "norm", [nid] if nid is not None else [], [t], own, axis=-1,
+                               scalars=(("eps", eps),) if eps is not None else ())
             modules.pop()
             err_stack.pop()
         return hook

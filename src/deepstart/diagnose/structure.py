@@ -284,10 +284,11 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     for op in graph.ops:
         if op.kind not in ("weight", "norm") or not op.outputs:
             continue
+        name, k = unique(op.module)
         try:
-            site, end = _site(graph, op, consumers, sizes, params, unique, pre_taps, len(sites), custom)
+            site, end = _site(graph, op, consumers, sizes, params, (name, k), pre_taps, len(sites), custom)
         except Exception as exc:  # noqa: BLE001 - a part the reader cannot read is reported, never a crash
-            site, end = _unread_site(graph, op, unique, exc)
+            site, end = _unread_site(graph, op, (name, k), exc)
         sites.append(site)
         taps.append(end)
         measured_back.setdefault(_back(graph, end), len(sites) - 1)
@@ -322,11 +323,11 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     return _finish(sites, taps, pre_taps, blocks, softmax)
 
 
-def _site(graph, op, consumers, sizes, params, unique, pre_taps, index, custom) -> tuple:
-    """(site, measured node) of one weight or norm op."""
+def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -> tuple:
+    """(site, measured node) of one weight or norm op called ``named`` = (name, call number)."""
     h = op.outputs[0]
     end, members = _chain(graph, h, consumers, sizes)
-    name, k = unique(op.module)
+    name, k = named
     act = _activation(graph, members, op.module, params)
     measure_op = graph.nodes[end].op
     if op.kind == "weight":
@@ -357,13 +358,13 @@ def _site(graph, op, consumers, sizes, params, unique, pre_taps, index, custom) 
         site.eps = _norm_eps(op)
     if op.kind == "weight" and site.sigma_w == 0 and site.weight_std == 0:
         site.zero_init = True
-    site._const = not op.inputs and op.name != "embedding"  # a table read by a constant index (relative positions)
+    site._const = op.kind == "weight" and not op.inputs and op.name != "embedding"  # a table read by a constant index (relative positions)
     return site, end
 
 
-def _unread_site(graph, op, unique, exc):
+def _unread_site(graph, op, named, exc):
     """A site for an op the reader could not read: measured (lengths, gradients) but not assessed."""
-    name, k = unique(op.module)
+    name, k = named
     end = op.outputs[0]
     why = f"{op.name} ({op.module_type or 'op'}) could not be read: {type(exc).__name__}: " \
           f"{str(exc).splitlines()[0][:200] if str(exc) else ''}"
