@@ -46,19 +46,28 @@ def test_tanh_judge():
 
 
 def test_g_scan_judge_holds_at_the_prediction_and_fails_away_from_it():
-    good = sa._judge_g_scan("relu", _scan_losses(1.0), FACTORS, 1.43)
-    assert good.status == HOLDS and good.error > 0 and abs(good.value) < 0.05
-    off = sa._judge_g_scan("relu", _scan_losses(1.25), FACTORS, 1.43)  # trains best 25 % above the prediction
+    near, apart = sa._judge_g_scan("relu", _scan_losses(1.0), FACTORS, 1.7)
+    assert near.status == HOLDS and near.error > 0 and abs(near.value) < 0.05
+    assert apart.status == HOLDS and apart.value == pytest.approx(-math.log(math.sqrt(2) / 1.7) / 2, abs=0.03)
+    off, _ = sa._judge_g_scan("relu", _scan_losses(1.25), FACTORS, 1.7)  # trains best 25 % above the prediction
     assert off.status == FAILS and off.value == pytest.approx(math.log(1.25), abs=0.03)
-    edge = sa._judge_g_scan("tanh", _scan_losses(0.5), FACTORS, 1.15)  # minimum beyond the scanned range
+    edge, _ = sa._judge_g_scan("tanh", _scan_losses(0.5), FACTORS, 1.15)  # minimum beyond the scanned range
     assert edge.status == FAILS and edge.value == pytest.approx(math.log(FACTORS[0]))
     assert "tanh" in edge.claim
+
+
+def test_g_scan_cannot_tell_the_predicted_g_from_he_when_they_are_3_percent_apart():
+    """The audit's case: g_pred = 1.4738, best g 1.435 ± 1.2 %: near the prediction (z = 2.2, holds) but on He's
+    side of the midpoint, so the scan does not single out the predicted g."""
+    near = sa._judge_near("relu", math.log(1.435 / 1.4738), 0.012, 1.4738)
+    apart = sa._judge_best_g("relu", math.log(1.435 / 1.4738), 0.012, 1.4738)
+    assert near.status == HOLDS and apart.status == FAILS and apart.value < 0
 
 
 def test_g_scan_judge_treats_diverged_runs_as_chance():
     losses = _scan_losses(1.0)
     losses[-1] = np.nan  # every seed diverged at the largest g
-    c = sa._judge_g_scan("relu", losses, FACTORS, 1.43)
+    c, _ = sa._judge_g_scan("relu", losses, FACTORS, 1.7)
     assert c.status == HOLDS and math.isfinite(c.value)
 
 
@@ -66,6 +75,13 @@ def test_g_scan_judge_is_a_function_of_the_numbers():
     losses = _scan_losses(1.1, noise=0.05)
     a, b = (sa._judge_g_scan("relu", losses, FACTORS, 1.43) for _ in range(2))
     assert a == b
+
+
+def test_baseline_judge_holds_when_the_scheme_is_clearly_better():
+    rows = [("tanh", [0.07, 0.06, 0.08, 0.07, 0.065], [0.015, 0.01, 0.02, 0.015, 0.012])]
+    assert sa._judge_baseline(rows, sa.BASELINE_CLAIMS[1], "error", floor=0.01).status == HOLDS
+    rows.append(("relu", [0.5] * 5, [0.6, 0.61, 0.59, 0.6, 0.62]))  # the random-walk gain worse
+    assert sa._judge_baseline(rows, sa.BASELINE_CLAIMS[1], "error", floor=0.01).status == FAILS
 
 
 def test_deep_judge():
@@ -78,7 +94,9 @@ def test_deep_judge():
 
 def test_variance_standard_error_matches_gaussian_theory(rng):
     # for a Gaussian sample SE(var) ≈ σ²·sqrt(2/n); 20000 draws: within 5 % (sampling error of the 4th moment ≈ 1 %)
-    v, se = sa._var_se(rng.normal(0, 2.0, 20000))
+    from deepstart.experiments.reproduce._common import var_se
+
+    v, se = var_se(rng.normal(0, 2.0, 20000))
     assert v == pytest.approx(4.0, rel=0.05) and se == pytest.approx(4.0 * math.sqrt(2 / 20000), rel=0.05)
 
 
@@ -104,7 +122,7 @@ def test_tiny_walk_claims_carry_standard_errors(tiny_walks):
 def test_tiny_training_claims_carry_standard_errors(tmp_path):
     report = sa.run("tiny", store=tmp_path / "r.db", sections=("training",))
     rows = {c.claim: c for c in report.claims}
-    for name, _ in sa.SCAN_CLAIMS:
+    for name, _ in sa.SCAN_CLAIMS + sa.SCAN_ALT_CLAIMS + sa.BASELINE_CLAIMS:
         assert rows[name].status != NOT_EVALUATED and rows[name].error > 0, rows[name]
         assert "±" in rows[name].measurement
     deep = rows[sa.TRAIN_CLAIMS[0][0]]

@@ -101,7 +101,7 @@ def test_mlp_lengths_fm1_mean_any_symmetric_law(generator):
     # FM1 (Hanin & Rolnick 2018 Thm 4): E[M_d]/M_0 = (c/2)^d for any symmetric law; here uniform weights, c = 3
     m = mlp_lengths(40, [40] * 3, [3 / 40] * 3, 4000, law="uniform", generator=generator)[:, -1].numpy()
     assert abs(m.mean() - 1.5**3) < 5 * m.std(ddof=1) / math.sqrt(len(m))
-    with pytest.raises(ValueError, match="normal, uniform"):
+    with pytest.raises(ValueError, match="normal, uniform, truncated"):
         mlp_lengths(4, [4], [1.0], 2, law="cauchy", generator=generator)
 
 
@@ -231,3 +231,126 @@ def test_missing_data_exits_3_and_still_writes(tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "out" / "needs-mnist.json").read_text())
     assert saved["extra"]["missing_data"] == ["mnist"]
     assert {c["claim"]: c["status"] for c in saved["claims"]} == {"A": HOLDS, "B": NOT_EVALUATED}
+
+
+# --- resumable, sizes not mixed, no temporary paths, legible figures (issues 19 and 21) ---------------------------
+def _one_trial_paper(calls: list, interrupt_first: bool):
+    """A fake reproduction that trains one toy trial through the store, interrupted (Ctrl-C) on its first call."""
+    from deepstart.experiments.reproduce._common import ReportBuilder
+    from deepstart.experiments.trial import Trial
+
+    def run(mode, **kw):
+        b = ReportBuilder("one-trial", "One trial", "cite", mode, {}, store=kw["store"])
+        b.train("t", [Trial(dataset="toy", depth=1, width=4, steps=2, limit=64, test_limit=32)])
+        calls.append(b.notes[-1])
+        if interrupt_first and len(calls) == 1:
+            raise KeyboardInterrupt
+        b.claim("A", "a", "1.0", rule="relative", value=1.0, target=1.0)
+        return b.build()
+
+    return run
+
+
+def test_rerun_after_an_interruption_resumes_from_the_store(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from deepstart.experiments import reproduce as rep
+
+    calls: list = []
+    monkeypatch.setitem(sys.modules, "fake_one_trial", types.SimpleNamespace(run=_one_trial_paper(calls, True)))
+    monkeypatch.setitem(rep.PAPERS, "one-trial", "fake_one_trial")
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("one-trial", "tiny", out=out)
+    assert (out / "results.db").exists() and not (out / "one-trial.json").exists()
+    reports = reproduce("one-trial", "tiny", out=out)  # the same command again: accepted, resumes
+    assert reports[0].claims[0].status == HOLDS and (out / "one-trial.json").exists()
+    assert "1 trial(s) trained now" in calls[0] and "0 trial(s) trained now, 1 taken from the store" in calls[1]
+
+
+def test_sizes_are_not_mixed_without_force(tmp_path, capsys):
+    from deepstart.cli import main
+    from deepstart.experiments.reproduce import MANIFEST, check_modes
+
+    quick = PaperReport("pennington", "P", "cite", "quick", {}, _report().claims)
+    quick.write(tmp_path)
+    (tmp_path / MANIFEST).write_text(json.dumps({"files": sorted(p.name for p in tmp_path.iterdir())}))
+    with pytest.raises(ValueError, match=r"refusing to mix sizes.*pennington \(quick\).*--force"):
+        check_modes(tmp_path, "tiny", ["sussillo-abbott"])
+    check_modes(tmp_path, "tiny", ["sussillo-abbott"], force=True)
+    check_modes(tmp_path, "tiny", ["pennington"])  # its own report is replaced, nothing else is quick
+    check_modes(tmp_path, "quick", ["sussillo-abbott"])
+    assert main(["reproduce", "sussillo-abbott", "--tiny", "--out", str(tmp_path), "--gallery",
+                 str(tmp_path / "g.md"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to mix sizes" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "g.md").exists()
+
+
+def test_notes_name_no_temporary_store_path(tmp_path):
+    import tempfile
+
+    from deepstart.experiments.reproduce._common import ReportBuilder
+    from deepstart.experiments.trial import Trial
+
+    b = ReportBuilder("demo", "Demo", "cite", "tiny", {})
+    b.train("t", [Trial(dataset="toy", depth=1, width=4, steps=2, limit=64, test_limit=32)])
+    report = b.build()
+    text = report.to_markdown() + report.to_html()
+    assert tempfile.gettempdir() not in text and "deepstart-reproduce-" not in text
+    assert report.extra["machine"]["cpus"] >= 1 and "torch thread" in report.timing()
+
+
+def test_legend_outside_does_not_cover_the_axes():
+    from deepstart.experiments.reproduce._common import legend_outside, new_axes
+
+    for below in (False, True):
+        fig, (ax,) = new_axes()
+        for k in range(20):
+            ax.plot([0, 1], [k, k + 1], label=f"line {k}")
+        legend_outside(ax, below=below)
+        fig.canvas.draw()
+        box, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert not box.overlaps(axes_box)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_gallery_marks_reports_of_other_criteria_as_old(tmp_path):
+    from deepstart.experiments.reproduce.registry import paper_fingerprint
+
+    old = PaperReport("pennington", "P", "cite", "quick", {}, _report().claims, extra={"fingerprint": "0" * 12})
+    new = PaperReport("sussillo-abbott", "S", "cite", "quick", {}, _report().claims,
+                      extra={"fingerprint": paper_fingerprint("sussillo-abbott")})
+    text = write_gallery([old, new], tmp_path / "g.md").read_text()
+    assert "Not regenerated with today's criteria" in text and "pennington" in text.split("OLD RESULTS")[0]
+    assert old.stale() and new.stale() is None
+    assert "OLD RESULTS" in old.to_markdown() and "OLD RESULTS" not in new.to_markdown()
+
+
+def test_loaded_reports_can_be_written_again(tmp_path):
+    from deepstart.experiments.reproduce import load_reports
+
+    _report().write(tmp_path / "a")
+    (loaded,) = load_reports(tmp_path / "a")
+    assert loaded.figures[0].png_b64 == PNG_1PX  # read back from demo_fig1.png
+    loaded.write(tmp_path / "b")
+    assert (tmp_path / "b" / "demo_fig1.png").read_bytes() == base64.b64decode(PNG_1PX)
+
+
+def test_log_ticks_do_not_overlap_on_a_short_log_range():
+    import matplotlib.pyplot as plt
+
+    from deepstart.experiments.reproduce._common import log_ticks, new_axes
+
+    fig, (ax,) = new_axes()
+    ax.plot([1.05, 1.9], [1, 2])
+    ax.set_xscale("log")
+    log_ticks(ax, [1.2, 1.4, 1.6, 1.8])
+    fig.canvas.draw()
+    labels = [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True) if t.get_text()]
+    assert [t.get_text() for t in labels] == ["1.2", "1.4", "1.6", "1.8"]
+    boxes = [t.get_window_extent() for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)

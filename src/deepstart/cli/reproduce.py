@@ -40,6 +40,8 @@ def register(subparsers) -> None:
                    help="keep stored training results made by different code/data/torch/device instead of retraining")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_threads(p)
+    p.add_argument("--force", action="store_true",
+                   help="allow --out to hold reports of another size (--tiny/--quick/--full); refused otherwise")
     p.set_defaults(handler=_handle)
 
 
@@ -68,7 +70,7 @@ def _handle(args) -> int:
 
     reports = reproduce(args.paper, args.mode, out=args.out, store=args.store, backend=args.backend, seed=args.seed,
                         progress=not args.no_progress, workers=args.workers, device=args.device,
-                        reuse_stale=args.reuse_stale, overwrite=bool(args.gallery))
+                        reuse_stale=args.reuse_stale, overwrite=bool(args.gallery), force=args.force)
     if args.gallery:
         import os
         from pathlib import Path

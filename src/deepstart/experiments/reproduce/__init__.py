@@ -23,6 +23,13 @@ computed; its report's ``extra["missing_data"]`` names the datasets to fetch (:f
 exits 3). The same seed gives the same numbers on one machine (tested); training results carry a provenance
 fingerprint, so a rerun after a code change retrains instead of reusing them (``reuse_stale`` keeps them).
 
+Resumable: the store is listed in ``out``'s manifest before any training, so the same command rerun after an
+interruption (Ctrl-C, kill) is accepted and resumes: finished training comes from the store, the rest runs. A folder
+holding reports of another size (``--tiny`` into a quick gallery) is refused unless ``force=True`` (CLI ``--force``).
+Each report records its claim criteria's fingerprint (:mod:`~deepstart.experiments.reproduce.registry`) and the machine
+it ran on; a report computed under other criteria is marked "OLD RESULTS" in the gallery, never shown as current. The
+criteria changelog (:mod:`~deepstart.experiments.reproduce.changelog`) is written beside the reports.
+
 Example::
 
     from deepstart.experiments.reproduce import reproduce
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 from deepstart.experiments.reproduce._common import MODES, check_mode
@@ -39,7 +47,7 @@ from deepstart.experiments.reproduce.claims import STATUSES, Claim, judge
 from deepstart.experiments.reproduce.report import Figure, PaperReport
 
 __all__ = ["PAPERS", "MODES", "reproduce", "run_paper", "paper_module", "write_gallery", "load_reports",
-           "check_out", "missing_data", "missing_data_advice", "MANIFEST", "Claim", "judge", "STATUSES",
+           "check_out", "check_modes", "missing_data", "missing_data_advice", "MANIFEST", "Claim", "judge", "STATUSES",
            "PaperReport", "Figure"]
 
 MANIFEST = ".deepstart-reproduce.json"  # in an output folder: the files reproduce wrote there
@@ -78,29 +86,48 @@ def run_paper(paper: str, mode: str = "quick", *, store=None, backend: str = "lo
 
 def reproduce(paper: str = "all", mode: str = "quick", *, out=None, store=None, backend: str = "local", seed: int = 0,
               progress: bool = False, workers: int = 1, device=None, reuse_stale: bool = False,
-              overwrite: bool = False) -> list[PaperReport]:
+              overwrite: bool = False, force: bool = False) -> list[PaperReport]:
     """Run ``paper`` (or ``"all"``) and, if ``out`` is given, write ``PAPER.html``, ``PAPER.md``, ``PAPER.json`` and the
-    PNGs there plus ``index.md`` (every paper whose report is in ``out``, for the gallery). ``store`` defaults to
-    ``out/results.db``. ``out`` must be new, empty or written only by reproduce (:func:`check_out`) unless
-    ``overwrite``. ``device``/``reuse_stale``: see :func:`run_paper`."""
+    PNGs there plus ``index.md`` (every paper whose report is in ``out``, for the gallery) and ``changelog.md`` (the
+    criteria changelog). ``store`` defaults to ``out/results.db``. ``out`` must be new, empty or written only by
+    reproduce (:func:`check_out`) unless ``overwrite``; it must not hold reports of another size mode unless ``force``
+    (:func:`check_modes`). The store is listed in ``out``'s manifest before any training, so the same command rerun
+    after an interruption resumes from it. ``device``/``reuse_stale``: see :func:`run_paper`."""
     check_mode(mode)
     papers = list(PAPERS) if paper == "all" else [paper]
     for p in papers:
         paper_module(p)  # fail early on an unknown name
     if out is not None:
         check_out(out, overwrite=overwrite)
+        check_modes(out, mode, papers, force=force)
     if store is None and out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         store = Path(out) / "results.db"
+    if out is not None and store is not None:  # before any training: an interrupted run leaves a store reproduce owns
+        Path(out).mkdir(parents=True, exist_ok=True)
+        _record_written(out, [Path(f"{store}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")])
     reports = [run_paper(p, mode, store=store, backend=backend, seed=seed, progress=progress, workers=workers,
                          device=device, reuse_stale=reuse_stale) for p in papers]
     if out is not None:
+        from deepstart.experiments.reproduce.changelog import changelog_markdown
+
         written = [p for r in reports for p in r.write(out).values()]
         written.append(write_gallery(reports, Path(out) / "index.md", out=out))
-        if store is not None:
-            written += [Path(f"{store}{suffix}") for suffix in ("", "-wal", "-shm")]
+        (Path(out) / "changelog.md").write_text(changelog_markdown(), encoding="utf-8")
+        written.append(Path(out) / "changelog.md")
         _record_written(out, written)
     return reports
+
+
+def check_modes(out, mode: str, papers, *, force: bool = False) -> None:
+    """ValueError when ``out`` holds a report of another size mode (tiny, quick, full) than ``mode``, unless ``force``:
+    a gallery never mixes sizes silently. Reports of the papers about to be rerun do not count (they are replaced)."""
+    if force or not Path(out).is_dir():
+        return
+    other = sorted(f"{r.paper} ({r.mode})" for r in load_reports(out) if r.mode != mode and r.paper not in papers)
+    if other:
+        raise ValueError(f"refusing to mix sizes in {out}: it holds {', '.join(other)} and this run is {mode}; "
+                         f"use another --out, rerun those papers at --{mode}, or pass --force to mix them on purpose")
 
 
 def _manifest(out: Path) -> set[str]:
@@ -153,7 +180,8 @@ def _tracked(out: Path) -> set:
 
 
 def load_reports(out) -> list[PaperReport]:
-    """The reports written into ``out`` (its ``PAPER.json`` files), known papers first in :data:`PAPERS` order."""
+    """The reports written into ``out`` (its ``PAPER.json`` files, figures read back from their PNGs), known papers first
+    in :data:`PAPERS` order."""
     found = {}
     for path in sorted(Path(out).glob("*.json")):
         if path.name.startswith("."):
@@ -161,10 +189,21 @@ def load_reports(out) -> list[PaperReport]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and {"paper", "claims"} <= set(data):
+                data["figures"] = [_with_png(f, Path(out)) for f in data.get("figures", ())]
                 found[data["paper"]] = PaperReport.from_dict(data)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a report of ours
     return _ordered(found)
+
+
+def _with_png(figure: dict, out: Path) -> dict:
+    """A written report names its PNG instead of embedding it: read the PNG back (so the report can be written again)."""
+    import base64
+
+    name = figure.get("png_b64", "")
+    if name.endswith(".png") and (out / name).is_file():
+        return {**figure, "png_b64": base64.b64encode((out / name).read_bytes()).decode("ascii")}
+    return figure
 
 
 def _ordered(by_paper: dict) -> list[PaperReport]:
@@ -192,9 +231,21 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
     path = Path(path)
     if out is not None:
         reports = _ordered({**{r.paper: r for r in load_reports(out)}, **{r.paper: r for r in reports}})
+    from deepstart.experiments.reproduce.report import REPRODUCIBILITY
+
+    stale = [r.paper for r in reports if r.stale()]
+    prefix = "" if out is None else os.path.relpath(Path(out).resolve(), path.resolve().parent).replace(os.sep, "/")
+    prefix = "" if prefix in ("", ".") else prefix + "/"
     lines = ["# Reproductions", "", "Produced by `deepstart reproduce all --quick --out DIR`; every figure of a "
              "quick run uses reduced sizes and says so in its title. Status rules: see "
-             "`deepstart.experiments.reproduce.claims`; each claim states its criterion, fixed before the run.", "",
+             "`deepstart.experiments.reproduce.claims`; each claim states its criterion. Criteria changed after "
+             f"earlier runs, some after their results were seen: the [criteria changelog]({prefix}changelog.md) lists "
+             "every change with the old criterion and the old result.", "",
+             ("**Not regenerated with today's criteria (their verdicts are old results, marked in their section): "
+              + ", ".join(stale) + ".**") if stale else "Every section was computed with today's criteria.", "",
+             "Wall times are measured on the machine named in each section (platform, CPUs, torch threads and the "
+             "load of other jobs at the end of the run); on a shared machine they are upper bounds. " +
+             REPRODUCIBILITY, "",
              "Full sizes (`--full`, the papers' own) are not in this gallery. Estimated on 2 CPU cores with one worker: "
              + "; ".join(f"{p} {getattr(paper_module(p), 'FULL_ESTIMATE', 'not estimated')}" for p in PAPERS)
              + ". Training parallelises over "
@@ -202,7 +253,8 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
              "(`docs/ray.md`); a rerun against the same `--store` resumes.", ""]
     for r in reports:
         counts = ", ".join(f"{n} {s}" for s, n in r.status_counts().items())
-        lines += [f"- [{r.title}](#{r.paper}) — {counts} ({r.mode}, {r.seconds:.0f} s)"]
+        lines += [f"- [{r.title}](#{r.paper}) — {counts} ({r.mode}, {r.timing()})" + (" — OLD RESULTS" if r.stale()
+                                                                                      else "")]
     lines.append("")
     text = "\n".join(lines) + "\n" + "\n".join(f'<a id="{r.paper}"></a>\n\n' + r.to_markdown(image_prefix)
                                               for r in reports)

@@ -104,7 +104,7 @@ class ReportBuilder:
             import tempfile
 
             self.store = Path(tempfile.mkdtemp(prefix="deepstart-reproduce-")) / "results.db"
-            self.notes.append(f"no store given: training results written to the temporary {self.store}")
+            self.notes.append("no store given: training results written to a temporary store (not kept)")
         name = f"reproduce/{self.paper}/{self.mode}/{section}"
         with Store(self.store) as store:
             try:
@@ -114,13 +114,33 @@ class ReportBuilder:
                 self.missing_data.update(_missing_datasets({t.dataset for t in trials}))
                 raise
             self.notes.append(f"training {section!r}: {summary.ran} trial(s) trained now, {summary.skipped} taken from "
-                              f"the store {self.store} ({summary.reused_stale} of them stale, kept by --reuse-stale)")
+                              f"the store ({summary.reused_stale} of them stale, kept by --reuse-stale)")
             return {r.trial_id: r for r in store.results(name)}
 
     def build(self) -> PaperReport:
+        from deepstart.experiments.reproduce.registry import paper_fingerprint
+
         extra = {"missing_data": sorted(self.missing_data)} if self.missing_data else {}
+        extra.update(fingerprint=paper_fingerprint(self.paper), machine=machine())
         return PaperReport(self.paper, self.title, self.citation, self.mode, self.settings, tuple(self.claims),
                            tuple(self.figures), tuple(self.notes), time.perf_counter() - self._t0, extra=extra)
+
+
+def machine() -> dict:
+    """Where a report was computed: platform, CPU count, torch threads, the 1-minute load average at the end (other
+    jobs on the machine slow every wall time), torch version; and the date."""
+    import os
+    import platform
+
+    import torch
+
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except OSError:  # not on every platform
+        load = None
+    return {"platform": platform.platform(terse=True), "processor": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "load_1min": load, "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def _missing_datasets(names) -> set:
@@ -162,7 +182,8 @@ def mlp_lengths(n_in: int, widths, weight_vars, n_nets: int, *, activation: str 
                 generator=None):
     """``M_j/M_0`` (``M = ||x||²/n``) after each layer of ``n_nets`` independent fully connected nets, zero biases.
 
-    ``weight_vars[j]`` is the *absolute* variance of layer j's weights; ``law`` "normal" or "uniform" (same variance).
+    ``weight_vars[j]`` is the *absolute* variance of layer j's weights; ``law`` "normal", "uniform" or "truncated"
+    (a normal cut at ±2σ), all rescaled to that variance.
     Returns a float64 tensor ``[n_nets, len(widths) + 1]`` (column 0 is 1). One unit-length random input per net.
     """
     import torch
@@ -177,12 +198,56 @@ def mlp_lengths(n_in: int, widths, weight_vars, n_nets: int, *, activation: str 
             w = torch.randn(n_nets, n, n_prev, generator=generator) * math.sqrt(var)
         elif law == "uniform":
             w = (torch.rand(n_nets, n, n_prev, generator=generator) * 2 - 1) * math.sqrt(3 * var)
+        elif law == "truncated":  # N(0, 1) cut at ±2 by inverse CDF, rescaled to variance ``var``
+            lo = 0.5 * (1 + math.erf(-2 / math.sqrt(2)))
+            u = lo + (1 - 2 * lo) * torch.rand(n_nets, n, n_prev, generator=generator)
+            w = math.sqrt(2) * torch.erfinv(2 * u - 1) * math.sqrt(var / _TRUNC2_VAR)
         else:
-            raise ValueError(f"unknown weight law {law!r}; valid: normal, uniform")
+            raise ValueError(f"unknown weight law {law!r}; valid: normal, uniform, truncated")
         x = phi(torch.bmm(w, x))
         out.append((x.square().sum(1).squeeze(-1) / n / m0).double())
         n_prev = n
     return torch.stack(out, 1)
+
+
+_TRUNC2_VAR = 1 - 4 * math.exp(-2) / math.sqrt(2 * math.pi) / math.erf(2 / math.sqrt(2))  # Var N(0,1) | |x| ≤ 2
+
+
+def conv_lengths(channels: int, size: int, depth: int, c: float, n_nets: int, *, kernel: int = 3, generator=None):
+    """``M_d/M_0`` through ``depth`` ReLU conv layers (``channels`` in and out, ``kernel``², circular padding so every
+    unit sees the full fan-in ``kernel²·channels``, weights N(0, c/fan-in), no bias) of ``n_nets`` independent nets
+    on ``size × size`` Gaussian inputs, batched as one grouped convolution. ``[n_nets, depth + 1]`` float64."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(1, n_nets * channels, size, size, generator=generator)
+    m0 = x.view(n_nets, -1).square().mean(1)
+    out, pad, std = [torch.ones(n_nets, dtype=torch.float64)], kernel // 2, math.sqrt(c / (kernel**2 * channels))
+    for _ in range(depth):
+        w = torch.randn(n_nets * channels, channels, kernel, kernel, generator=generator) * std
+        x = torch.relu(F.conv2d(F.pad(x, (pad,) * 4, mode="circular"), w, groups=n_nets))
+        out.append((x.view(n_nets, -1).square().mean(1) / m0).double())
+    return torch.stack(out, 1)
+
+
+def log_ticks(ax, values, axis: str = "x") -> None:
+    """Major ticks of a log axis at ``values`` labelled plainly ("1.4", not "1.4×10⁰"), minor labels off: the default
+    log formatter labels minor ticks on a short range, and the labels run into each other."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_locator(FixedLocator(list(values)))
+    a.set_ticklabels([f"{v:.3g}" for v in values])
+    a.set_minor_locator(NullLocator())
+    a.set_minor_formatter(NullFormatter())
+
+
+def legend_outside(ax, *, below: bool = False) -> None:
+    """The legend outside the axes, never over the data: right of them, or ``below`` them (panels side by side)."""
+    if below:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), borderaxespad=0.0, fontsize=6, ncol=2)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7)
 
 
 def resnet_lengths(width: int, etas, n_nets: int, *, generator=None):
@@ -228,6 +293,17 @@ def backprop_log_norms(activation: str, width: int, depth: int, gain: float, n_n
         delta = torch.bmm(w.transpose(1, 2), d_phi * delta)
         out.append(delta.square().sum(1).squeeze(-1).double().log() - ref)
     return torch.stack(out, 1)
+
+
+def var_se(x) -> tuple[float, float]:
+    """Sample variance of a 1-D sample and its standard error sqrt((m4 − v²)/n) (delta method; m4 the 4th central
+    moment)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    v = float(x.var(ddof=1))
+    m4 = float(np.mean((x - x.mean()) ** 4))
+    return v, math.sqrt(max(m4 - v * v, 1e-300) / len(x))
 
 
 def mean_se(values):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepstart.experiments.reproduce._common import ReportBuilder, check_mode, dataset_label, mean_se, mlp_lengths, \
-    new_axes
+from deepstart.experiments.reproduce._common import ReportBuilder, check_mode, dataset_label, legend_outside, \
+    log_ticks, mean_se, mlp_lengths, new_axes
 from deepstart.experiments.reproduce.claims import Claim, bonferroni_z
 
 PAPER = "gurbuzbalaban-hu"
@@ -23,21 +23,30 @@ CITATION = ("M. Gurbuzbalaban, Y. Hu. Fractional moment-preserving initializatio
 FULL_ESTIMATE = "3–6 h (30 epochs × 5 seeds per scheme)"
 SIZES = {
     "tiny": dict(width=16, depths=[2, 4, 8], n_nets=400, ss=[0.5, 1.0, 2.0], datasets=["toy"], train_depth=6,
-                 train_width=16, runs=2, epochs=3, lr=0.1, limit=1024, test_limit=256),
+                 train_width=16, runs=2, epochs=3, lr=0.1, limit=1024, test_limit=256, small_s=0.5,
+                 small_widths=[4, 8], small_depth=6, small_limit=1024),
     # quick: 2000 random nets per s (law); training 5 seeds × 4 inits × 3 activations × 2 datasets, 3 epochs
     "quick": dict(width=64, depths=[5, 10, 20, 40], n_nets=2000, ss=[0.5, 0.8, 1.0, 1.5, 2.0],
                   datasets=["mnist", "cifar10"], train_depth=20, train_width=64, runs=5, epochs=3, lr=0.01,
-                  limit=None, cifar_limit=10000, test_limit=2000),
+                  limit=None, cifar_limit=10000, test_limit=2000, small_s=0.5, small_widths=[8, 16], small_depth=20,
+                  small_limit=10000),
     # full: the paper's 20 × 64 nets, 30 epochs, 5 seeds; estimated several hours on 2 cores
     "full": dict(width=64, depths=[5, 10, 20, 50, 100], n_nets=4000, ss=[0.25, 0.5, 0.8, 1.0, 1.5, 2.0],
                  datasets=["mnist", "cifar10"], train_depth=20, train_width=64, runs=5, epochs=30, lr=0.01, limit=None,
-                 test_limit=None),
+                 test_limit=None, small_s=0.5, small_widths=[8, 16], small_depth=20, small_limit=None),
 }
 LAW_CLAIMS = (("log||x_L|| is Gaussian in the limit", "log||x_L|| ≈ N(Lμ, Lv) (central limit over layers)."),
               ("The s-th moment is preserved", "E||x_L||^s = ||x_0||^s at every depth with σ_s²."))
-TRAIN_CLAIMS = (("Fractional init trains at least as well", "Experiments section: s = 0.8 (ReLU) and s = 1 (leaky, "
-                 "linear) train as well as or better than He, Glorot and random walk (judged: never significantly "
-                 "worse than the best baseline, per seed)."),)
+TRAIN_CLAIMS = (("Fractional init improves training (where it differs from He)", "Abstract and §5: the schemes "
+                 "\"can improve\" training and test performance over He and the random walk. Tested as superiority in "
+                 "the regime where the fractional scale moves away from He's: ReLU, small s (s = 0.5), narrow layers "
+                 "(the variance is 1.33× He's at width 8, 1.14× at width 16); final test accuracy, fractional − He, "
+                 "paired over seeds; worst z over widths ≥ the Bonferroni threshold."),
+                ("At width 64 the fractional init is no worse", "[derived] Experiments section's setting (20 × 64 nets, "
+                 "s = 0.8 ReLU, s = 1 leaky ReLU and linear) where σ_s² is within 2.4% of He's: the fractional init is "
+                 "not worse than the best baseline by more than 2 accuracy points (non-inferiority margin 0.02, "
+                 "one-sided z ≥ the Bonferroni threshold; a mean above −0.02 but not significantly: partially)."))
+NONINFERIORITY_MARGIN = 0.02
 SETUPS = {"relu": ("fractional-moment(s=0.8, activation=relu)", "he", "glorot", "random-walk(activation=relu)"),
           "leaky_relu": ("fractional-moment(s=1, activation=leaky_relu)", "he", "glorot",
                          "random-walk(activation=leaky_relu)"),
@@ -72,7 +81,7 @@ def _law(b: ReportBuilder, s: dict, generator) -> None:
     axes[1].axhline(1.0, color="k", lw=1)
     axes[1].set(xlabel="depth", ylabel="E (||x_d||/||x_0||)^s", title="s-th moment (±2 SE)")
     for ax in axes:
-        ax.legend(fontsize=7)
+        legend_outside(ax, below=True)
     b.figure(fig, "log_norm_law", "Left: histogram of log||x_L|| over independent ReLU nets initialized with σ_s², "
              "lines: the Gaussian limit N(Lμ, Lv). Right: the s-th moment of the norm ratio across depth.")
     b.claims.append(judge_gaussian_law(ks))
@@ -114,7 +123,8 @@ def _training(b: ReportBuilder, s: dict, seed: int) -> None:
                                         test_limit=s["test_limit"], seed=seed + r, lr=s["lr"], batch_size=128)
               for ds in s["datasets"] for act, inits in setups.items() for init in inits for r in range(s["runs"])}
     results = b.train("training", list(trials.values()))
-    fig, axes = new_axes(len(s["datasets"]), width=6)
+    fig, axes = new_axes(len(s["datasets"]) + 1, width=5)
+    ax_small = axes.pop()
     per_setting = {}
     for ax, ds in zip(axes, s["datasets"]):
         x = 0
@@ -132,35 +142,83 @@ def _training(b: ReportBuilder, s: dict, seed: int) -> None:
         ax.set(xticks=[(len(v) - 1) / 2 + sum(len(u) + 1 for u in list(setups.values())[:i])
                        for i, v in enumerate(setups.values())], xticklabels=list(setups), ylabel="final test acc.",
                title=f"{dataset_label(ds)}: depth {s['train_depth']}, width {s['train_width']} (mean, min–max)")
-        ax.legend(fontsize=7)
+        legend_outside(ax, below=True)
     b.figure(fig, "training", f"Final test accuracy after {s['epochs']} epoch(s), {s['runs']} run(s) per init; "
              "bars: min–max over runs. CIFAR-10 (when present) is the JPEG copy, with two 3×3 stride-2 conv layers "
-             "(16, 32 channels) in front of the fully connected stack.")
+             "(16, 32 channels) in front of the fully connected stack. Right: the small-s regime, fractional (s = "
+             f"{s['small_s']:g}) against He at widths {s['small_widths']}, depth {s['small_depth']}, "
+             f"{dataset_label(s['datasets'][0])}.")
     b.claims.append(judge_training(per_setting, s["test_limit"] or 10000))
+    _small_s(b, s, seed, ax_small)
     if "cifar10" in s["datasets"]:
         b.notes.append(f"CIFAR-10 results use the JPEG copy of CIFAR-10 (first {limit['cifar10'] or 50000} training "
                        "images) and two conv layers in front of the fully connected stack, all initialized by the "
                        "same scheme.")
 
 
-def judge_training(settings: dict, n_test: int, alpha: float = 0.01) -> Claim:
-    """``settings[name]`` = {init: per-seed final test accuracy}, the fractional init first. In every setting the
-    fractional init must not be significantly worse than the best baseline (by mean): paired over seeds, worst
-    z ≥ −z_c (Bonferroni over settings); SE floor: the binomial SE √(¼/n_test) of one accuracy."""
+def _paired(a, b, n_test: int) -> tuple[float, float]:
+    """Mean of the per-seed differences a − b and its SE, floored at the binomial SE √(¼/n_test) of one accuracy."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    return float(d.mean()), max(sd, np.sqrt(0.25 / n_test)) / np.sqrt(len(d))
+
+
+def judge_training(settings: dict, n_test: int, alpha: float = 0.01, margin: float = NONINFERIORITY_MARGIN) -> Claim:
+    """``settings[name]`` = {init: per-seed final test accuracy}, the fractional init first. Non-inferiority with a
+    margin: in every setting, (fractional − best baseline by mean + ``margin``)/SE ≥ z_c (Bonferroni over settings)
+    holds, ≥ 0 partially; paired over seeds, SE floor the binomial SE √(¼/n_test) of one accuracy."""
     comps = []
     for name, accs in settings.items():
         frac, *base = accs
         best = max(base, key=lambda k: np.mean(accs[k]))
-        d = np.asarray(accs[frac], float) - np.asarray(accs[best], float)
-        sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
-        comps.append((name, best, float(d.mean()), max(sd, np.sqrt(0.25 / n_test)) / np.sqrt(len(d))))
+        comps.append((name, best, *_paired(accs[frac], accs[best], n_test)))
     zc = bonferroni_z(len(comps), alpha)
-    name, best, m, se = min(comps, key=lambda r: r[2] / r[3])
-    return Claim(*TRAIN_CLAIMS[0], "final test accuracy, fractional − best baseline (paired over seeds): " + "; ".join(
+    name, best, m, se = min(comps, key=lambda r: (r[2] + margin) / r[3])
+    return Claim(*TRAIN_CLAIMS[1], "final test accuracy, fractional − best baseline (paired over seeds): " + "; ".join(
         f"{r[0]} vs {r[1]}: {r[2]:+.3f} ± {r[3]:.3f}" for r in comps) + "; means: " + "; ".join(
         f"{k}: " + ", ".join(f"{i} {np.mean(v):.3f}" for i, v in accs.items()) for k, accs in settings.items()) +
-        f"; judged: worst z ≥ −{zc:.2f} (not significantly worse)", rule="exceeds", value=m, target=0.0, error=se,
-        holds=-zc, partial=-2 * zc)
+        f"; worst {name} (z = {(m + margin) / se:+.2f}); judged: (difference + {margin:g})/SE ≥ {zc:.2f}",
+        rule="exceeds", value=m, target=-margin, error=se, holds=zc, partial=0.0)
+
+
+def judge_improves(rows, n_test: int, alpha: float = 0.01) -> Claim:
+    """``rows`` = [(label, fractional accuracies per seed, He accuracies per seed)]: superiority, worst z of
+    (fractional − He) ≥ z_c (Bonferroni over rows) holds, ≥ 1 partially."""
+    comps = [(label, *_paired(f, h, n_test), float(np.mean(f)), float(np.mean(h))) for label, f, h in rows]
+    zc = bonferroni_z(len(comps), alpha)
+    label, m, se, *_ = min(comps, key=lambda r: r[1] / r[2])
+    return Claim(*TRAIN_CLAIMS[0], "final test accuracy, fractional − He (paired over seeds): " + "; ".join(
+        f"{r[0]}: {r[3]:.3f} vs {r[4]:.3f}, {r[1]:+.3f} ± {r[2]:.3f} (z = {r[1] / r[2]:+.2f})" for r in comps) +
+        f"; worst {label}; judged: z ≥ {zc:.2f} (superiority)", rule="exceeds", value=m, target=0.0, error=se,
+        holds=zc, partial=1.0)
+
+
+def _small_s(b: ReportBuilder, s: dict, seed: int, ax) -> None:
+    """Fractional (small s) against He where their scales differ: narrow ReLU nets."""
+    from deepstart.experiments.trial import Trial
+
+    from deepstart.theory import fractional_moment_var
+
+    ds, sv = s["datasets"][0], s["small_s"]
+    inits = {"fractional": f"fractional-moment(s={sv:g}, activation=relu)", "he": "he"}
+    trials = {(n, k, r): Trial(dataset=ds, arch="mlp", depth=s["small_depth"], width=n, activation="relu", init=init,
+                               epochs=s["epochs"], limit=s["small_limit"], test_limit=s["test_limit"], seed=seed + r,
+                               lr=s["lr"], batch_size=128)
+              for n in s["small_widths"] for k, init in inits.items() for r in range(s["runs"])}
+    results = b.train("training-small-s", list(trials.values()))
+    acc = {key: results[t.id].final.get("test_acc") or 0.0 for key, t in trials.items()}
+    rows = []
+    for n in s["small_widths"]:
+        f, h = ([acc[(n, k, r)] for r in range(s["runs"])] for k in inits)
+        ratio = float(fractional_moment_var(sv, "relu", n)) * n / 2
+        rows.append((f"width {n} (σ_s² = {ratio:.2f}× He)", f, h))
+        for j, (k, v) in enumerate(zip(inits, (f, h))):
+            ax.errorbar([n * (0.93 if j == 0 else 1.07)], [np.mean(v)], yerr=[[np.mean(v) - min(v)], [max(v) - np.mean(v)]],
+                        fmt="o", color=f"C{j}", label=k if n == s["small_widths"][0] else "_nolegend_")
+    ax.set(xscale="log", xlabel="width", ylabel="final test acc.", title=f"small s = {sv:g}, depth {s['small_depth']}")
+    log_ticks(ax, s["small_widths"])
+    legend_outside(ax, below=True)
+    b.claims.append(judge_improves(rows, s["test_limit"] or 10000))
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,

@@ -13,18 +13,28 @@ import math
 
 import numpy as np
 
-from deepstart.experiments.reproduce._common import ReportBuilder, dataset_label, new_axes
+from deepstart.experiments.reproduce._common import ReportBuilder, dataset_label, legend_outside, log_ticks, \
+    new_axes
 from deepstart.experiments.reproduce.claims import Claim, bonferroni_z
 
 FM1_TRAIN_CLAIMS = (
-    ("Training: c = 2 starts fastest", "§5, Fig. 2: nets initialized with variance 2/fan-in (c = 2) reach 20% test "
-     "accuracy first: no other init (c = 1, 3, Glorot, PyTorch default) reaches it significantly earlier, at any depth."),
+    ("Training: c = 2 starts fastest", "§5, Fig. 2 (epochs to 20% against depth): \"the best initialization is "
+     "c = 2\": nets with weight variance 2/fan-in reach 20% test accuracy first. Judged as superiority: every other "
+     "init (c = 1, 3, Glorot, PyTorch default) is significantly slower than c = 2 at every depth."),
     ("Training: c = 2 trains at every depth", "§5, Fig. 2: with c = 2 training starts (20% test accuracy within the "
      "budget) at every depth tried, width = depth."),
     ("Training: far from c = 2 starts later with depth", "§5, Fig. 2: away from c = 2 the epochs to 20% grow with "
      "depth or training never starts: at the deepest depth every other init is significantly slower than c = 2."))
-FM2_TRAIN_CLAIMS = (("Training: larger β starts slower", "§5, Fig. 3 (FM2): at equal depth, narrower layers "
-                     "(larger β = Σ 1/n_j) delay the start of training: epochs to 20% grow with β."),)
+FM2_TRAIN_CLAIMS = (
+    ("Training: larger β starts slower", "§5, Fig. 3 (FM2): a larger β = Σ 1/n_j delays the start of training. "
+     "Judged at a fixed width (no narrow bottleneck: β grows with depth at width n, c = 2): epochs to 20% at the "
+     "largest β exceed those at the smallest."),
+    ("Training: equal β trains alike", "§5 (FM2 is avoided by keeping β constant): two nets of equal β = depth/width "
+     "(depth d, width n and depth 2d, width 2n, c = 2) reach 20% test accuracy at the same epoch (difference within "
+     "the Bonferroni z of 0; a difference of one epoch at the gallery's noise fails)."))
+POPULAR_CLAIMS = (("Many popular initializations fail", "§1 and §5: \"many popular initializations\" (LeCun, "
+                   "Glorot, the PyTorch default) fall into FM1 in deep ReLU nets: at the deepest depth each starts "
+                   "training significantly later than c = 2 (or never)."),)
 RES_TRAIN_CLAIMS = (("ResNets: Σ η_l² < ∞ trains early", "§4-5, Fig. 4: residual nets with η_l = 1/l or geometric "
                      "η_l = r^l start training (beat chance) and beat η_l = 1 (E[M_L] = 2^L M_0) early in training."),)
 TARGET = 0.2  # Hanin & Rolnick's threshold: 20% test accuracy
@@ -60,16 +70,16 @@ def paired(a, b, floor: float) -> tuple[float, float]:
 
 
 def judge_c2_fastest(eps: dict, depths, resolution: float, alpha: float = ALPHA) -> Claim:
-    """``eps[(label, depth)]`` = per-seed epochs to 20%. Fails if some init beats c = 2 by more than the Bonferroni
-    threshold: worst z of (other − c = 2) ≥ −z_c holds."""
+    """``eps[(label, depth)]`` = per-seed epochs to 20%. Superiority: every other init slower than c = 2 at every depth,
+    worst z of (other − c = 2) ≥ z_c (Bonferroni over all comparisons) holds, ≥ 1 partially."""
     others = sorted({k for k, _ in eps if k != "c = 2"})
     comps = [(k, d, *paired(eps[(k, d)], eps[("c = 2", d)], resolution)) for k in others for d in depths]
     zc = bonferroni_z(len(comps), alpha)
     k, d, m, se = min(comps, key=lambda r: r[2] / r[3])
     return Claim(*FM1_TRAIN_CLAIMS[0], "epochs(other) − epochs(c = 2), paired over seeds: " + "; ".join(
-        f"{r[0]} d={r[1]}: {r[2]:+.2f} ± {r[3]:.2f}" for r in comps) + f"; worst {k} at depth {d}; judged: worst "
-        f"z ≥ −{zc:.2f} (Bonferroni, {len(comps)} comparisons)", rule="exceeds", value=m, target=0.0, error=se,
-        holds=-zc, partial=-2 * zc)
+        f"{r[0]} d={r[1]}: {r[2]:+.2f} ± {r[3]:.2f}" for r in comps) + f"; worst {k} at depth {d} (z = {m / se:+.2f}); "
+        f"judged: worst z ≥ {zc:.2f} (superiority, Bonferroni, {len(comps)} comparisons)", rule="exceeds", value=m,
+        target=0.0, error=se, holds=zc, partial=1.0)
 
 
 def judge_c2_trains(eps: dict, depths, budget: float) -> Claim:
@@ -93,6 +103,21 @@ def judge_far_slower(eps: dict, depth: int, resolution: float, alpha: float = AL
         rule="exceeds", value=m, target=0.0, error=se, holds=zc, partial=1.0)
 
 
+POPULAR_LABELS = {"c = 1": "LeCun (c = 1)", "glorot": "Glorot", "pytorch-default": "PyTorch default"}
+
+
+def judge_popular_fail(eps: dict, depth: int, resolution: float, alpha: float = ALPHA) -> Claim:
+    """At the deepest depth each popular init (LeCun = c = 1 on square layers, Glorot, PyTorch default) is slower
+    than c = 2: worst z of (popular − c = 2) ≥ z_c (Bonferroni over the three) holds, ≥ 1 partially."""
+    comps = [(POPULAR_LABELS[k], *paired(eps[(k, depth)], eps[("c = 2", depth)], resolution))
+             for k in POPULAR_LABELS if (k, depth) in eps]
+    zc = bonferroni_z(len(comps), alpha)
+    k, m, se = min(comps, key=lambda r: r[1] / r[2])
+    return Claim(*POPULAR_CLAIMS[0], f"depth {depth}, epochs(popular) − epochs(c = 2): " + "; ".join(
+        f"{r[0]}: {r[1]:+.2f} ± {r[2]:.2f}" for r in comps) + f"; worst {k}; judged: worst z ≥ {zc:.2f}",
+        rule="exceeds", value=m, target=0.0, error=se, holds=zc, partial=1.0)
+
+
 def fm1_training(b: ReportBuilder, s: dict, seed: int) -> None:
     """Epochs to 20% against depth, width = depth, for c/fan-in inits and popular inits (paper Fig. 2)."""
     inits = {f"c = {c:g}": f"variance-scaling(scale={c:g})" for c in s["train_cs"]}
@@ -110,13 +135,14 @@ def fm1_training(b: ReportBuilder, s: dict, seed: int) -> None:
     ax.axhline(budget, color="gray", ls=":", lw=1)
     ax.set(xlabel="depth (width = depth)", ylabel="epochs to 20% test acc.",
            title=f"{dataset_label(s['dataset'])}, mean ± 2 SE of {s['runs']} run(s)")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     b.figure(fig, "fm1_training", f"Epochs to 20% test accuracy on {dataset_label(s['dataset'])} against depth; "
              f"{budget} (dotted) = not reached within {s['epochs']} epoch(s).")
     res = _resolution(s, s["limit"])
     b.claims.append(judge_c2_fastest(eps, s["train_depths"], res))
     b.claims.append(judge_c2_trains(eps, s["train_depths"], budget))
     b.claims.append(judge_far_slower(eps, max(s["train_depths"]), res))
+    b.claims.append(judge_popular_fail(eps, max(s["train_depths"]), res))
 
 
 def _resolution(s: dict, limit) -> float:
@@ -126,33 +152,52 @@ def _resolution(s: dict, limit) -> float:
 
 
 def judge_beta_slower(narrow, wide, betas: tuple, resolution: float, alpha: float = ALPHA) -> Claim:
-    """Per-seed epochs to 20% at the largest β (``narrow``) minus the smallest (``wide``): z ≥ z_c holds."""
+    """Per-seed epochs to 20% at the largest β (``narrow``) minus the smallest (``wide``), at one width: superiority,
+    z ≥ z_c holds, ≥ 1 partially."""
     m, se = paired(narrow, wide, resolution)
     zc = bonferroni_z(1, alpha)
     return Claim(*FM2_TRAIN_CLAIMS[0], f"epochs(β = {betas[0]:.2f}) − epochs(β = {betas[1]:.2f}) = {m:+.2f} ± {se:.2f}"
-                 f" over {len(narrow)} seeds", rule="exceeds", value=m, target=0.0, error=se, holds=zc, partial=1.0)
+                 f" over {len(narrow)} seeds (z = {m / se:+.2f}; judged: z ≥ {zc:.2f})", rule="exceeds", value=m,
+                 target=0.0, error=se, holds=zc, partial=1.0)
+
+
+def judge_equal_beta_training(a, b, names: tuple, resolution: float, alpha: float = ALPHA) -> Claim:
+    """Two nets of equal β: per-seed epochs to 20% differ by 0 within z_c SE (two-sided; no partial band)."""
+    m, se = paired(a, b, resolution)
+    zc = bonferroni_z(1, alpha)
+    return Claim(*FM2_TRAIN_CLAIMS[1], f"epochs({names[0]}) − epochs({names[1]}) = {m:+.2f} ± {se:.2f} over {len(a)} "
+                 f"seeds (z = {m / se:+.2f}; judged: |z| ≤ {zc:.2f})", rule="zscore", value=m, target=0.0, error=se,
+                 holds=zc, partial=zc)
 
 
 def fm2_training(b: ReportBuilder, s: dict, seed: int) -> None:
-    """Epochs to 20% against β at fixed depth (He init). Constant widths only: trials have one width per net."""
-    D, budget = s["fm2_train_depth"], s["epochs"] + 1
-    widths = sorted(s["fm2_train_widths"])
-    trials = {n: [_trial(s, seed + r, depth=D, width=n, init="he") for r in range(s["runs"])] for n in widths}
+    """Epochs to 20% against β = depth/width (c = 2): depths ``fm2_depths`` at the fixed width ``fm2_width`` (no
+    bottleneck: β grows with depth), and the equal-β pair ``fm2_equal`` (depth, width) × 2."""
+    n, budget = s["fm2_width"], s["epochs"] + 1
+    shapes = sorted({(d, n) for d in s["fm2_depths"]} | {tuple(x) for x in s["fm2_equal"]})
+    trials = {(d, w): [_trial(s, seed + r, depth=d, width=w, init="he") for r in range(s["runs"])] for d, w in shapes}
     results = b.train("fm2-training", [t for ts in trials.values() for t in ts])
-    eps = {n: _epochs(results, trials[n], budget) for n in widths}
-    betas = [D / n for n in widths]
+    eps = {k: _epochs(results, ts, budget) for k, ts in trials.items()}
     fig, (ax,) = new_axes()
-    ax.errorbar(betas, [np.mean(eps[n]) for n in widths],
-                yerr=[2 * np.std(eps[n]) / math.sqrt(len(eps[n])) for n in widths], fmt="o-", capsize=2)
-    for n, x in zip(widths, betas):
-        ax.annotate(f"n = {n}", (x, np.mean(eps[n])), fontsize=7)
+    for d, w in shapes:
+        y = eps[(d, w)]
+        ax.errorbar([d / w], [np.mean(y)], yerr=[2 * np.std(y) / math.sqrt(len(y))], fmt="o" if w == n else "s",
+                    capsize=2, label=f"depth {d}, width {w}")
     ax.axhline(budget, color="gray", ls=":", lw=1)
+    betas = sorted({d / w for d, w in shapes})
     ax.set(xscale="log", xlabel="β = depth / width", ylabel="epochs to 20% test acc.",
-           title=f"FM2 training: depth {D}, He init")
-    b.figure(fig, "fm2_training", f"Epochs to 20% test accuracy on {dataset_label(s['dataset'])} against β at depth "
-             f"{D} (constant widths; mean ± 2 SE of {s['runs']} runs; {budget} = not reached).")
-    b.claims.append(judge_beta_slower(eps[widths[0]], eps[widths[-1]], (betas[0], betas[-1]),
-                                      _resolution(s, s["limit"])))
+           title=f"FM2 training: He init, width {n} (circles)")
+    log_ticks(ax, betas)
+    legend_outside(ax)
+    b.figure(fig, "fm2_training", f"Epochs to 20% test accuracy on {dataset_label(s['dataset'])} against β "
+             f"(constant widths; mean ± 2 SE of {s['runs']} runs; {budget} = not reached). Circles: width {n}, depth "
+             "varied; squares: the equal-β partner.")
+    res = _resolution(s, s["limit"])
+    lo, hi = min(s["fm2_depths"]), max(s["fm2_depths"])
+    b.claims.append(judge_beta_slower(eps[(hi, n)], eps[(lo, n)], (hi / n, lo / n), res))
+    (d1, w1), (d2, w2) = s["fm2_equal"]
+    b.claims.append(judge_equal_beta_training(eps[(d1, w1)], eps[(d2, w2)], (f"depth {d1}, width {w1}",
+                                                                           f"depth {d2}, width {w2}"), res))
 
 
 def judge_resnet(accs: dict, n_test: int, chance: float = CHANCE, alpha: float = ALPHA) -> Claim:
@@ -185,10 +230,13 @@ def resnet_training(b: ReportBuilder, s: dict, seed: int) -> None:
     accs = {}
     for e in scheds:
         for r, t in enumerate(trials[e]):
-            results[t.id].plot(ax=ax, x="step", label=f"η = {e}" if r == 0 else None)
+            pts = [(h["step"], h["test_acc"]) for h in results[t.id].history if h.get("test_acc") is not None]
+            if pts:  # one colour and one legend entry per schedule
+                ax.plot(*zip(*pts), color=f"C{scheds.index(e)}", lw=0.8, label=f"η = {e}" if r == 0 else "_nolegend_")
         accs[str(e)] = [results[t.id].final.get("test_acc") or 0.0 for t in trials[e]]
-    ax.set(title=f"{dataset_label(ds)}: ResNet depth {D}, width {W}, one epoch")
-    ax.legend(fontsize=7)
+    ax.set(title=f"{dataset_label(ds)}: ResNet depth {D}, width {W}, one epoch", xlabel="step",
+           ylabel="test accuracy")
+    legend_outside(ax)
     b.figure(fig, "resnet_training", f"Test accuracy in the first epoch of scaled residual nets on {dataset_label(ds)}"
              f" (MLP residual blocks on flattened inputs, branch = He Linear → ReLU → Linear with variance 1/fan-in; "
              f"{s['res_runs']} seeds each).")

@@ -17,6 +17,22 @@ from deepstart.experiments.reproduce.claims import Claim
 
 __all__ = ["Figure", "PaperReport", "figure_from_matplotlib"]
 
+def machine_text(m: dict) -> str:
+    """One line for a report: "Linux x86_64, 2 CPUs, 1 torch thread, load 6.1 (torch 2.x, 2026-12-07 21:30 UTC)"."""
+    if not m:
+        return "machine not recorded"
+    return (f"{m.get('platform')} {m.get('processor')}, {m.get('cpus')} CPUs, {m.get('torch_threads')} torch "
+            f"thread(s), 1-min load {m.get('load_1min')} at the end (torch {m.get('torch')}, {m.get('date')})")
+
+
+REPRODUCIBILITY = ("Same seed, same machine and torch build: the simulations and the trainings repeat bit for bit. "
+                   "Across machines, thread counts or torch builds the training values are not bit-reproducible: "
+                   "float32 sums (matmul, convolution, the batched SGD step) are accumulated in an order that depends "
+                   "on the BLAS kernel and the thread count, and the rounding differences grow during training, so a "
+                   "final accuracy can move by a few hundredths (the audit saw 0.70 become 0.73 on another clone); "
+                   "the simulations use float32 (float64 for ResNet lengths) and move in the last digits only. "
+                   "Verdicts carry SEs over seeds that cover this.")
+
 _COLORS = {"holds": "#d4f4d4", "partially": "#fff2c2", "does not hold": "#f8d0d0", "not evaluated": "#e6e6e6"}
 
 
@@ -61,6 +77,21 @@ class PaperReport:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
+    def stale(self) -> str | None:
+        """Why this report's verdicts are not today's (criteria changed since it was computed), or None."""
+        from deepstart.experiments.reproduce.registry import paper_fingerprint
+
+        now = paper_fingerprint(self.paper)
+        had = self.extra.get("fingerprint")
+        if had == now:
+            return None
+        return (f"OLD RESULTS: computed under earlier claim criteria ({had or 'no fingerprint: before 2026-12-07'}; "
+                f"current {now}) and not regenerated since; see changelog.md for what changed")
+
+    def timing(self) -> str:
+        """The wall time with the machine it was measured on."""
+        return f"wall time {self.seconds:.0f} s on {machine_text(self.extra.get('machine') or {})}"
+
     def claim_rows(self) -> list[dict]:
         """The claim table as dicts (claim, statement, measurement, status, threshold)."""
         return [{"claim": c.claim, "statement": c.statement, "measurement": c.measurement, "status": c.status,
@@ -94,7 +125,8 @@ class PaperReport:
                  "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
                  "td,th{border:1px solid #999;padding:4px 8px;vertical-align:top}img{max-width:100%}</style>"
                  "</head><body>", f"<h1>{e(self.title)}</h1>", f"<p><i>{e(self.citation)}</i></p>",
-                 f"<p>Mode: <b>{e(self.mode)}</b>; wall time {self.seconds:.1f} s.</p>", "<h2>Claims</h2>",
+                 f"<p>Mode: <b>{e(self.mode)}</b>; {e(self.timing())}.</p>",
+                 f"<p><b>{e(self.stale())}</b></p>" if self.stale() else "", "<h2>Claims</h2>",
                  "<table class='claims'><tr><th>claim</th><th>paper's statement</th><th>our measurement</th>"
                  "<th>status</th><th>threshold</th></tr>"]
         for row in self.claim_rows():
@@ -118,10 +150,11 @@ class PaperReport:
     def to_markdown(self, image_prefix: str = "") -> str:
         """Markdown fragment: heading, figures (PNG links relative to ``image_prefix``), claim table, notes."""
         cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-        lines = [f"## {self.title}", "", f"*{self.citation}* — mode **{self.mode}**, wall time {self.seconds:.0f} s "
-                 "(training taken from a store is not timed again: see the notes).", "",
-                 "| claim | paper's statement | our measurement | criterion (fixed before the run) | status |",
-                 "|---|---|---|---|---|"]
+        stale = self.stale()
+        lines = [f"## {self.title}", "", f"*{self.citation}* — mode **{self.mode}**, {self.timing()} (training taken "
+                 "from a store is not timed again: see the notes).", ""]
+        lines += ([f"**{stale}**", ""] if stale else [])
+        lines += ["| claim | paper's statement | our measurement | criterion | status |", "|---|---|---|---|---|"]
         lines += [f"| {cell(r['claim'])} | {cell(r['statement'])} | {cell(r['measurement'])} | {cell(r['threshold'])} "
                   f"| **{r['status']}** |" for r in self.claim_rows()]
         lines.append("")
