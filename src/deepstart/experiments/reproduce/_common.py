@@ -113,9 +113,13 @@ class ReportBuilder:
             except FileNotFoundError:
                 self.missing_data.update(_missing_datasets({t.dataset for t in trials}))
                 raise
+            results = {r.trial_id: r for r in store.results(name)}
+            # each trial of a vectorized batch records the batch's time: count it once per batch
+            spent = sum(results[t.id].seconds / max(results[t.id].batch_members, 1) for t in trials if t.id in results)
             self.notes.append(f"training {section!r}: {summary.ran} trial(s) trained now, {summary.skipped} taken from "
-                              f"the store ({summary.reused_stale} of them stale, kept by --reuse-stale)")
-            return {r.trial_id: r for r in store.results(name)}
+                              f"the store ({summary.reused_stale} of them stale, kept by --reuse-stale); "
+                              f"{spent:.0f} s of training wall time, as measured when it ran")
+            return results
 
     def build(self) -> PaperReport:
         from deepstart.experiments.reproduce.registry import paper_fingerprint
