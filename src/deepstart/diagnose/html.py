@@ -15,13 +15,16 @@ import warnings
 
 import numpy as np
 
+from deepstart.diagnose.panels import site_ref
+
 __all__ = ["COLUMNS", "render_text", "report_html", "site_table", "plot_report", "plot_finding"]
 
 _COLORS = {"error": "\033[31m", "warning": "\033[33m", "info": "\033[36m", "ok": "\033[32m", "end": "\033[0m",
            "bold": "\033[1m"}
 _KEY = ("M_j = ‖x_j‖²/n_j (mean over inputs, inits); theory = mean field; Var = Var log M_j across inits; "
-        "grad² = ‖∂ℓ/∂x_j‖²;", "σ_w = weight std·√fan_in; dead = units 0 on every input; bb: = activation the "
-        "theory does not know (measured, not predicted); the HTML report has the full legend")
+        "grad² = ‖∂ℓ/∂x_j‖²;", "σ_w = weight std·√fan_in; dead = units 0 on every input (≤ 50% is the law for "
+        "ReLU at init; ! above the warning threshold); bb: = activation the theory does not know (measured, not "
+        "predicted); the HTML report has the full legend")
 _MARK = {"error": "✗", "warning": "!", "info": "i"}
 
 
@@ -76,8 +79,19 @@ def _site_table(report) -> list:
                      "width": s["width"], "sigma_w": s["sigma_w"], "M": m_meas[j],
                      "M_theory": m_pred[k] if k < m_pred.size else math.nan, "var_log_M": lv[j],
                      "var_log_M_theory": lv_pred[k] if k < lv_pred.size else math.nan, "G": g_meas[j],
-                     "dead": dead[j]})
+                     "dead": dead[j] if _zeros_possible(s) else math.nan})
     return rows
+
+
+def _zeros_possible(site) -> bool:
+    """Whether "dead" applies: a layer followed by an activation (a norm or a residual stream is never 0 by design)."""
+    return site["kind"] == "layer" and bool(site["activation"])
+
+
+def _dead_cell(report, value) -> str:
+    """The dead fraction, with ``!`` above the warning threshold (``thresholds['dead_fraction']``)."""
+    text = _fmt(value, ".0%")
+    return text + "!" if math.isfinite(value) and value > report.thresholds.get("dead_fraction", 0.9) else text
 
 
 def _rows_shown(n: int, max_rows: int) -> list:
@@ -128,7 +142,7 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
         lines.append(f"{r['index']:>4} {r['site'][:18]:<18} {r['type'][:16]:<16} {str(r['activation'])[:10]:<10} "
                      f"{r['width']:>6} {_fmt(r['sigma_w'], '.3f'):>6} {_fmt(r['M'], '.3g'):>9} "
                      f"{_fmt(r['M_theory'], '.3g'):>10} {_fmt(r['var_log_M'], '.3g'):>9} "
-                     f"{_fmt(r['var_log_M_theory'], '.3g'):>10} {_fmt(r['G'], '.3g'):>9} {_fmt(r['dead'], '.0%'):>5}")
+                     f"{_fmt(r['var_log_M_theory'], '.3g'):>10} {_fmt(r['G'], '.3g'):>9} {_dead_cell(report, r['dead']):>5}")
         prev = i
     if rows:
         lines += [f"{'':>4} {k}" for k in _KEY]
@@ -145,7 +159,8 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
     lines.append("findings:" if fs else f"findings: {c['ok']}none{c['end']}")
     for f in fs:
         col = c[f.severity]
-        lines.append(f"  {col}{_MARK[f.severity]} [{f.severity}] {f.category}{c['end']} at {f.layer}: {f.message}")
+        lines.append(f"  {col}{_MARK[f.severity]} [{f.severity}] {f.category}{c['end']} at "
+                     f"{site_ref(report, f.layer)}: {f.message}")
         lines.append(f"      threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}; remedy: {f.remedy}")
     for note in report.notes[:6]:
         lines.append(f"  note: {note}")
@@ -174,7 +189,12 @@ COLUMNS = (
                          "ReLU/linear layers)"),
     ("grad²", "‖∂ℓ/∂x_j‖², the squared length of the backpropagated gradient of ℓ = ⟨u, f(x)⟩ for a fixed Gaussian "
               "u (or the loss given), mean over inputs and inits"),
-    ("dead", "fraction of units that are exactly 0 for every input, mean over inits"),
+    ("dead", "fraction of the layer's units that are exactly 0 for every input of the batch, mean over inits (– "
+             "where no activation can give exact zeros). Not a failure by itself: with weights and pre-activations "
+             "symmetric about 0, a ReLU unit is off for every input with probability at most ½ (off for all ⇒ off "
+             "for the first), reached as deep nets correlate their inputs, so up to ≈ 50% is the law at init. A "
+             "warning (marked !) only above the dead_fraction threshold (90%): a bias far below 0 or a collapsed "
+             "input"),
 )
 
 
@@ -193,7 +213,8 @@ def _links_html(link) -> str:
 def _finding_html(report, f, figures: dict, max_figures: int) -> str:
     colors = {"error": "#c0392b", "warning": "#b9770e", "info": "#2471a3"}
     esc = _html.escape
-    text = (f"<b>[{esc(f.severity)}] {esc(f.category)}</b> at <code>{esc(f.layer)}</code>: {esc(f.message)}<br>"
+    text = (f"<b>[{esc(f.severity)}] {esc(f.category)}</b> at <code>{esc(site_ref(report, f.layer))}</code>: "
+            f"{esc(f.message)}<br>"
             f"<small>measured {_fmt(f.measured)}, threshold {_fmt(f.threshold)}, predicted {_fmt(f.predicted)}. "
             f"Remedy: {esc(f.remedy)}</small>")
     key = (f.category, f.layer)
@@ -233,6 +254,45 @@ def _probe_html(report) -> str:
             f"<img alt='probe loss curves' src='data:image/png;base64,{_png(result.plot(), 90)}'/>")
 
 
+# the page never scrolls sideways: the table scrolls in its own box, long legend words wrap
+_CSS = (".deepstart-report{font-family:sans-serif;max-width:1100px;margin:auto;padding:0 12px;"
+        "overflow-wrap:anywhere}.deepstart-report .scroll{overflow-x:auto;max-width:100%}"
+        ".deepstart-report table{border-collapse:collapse;font-size:12px}"
+        ".deepstart-report td,.deepstart-report th{border:1px solid #ccc;padding:2px 6px;text-align:right;"
+        "overflow-wrap:normal}.deepstart-report table.panels td{text-align:left}"
+        ".deepstart-report dl.legend{font-size:12px;display:grid;grid-template-columns:max-content minmax(0,1fr);"
+        "gap:2px 12px}.deepstart-report dl.legend dt{font-weight:bold}.deepstart-report dl.legend dd{margin:0}"
+        ".deepstart-report img{max-width:100%;height:auto}.deepstart-report pre{overflow-x:auto}")
+
+
+def _panels_html(report) -> str:
+    """What each panel of the figure shows and the law it is read against (one row per panel)."""
+    from deepstart.diagnose.panels import mean_field_panels, part_series
+
+    esc = _html.escape
+    rows = [(MEAN_FIELD_PANELS[k][0], MEAN_FIELD_PANELS[k][1], "") for k in mean_field_panels(report)]
+    for sr in part_series(report):
+        limit = "" if sr.limit is None else f"{sr.limit:.3g} (finding {sr.limit_side})"
+        rows.append((sr.title, sr.law, limit))
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td>{esc(t)}</td><td>{esc(law)}</td><td>{esc(lim)}</td></tr>" for t, law, lim in rows)
+    return ("<div class='scroll'><table class='panels'><tr><th>panel</th><th>what it shows, the law</th>"
+            f"<th>limit</th></tr>{body}</table></div>")
+
+
+MEAN_FIELD_PANELS = {
+    "lengths": ("squared length per init (FM1)", "log M_j along the main path, one line per init; mean-field "
+                "prediction ± sd where the theory applies (Hanin & Rolnick 2018, Thm 5; Poole et al. 2016)"),
+    "gradients": ("gradient length per init", "log ‖∂ℓ/∂x_j‖² along the main path; the χ-product prediction "
+                  "where the theory applies (Schoenholz et al. 2017)"),
+    "fm2": ("fluctuation across inits (FM2)", "Var log M_j across inits against 5β_j and the FM2 threshold "
+            "(Hanin & Rolnick 2018, Thm 5)"),
+    "spectrum": ("Jacobian spectrum", "eigenvalues λ = σ² of JJᵀ against the free-probability density "
+                 "(Pennington et al. 2017); isometry: all λ near the mean"),
+}
+
+
 def report_html(report, path=None, full_page: bool = True, link=None, finding_figures: int = 6) -> str:
     """A self-contained HTML page (embedded PNGs, inline CSS, no scripts); written to ``path`` when given.
 
@@ -246,12 +306,15 @@ def report_html(report, path=None, full_page: bool = True, link=None, finding_fi
     esc = _html.escape
     figures: dict = {}
     items = "".join(_finding_html(report, f, figures, finding_figures) for f in report.findings) or "<li>none</li>"
-    recs = "".join(f"<li>{esc(str(r))}</li>" for r in report.recommend()) or "<li>none needed</li>"
+    # no change to recommend is "none needed" only without findings; else the findings' remedies are the advice
+    recs = "".join(f"<li>{esc(str(r))}</li>" for r in report.recommend()) or (
+        "<li>none needed</li>" if not report.findings else
+        "<li>no change of init to apply: see each finding's remedy</li>")
     head = "<tr>" + "".join(f"<th title='{esc(d)}'>{esc(h)}</th>" for h, d in COLUMNS) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in (
         r["index"], r["site"], r["type"], r["activation"], r["width"], _fmt(r["sigma_w"], ".3f"), _fmt(r["M"]),
         _fmt(r["M_theory"]), _fmt(r["var_log_M"]), _fmt(r["var_log_M_theory"]), _fmt(r["G"]),
-        _fmt(r["dead"], ".0%"))) + "</tr>" for r in site_table(report))
+        _dead_cell(report, r["dead"]))) + "</tr>" for r in site_table(report))
     legend = "<dl class='legend'>" + "".join(f"<dt>{esc(h)}</dt><dd>{esc(d)}</dd>" for h, d in COLUMNS) + "</dl>"
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
     law = family_line(report)
@@ -264,18 +327,17 @@ def report_html(report, path=None, full_page: bool = True, link=None, finding_fi
                f"(laws: docs/laws.md){'; ' + esc(law.split(': ', 1)[1]) if law else ''}</p>"
                f"<h3>Findings</h3><ul>{items}</ul>"
                f"<h3>Recommendations</h3><ol>{recs}</ol>"
-               f"<h3>Signal propagation</h3>"
+               f"<h3>Signal propagation and the laws that judged the model</h3>"
                f"<img alt='signal propagation' src='data:image/png;base64,{_figure_png(report)}'/>"
-               f"<h3>Main path</h3><table>{head}{body}</table>"
+               f"{_panels_html(report)}"
+               f"<h3>Main path</h3><div class='scroll'><table>{head}{body}</table></div>"
                f"<h4>Columns</h4>{legend}"
                + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "") + _probe_html(report) + "</div>")
+    content = f"<style>{_CSS}</style>{content}"  # scoped: a notebook cell gets the same layout
     if full_page:
         content = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-                   f"<title>deepstart check: {esc(report.model)} — {esc(report.verdict)}</title><style>"
-                   "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-                   "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-                   "dl.legend{font-size:12px;display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
-                   "dl.legend dt{font-weight:bold}dl.legend dd{margin:0}img{max-width:100%}</style></head>"
+                   "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+                   f"<title>deepstart check: {esc(report.model)} — {esc(report.verdict)}</title></head>"
                    f"<body>{content}</body></html>")
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -1,5 +1,7 @@
-"""The figures of a ``check`` report: the signal-propagation panels (lengths, gradients, FM2, Jacobian spectrum)
-and one small figure per finding (matplotlib, imported on first use)."""
+"""The figures of a ``check`` report: the mean-field panels that apply (lengths, gradients, FM2, Jacobian spectrum),
+one panel per part law (:mod:`deepstart.diagnose.panels`: branch gain, stream length, token cosine, attention
+entropy, norm input scale, recurrent gain) and one small figure per finding (matplotlib, imported on first use).
+Every site axis is the main-path index j of the report's table and findings; legends sit below the axes."""
 from __future__ import annotations
 
 import base64
@@ -10,31 +12,91 @@ import numpy as np
 
 from deepstart.diagnose.html import _quiet
 
-__all__ = ["plot_report", "plot_finding", "_figure_png", "_png"]
+__all__ = ["plot_report", "plot_finding", "panels_of", "_figure_png", "_png"]
 
 
 def plot_report(report, ax=None):
-    """The signal-propagation figure; ``ax``: 4 axes (else a new 2×2 figure). Returns ``(fig, axes)``."""
+    """The signal-propagation figure: the mean-field panels that apply, then one panel per part series
+    (:mod:`deepstart.diagnose.panels`); ``ax``: at least that many axes (else a new figure, two panels a row).
+    Returns ``(fig, axes)``."""
     with _quiet():
         return _plot_report(report, ax)
+
+
+def panels_of(report) -> list:
+    """(title-less key, draw) per panel of ``report``'s figure, in order: draw(ax, report, layer=None)."""
+    from deepstart.diagnose.panels import mean_field_panels, part_series
+
+    out = [(name, _MEAN_FIELD[name]) for name in mean_field_panels(report)]
+    for series in part_series(report):
+        out.append((series.key, lambda a, r, layer=None, s=series: _panel_series(a, r, s, layer)))
+    return out
 
 
 def _plot_report(report, ax):
     import matplotlib.pyplot as plt
 
+    panels = panels_of(report)
     if ax is None:
-        fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+        rows = max(1, (len(panels) + 1) // 2)
+        fig, axes = plt.subplots(rows, 2, figsize=(11, 3.9 * rows), squeeze=False)
         axes = axes.ravel()
+        for a in axes[len(panels):]:
+            a.set_axis_off()
     else:
         axes = np.ravel(ax)
         fig = axes[0].figure
-        if axes.size < 4:
-            raise ValueError(f"plot needs 4 axes (lengths, gradients, log-variance, spectrum), got {axes.size}")
-    for a, panel in zip(axes, (_panel_lengths, _panel_gradients, _panel_fm2, _panel_spectrum)):
-        panel(a, report)
+        if axes.size < len(panels):
+            raise ValueError(f"plot needs {len(panels)} axes ({', '.join(k for k, _ in panels)}), got {axes.size}")
+    for a, (_, draw) in zip(axes, panels):
+        draw(a, report)
     fig.suptitle(f"{report.model}: {report.verdict}")
-    fig.tight_layout()
-    return fig, axes
+    fig.tight_layout()  # counts the legends below the axes
+    return fig, axes[:len(panels)]
+
+
+def _legend(a, **kw):
+    """The legend below the axes (never over the data), two columns."""
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, **kw)
+
+
+def _site_axis(a, report):
+    from deepstart.diagnose.panels import SITE_AXIS
+
+    from matplotlib.ticker import MaxNLocator
+
+    a.set_xlabel(SITE_AXIS, fontsize=8)
+    a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if report.main_idx:
+        a.set_xlim(0.5, len(report.main_idx) + 0.5)
+
+
+def _panel_series(a, report, series, layer=None):
+    """One :class:`~deepstart.diagnose.panels.PartSeries`: measured mean ± SE per part, the law's prediction and
+    limit, the finding's part marked."""
+    yerr = np.where(np.isfinite(series.se), series.se, 0.0)
+    joined = bool(np.all(np.diff(series.x) > 0))  # several parts at one site (norms in a block): points only
+    a.errorbar(series.x, series.value, yerr=yerr, fmt="o-" if joined else "o", ms=3, lw=1, color="C0", capsize=2,
+               label="measured (mean ± SE over inits)")
+    if series.expected is not None and np.any(np.isfinite(series.expected)):
+        a.plot(series.x, series.expected, "k--", lw=1, label=series.expected_label or "law")
+    if series.limit is not None:
+        a.axhline(series.limit, color="C3", lw=0.8,
+                  label=f"limit {series.limit:.3g} (finding {series.limit_side} it)")
+    if series.log:
+        a.set_yscale("log")
+    if series.ylim is not None:
+        a.set_ylim(*series.ylim)
+    if layer is not None and layer in series.names:
+        a.axvline(series.x[series.names.index(layer)], color="C3", lw=1.0, ls="-.", label=f"finding at {layer}")
+    if series.xlabel.startswith("site"):
+        _site_axis(a, report)
+    else:
+        a.set_xlabel(series.xlabel, fontsize=8)
+    a.set_ylabel(series.ylabel, fontsize=8)
+    a.set_title(series.title, fontsize=10)
+    _legend(a)
 
 
 def _logs(report, key: str) -> np.ndarray:
@@ -55,10 +117,12 @@ def _band(a, depth, centre, var, label):
 
 
 def _mark(a, report, layer):
-    """A vertical line at the main-path site named ``layer`` (a finding's site), if it is one."""
-    names = [s["name"] for s in report.main_sites]
-    if layer in names:
-        a.axvline(names.index(layer) + 1, color="C3", lw=1.0, ls="-.", label=f"finding at {layer}")
+    """A vertical line at the site index of ``layer`` (a finding's site, or the block that contains it)."""
+    from deepstart.diagnose.panels import main_index
+
+    index = main_index(report)
+    if layer in index:
+        a.axvline(index[layer], color="C3", lw=1.0, ls="-.", label=f"finding at {layer}")
 
 
 def _measured(a, report, key: str, color: str, name: str):
@@ -83,8 +147,9 @@ def _panel_lengths(a, report, layer=None):
         _band(a, depth, np.log(m_pred), np.asarray(report.theory.get("log_var_pred", []), float),
               "theory log M_j: mean ± sd")
     _mark(a, report, layer)
-    a.set(xlabel="site j (main path)", ylabel="log M_j", title="squared length per init (FM1)")
-    a.legend(fontsize=7) if a.get_legend_handles_labels()[0] else None
+    a.set(ylabel="log M_j", title="squared length per init (FM1)")
+    _site_axis(a, report)
+    _legend(a)
 
 
 def _panel_gradients(a, report, layer=None):
@@ -103,8 +168,9 @@ def _panel_gradients(a, report, layer=None):
                 var = np.concatenate([np.cumsum(xi[1:][::-1])[::-1], [0.0]])
                 _band(a, depth, pred, var, "theory ± sd (≈, Σ Var log ξ)")
     _mark(a, report, layer)
-    a.set(xlabel="site j (main path)", ylabel="log ‖∂ℓ/∂x_j‖²", title="gradient length per init")
-    a.legend(fontsize=7) if a.get_legend_handles_labels()[0] else None
+    a.set(ylabel="log ‖∂ℓ/∂x_j‖²", title="gradient length per init")
+    _site_axis(a, report)
+    _legend(a)
 
 
 def _panel_fm2(a, report, layer=None):
@@ -122,8 +188,9 @@ def _panel_fm2(a, report, layer=None):
     elif logm.size:
         a.text(0.5, 0.5, "one init: no spread across inits", ha="center", va="center", transform=a.transAxes)
     _mark(a, report, layer)
-    a.set(xlabel="site j (main path)", ylabel="Var log M_j", title="fluctuation across inits (FM2)")
-    a.legend(fontsize=7) if a.get_legend_handles_labels()[0] else None
+    a.set(ylabel="Var log M_j", title="fluctuation across inits (FM2)")
+    _site_axis(a, report)
+    _legend(a)
 
 
 def _panel_dead(a, report, layer=None):
@@ -131,8 +198,9 @@ def _panel_dead(a, report, layer=None):
     a.bar(np.arange(1, dead.size + 1), np.nan_to_num(dead), color="C5", label="measured dead fraction")
     a.axhline(report.thresholds.get("dead_fraction", 0.5), color="C3", lw=0.8, label="threshold")
     _mark(a, report, layer)
-    a.set(xlabel="site j (main path)", ylabel="fraction", ylim=(0, 1), title="units 0 on every input")
-    a.legend(fontsize=7)
+    a.set(ylabel="fraction", ylim=(0, 1), title="units 0 on every input")
+    _site_axis(a, report)
+    _legend(a)
 
 
 def _panel_spectrum(a, report, layer=None):
@@ -160,25 +228,44 @@ def _panel_spectrum(a, report, layer=None):
                           label="theory mean ± sd")
                 a.text(0.02, 0.97, f"density: {why}", ha="left", va="top", fontsize=7, transform=a.transAxes)
         a.axvline(0.0, color="k", ls="--", lw=0.8)
-        a.legend(fontsize=7, loc="upper right")
+        _legend(a)
     a.set(xlabel="log₁₀(λ / mean λ), λ eigenvalues of JJᵀ", ylabel="density",
           title="Jacobian spectrum (isometry: all λ near the mean)")
 
 
-# which panel shows a finding of each category; categories not listed (structure, nonfinite) get no figure
-_FINDING_PANEL = {"fm1": _panel_lengths, "branches": _panel_lengths, "attention": _panel_lengths,
-                  "gradients": _panel_gradients, "fm2": _panel_fm2, "dead": _panel_dead, "isometry": _panel_spectrum}
+_MEAN_FIELD = {"lengths": _panel_lengths, "gradients": _panel_gradients, "fm2": _panel_fm2,
+               "spectrum": _panel_spectrum}
+# which panel shows a finding of each category: the first part series that has the finding's part, else the
+# mean-field panel; categories not listed (structure, nonfinite) get no figure
+_FINDING_PANEL = {"fm1": (("norm_input", "stream_length"), _panel_lengths),
+                  "branches": (("branch_gain",), _panel_lengths), "attention": (("token_cos", "attn_entropy"), _panel_lengths),
+                  "gradients": (("recurrent",), _panel_gradients), "fm2": ((), _panel_fm2), "dead": ((), _panel_dead),
+                  "isometry": ((), _panel_spectrum)}
+
+
+def _finding_panel(report, finding):
+    keys, fallback = _FINDING_PANEL.get(finding.category, ((), None))
+    if finding.category == "attention":  # one category, two laws: rank collapse and entropy collapse
+        keys = ("attn_entropy",) if "entropy" in finding.message else ("token_cos",)
+    if keys:
+        from deepstart.diagnose.panels import part_series
+
+        for s in part_series(report):
+            if s.key in keys and (finding.layer in s.names or s.key == "recurrent" and
+                                  any(n.startswith(finding.layer + " t=") for n in s.names)):
+                return lambda a, r, layer=None, s=s: _panel_series(a, r, s, layer)
+    return fallback
 
 
 def plot_finding(report, finding, ax=None):
     """The one panel of the report's figure that shows ``finding``, its site marked. Returns ``(fig, ax)``; ``ax`` is
     None (and no figure is made) for a finding no panel shows (``structure``, ``nonfinite``)."""
-    panel = _FINDING_PANEL.get(finding.category)
+    panel = _finding_panel(report, finding)
     if panel is None:
         return None, None
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.6, 3.0)) if ax is None else (ax.figure, ax)
+    fig, ax = plt.subplots(figsize=(4.6, 3.4)) if ax is None else (ax.figure, ax)
     with _quiet():
         panel(ax, report, finding.layer)
     ax.set_title(f"[{finding.severity}] {finding.category}: " + ax.get_title(), fontsize=9)
