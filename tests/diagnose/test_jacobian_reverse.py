@@ -56,6 +56,20 @@ class _CubeOnce(_Cube):
         return (x * x + 1) * g
 
 
+class _CubeOld(torch.autograd.Function):
+    """The same op as an old-style Function (ctx in forward, no setup_context): no torch.func transform takes it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3 / 3 + x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return (x * x + 1) * g
+
+
 class _CustomNet(nn.Module):
     def __init__(self, n_in, n_out, op=_Cube, seed=0):
         super().__init__()
@@ -196,3 +210,16 @@ def test_memory_budget_chunks_the_columns_without_changing_the_values():
     whole = jacobian_singular_values(model, x, generator=torch.Generator().manual_seed(6), **kw)
     np.testing.assert_allclose(small.values, whole.values, rtol=1e-10)
     np.testing.assert_allclose(small.moments, whole.moments, rtol=1e-10)
+
+
+def test_old_style_function_is_measured_from_plain_autograd():
+    """An old-style autograd.Function: torch.func refuses it (RuntimeError), so the values come from plain autograd
+    (batched cotangents), checked against torch.autograd.functional.jacobian (one backward per output)."""
+    model, x = _CustomNet(30, 30, op=_CubeOld), _x((30,))
+    j = torch.autograd.functional.jacobian(lambda v: model(v.reshape(x.shape)).reshape(-1), x.reshape(-1))
+    ref = torch.linalg.svdvals(j).numpy()
+    exact = jacobian_singular_values(model, x)
+    assert exact.path == "jacrev" and "setup_context" in exact.note
+    np.testing.assert_allclose(exact.values, ref, rtol=1e-9, atol=1e-12)
+    lz = jacobian_singular_values(model, x, method="lanczos", k=4, tol=1e-7, generator=torch.Generator())
+    np.testing.assert_allclose(lz.values, ref[:4], rtol=1e-6)

@@ -9,7 +9,8 @@ Fused attention kernels (``F.scaled_dot_product_attention`` inside ``nn.Multihea
   (the double-backward trick; e.g. Townsend 2017, "A new trick for calculating Jacobian vector products").
 
 The graphs of ``f`` and of ``g`` are built once at ``x`` and reused by every product; a block of columns is
-applied with ``vmap`` in chunks, so the memory is the two graphs plus one chunk of columns in flight. Fused
+applied as batched cotangents (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. ``vmap``) in chunks, so
+the memory is the two graphs plus one chunk of columns in flight. Fused
 attention has no double backward either (``_scaled_dot_product_flash_attention_for_cpu_backward``): the graphs are
 built with PyTorch's math attention backend, the same function composed of differentiable ops.
 """
@@ -31,14 +32,16 @@ class JacobianBudgetError(RuntimeError):
 
 
 def forward_ad_missing(f, v) -> str | None:
-    """``None`` when ``torch.func.jvp`` runs through ``f`` at ``v``, else the first line of its
-    ``NotImplementedError`` (an op without a forward-mode derivative). One forward pass."""
+    """``None`` when ``torch.func.jvp`` runs through ``f`` at ``v``, else the first line of its error: a
+    ``NotImplementedError`` (an op without a forward-mode derivative) or a ``RuntimeError`` (an old-style
+    ``autograd.Function``, which no ``torch.func`` transform takes; a model that fails outright fails again in
+    reverse mode, with its own error). One forward pass."""
     from deepstart.diagnose._sequential import forward_ad_quietly
 
     try:
         with torch.no_grad(), forward_ad_quietly():
             torch.func.jvp(f, (v,), (torch.zeros_like(v),))
-    except NotImplementedError as exc:
+    except (NotImplementedError, RuntimeError) as exc:  # RuntimeError: an autograd.Function without setup_context
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
 
@@ -84,36 +87,38 @@ def plan_chunk(saved: int, block: int, budget_bytes: float) -> int:
 
 def reverse_products(f, v, chunk: int | None = None) -> dict:
     """``{"jv", "jtu", "jtj", "jjt"}`` on column blocks (``[n_in, b] -> [n_out, b]`` etc.) from reverse mode only:
-    ``Jᵀu`` by vjp, ``Jv`` by the vjp of the vjp with respect to its cotangent (its graph built at the first
-    ``Jv``); ``vmap`` over ``chunk`` columns at a time (all at once when ``None``)."""
-    with composite_attention():
-        y, vjp_fn = torch.func.vjp(f, v)
+    ``Jᵀu`` by a vjp of the graph of ``f(v)``, ``Jv`` by the vjp of ``g(u) = Jᵀu`` with respect to ``u`` (the graph of
+    ``g`` built at the first ``Jv``). Plain autograd with batched cotangents (``is_grads_batched``), ``chunk``
+    columns at a time (all at once when ``None``), so custom ``autograd.Function``s of either style work."""
+    with torch.enable_grad(), composite_attention():
+        x = v.detach().requires_grad_(True)
+        y = f(x)
+        u = torch.zeros_like(y, requires_grad=True)
     double: list = []
 
-    def jv_fn(t):
+    def pull(out, inp, cols):  # rows of cotangents [c, n_out] -> vjps [c, n_in], chunk by chunk
+        parts = cols.T.split(chunk or cols.shape[1])
+        with composite_attention():
+            return torch.cat([torch.autograd.grad(out, inp, p.contiguous(), retain_graph=True,
+                                                  is_grads_batched=True)[0] for p in parts]).T
+
+    def jv(cols):
         if not double:
-            with composite_attention():
-                double.append(torch.func.vjp(lambda u: vjp_fn(u)[0], torch.zeros_like(y))[1])
-        return double[0](t)
+            with torch.enable_grad(), composite_attention():
+                double.append(torch.autograd.grad(y, x, u, create_graph=True)[0])
+        return pull(double[0], u, cols)
 
-    def batched(fn):
-        mapped = torch.func.vmap(lambda c: fn(c)[0], in_dims=1, out_dims=1, chunk_size=chunk)
+    def jtu(cols):
+        return pull(y, x, cols)
 
-        def apply(cols):
-            with composite_attention():
-                return mapped(cols)
-
-        return apply
-
-    jv, jtu = batched(jv_fn), batched(vjp_fn)
     return {"jv": jv, "jtu": jtu, "jtj": lambda q: jtu(jv(q)), "jjt": lambda q: jv(jtu(q))}
 
 
 def adjoint_mismatch(maps: dict, n_in: int, n_out: int, like: torch.Tensor) -> str | None:
     """``None`` when ``uᵀ(Jv) = (Jᵀu)ᵀv`` for two random pairs (to 1e-4 of ``‖u‖‖J‖‖v‖``-scale), else why not.
 
-    Catches a ``Jv`` that double backward cannot give: a backward that is not differentiable raises, and one
-    marked ``once_differentiable`` silently gives zeros under ``torch.func``."""
+    Catches a ``Jv`` that double backward cannot give: a backward that is not differentiable (e.g. marked
+    ``once_differentiable``) raises, or, under ``torch.func`` transforms, silently gives zeros."""
     g = torch.Generator(device=like.device).manual_seed(0)
     u = torch.randn(n_out, 2, generator=g, dtype=like.dtype, device=like.device)
     t = torch.randn(n_in, 2, generator=g, dtype=like.dtype, device=like.device)
