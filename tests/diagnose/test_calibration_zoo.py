@@ -11,7 +11,7 @@ import torch
 from tools.calibration import cases as calibration
 from tools.calibration import label as labelling
 from tools.calibration.cases import CASES, broken, stock, truth
-from tools.calibration.zoo import ALL_CASES, NEW_CASES
+from tools.calibration.zoo import ALL_CASES, NEW_CASES, SPLIT, split
 
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
@@ -154,6 +154,41 @@ def test_runner_writes_a_temp_folder_by_default(monkeypatch, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ the held-out zoo
+def _stored() -> dict:
+    path = labelling.LABELS
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `python -m tools.calibration label --out {path}`")
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_split_is_seeded_by_family_and_stored():
+    """Whole families go to one half (a seeded shuffle of the sorted family names); the first zoo tunes; the split
+    stored beside the labels is the one the code makes, and another seed makes another split."""
+    assert split() == SPLIT and split(19) != SPLIT
+    for family in {c.family for c in NEW_CASES.values()}:
+        assert len({SPLIT[c.name] for c in NEW_CASES.values() if c.family == family}) == 1, family
+    assert all(SPLIT[name] == "tuning" for name in CASES)
+    halves = [SPLIT[c.name] for c in NEW_CASES.values()]
+    assert 0.35 < halves.count("held-out") / len(halves) < 0.65
+    stored = _stored()
+    assert stored["split_seed"] == 18 and set(stored["cases"]) == set(NEW_CASES)
+    assert all(e["split"] == SPLIT[name] for name, e in stored["cases"].items())
+    assert len(ALL_CASES) >= 40
+
+
+def test_stored_labels_follow_the_rule():
+    """Each stored label is what the rule of tools/calibration/label.py gives from the stored evidence."""
+    stored = _stored()["cases"]
+    for name, e in stored.items():
+        sibling = None if e["intended"] == "stock" else next(
+            (v["training"] for v in stored.values() if v["family"] == e["family"] and v["intended"] == "stock"), None)
+        ratio = e["truth"]["norm_over_eps_min"]
+        t = {**e["truth"], "norm_over_eps_min": math.inf if ratio is None else ratio}  # JSON: inf → null
+        assert labelling.decide(t, e["training"], sibling)[0] == e["label"], name
+
+
 def test_label_rule_flips_with_the_numbers():
     """Moving one number across its threshold flips the label: the rule is not a constant."""
     t = {"kind": "blocks", "n_points": 7, "stream_growth": 1.0, "grad_log_ratio": 0.0, "first_gain": 0.5,
@@ -169,6 +204,19 @@ def test_label_rule_flips_with_the_numbers():
     assert labelling.decide({**t, "grad_log_ratio": -b - 0.1}, good, good)[0] == "disputed"
     # trains, but gains less than half of its stock sibling's 0.40 nats over chance: not "as well"
     assert labelling.decide({**t, "stream_growth": b + 0.1}, {**good, "last": 2.12}, good)[0] == "broken"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NEW_CASES))
+def test_stored_hook_truth_reproduces(name):
+    """The hook truth behind each stored label is what the code measures now (no stale label is reused)."""
+    case = NEW_CASES[name]
+    _build(case, 0)
+    e = _stored()["cases"][name]
+    t = truth(case, labelling.N_INITS)
+    for key in ("stream_growth", "grad_log_ratio", "first_gain"):
+        assert t[key] == pytest.approx(e["truth"][key], abs=1e-3), key
+    assert labelling.pathologies(t) == e["pathologies"]
 
 
 def test_bigram_task_has_its_stated_entropy():

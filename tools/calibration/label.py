@@ -108,11 +108,34 @@ def label_all(names=None, *, progress: bool = True) -> dict:
             "margin": MARGIN, "n_inits": N_INITS, "cases": rows}
 
 
+def to_markdown(stored: dict) -> str:
+    """The labels table (one row per case, by half) of a labels.json dict."""
+    lines = []
+    for half in ("tuning", "held-out"):
+        rows = {n: e for n, e in stored["cases"].items() if e["split"] == half}
+        lines += [f"#### {half} half ({len(rows)} models)", "",
+                  "| model | family | built as | label | hook pathologies | training loss first → last (ref) | "
+                  "time grad ratio | s |", "|---|---|---|---|---|---|---|---|"]
+        for name, e in sorted(rows.items(), key=lambda kv: (kv[1]["family"], kv[1]["intended"] != "stock")):
+            run, tg = e["training"], e["truth"]["time_grad_log_ratio"]
+            lines.append(f"| `{name}` | {e['family']} | {e['intended']} | **{e['label']}** | "
+                         f"{'; '.join(e['pathologies']) or '–'} | {run['first']:.2f} → {run['last']:.2f} "
+                         f"({run['reference']:.2f}){'' if run['finite'] else ', non-finite'} | "
+                         f"{'–' if tg is None else f'{tg:+.1f}'} | {e['seconds']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: a new temporary folder)")
     parser.add_argument("--only", nargs="*", default=None, help="case names (default: every new-zoo case)")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="LABELS_JSON",
+                        help="only print the labels table of an existing labels.json")
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(to_markdown(json.loads(args.markdown.read_text(encoding="utf-8"))))
+        return 0
     import tempfile
 
     out = args.out or Path(tempfile.mkdtemp(prefix="deepstart-labels-")) / "labels.json"
