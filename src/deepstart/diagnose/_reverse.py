@@ -10,9 +10,9 @@ Fused attention kernels (``F.scaled_dot_product_attention`` inside ``nn.Multihea
 
 The graphs of ``f`` and of ``g`` are built once at ``x`` and reused by every product; a block of columns is
 applied as batched cotangents (``torch.autograd.grad(..., is_grads_batched=True)``, i.e. ``vmap``) in chunks, so
-the memory is the two graphs plus one chunk of columns in flight. Fused
-attention has no double backward either (``_scaled_dot_product_flash_attention_for_cpu_backward``): the graphs are
-built with PyTorch's math attention backend, the same function composed of differentiable ops.
+the memory is the two graphs plus one chunk of columns in flight. Fused attention has no double backward either
+(``_scaled_dot_product_flash_attention_for_cpu_backward``): the graphs are built with PyTorch's math attention
+backend, the same function composed of differentiable ops.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ __all__ = ["JacobianBudgetError", "forward_ad_missing", "graph_bytes", "reverse_
            "plan_chunk", "adjoint_mismatch"]
 
 GRAPH_FACTOR = 3  # the graphs of f and of g = Jᵀu: about three times the tensors saved by one forward pass
-COLUMN_FACTOR = 3  # one column in flight through the vmapped double backward: about three forward graphs
+COLUMN_FACTOR = 3  # one column in flight through the batched double backward: about three forward graphs
 
 
 class JacobianBudgetError(RuntimeError):
@@ -96,7 +96,7 @@ def reverse_products(f, v, chunk: int | None = None) -> dict:
         u = torch.zeros_like(y, requires_grad=True)
     double: list = []
 
-    def pull(out, inp, cols):  # rows of cotangents [c, n_out] -> vjps [c, n_in], chunk by chunk
+    def pull(out, inp, cols):  # columns of cotangents of `out` -> columns of vjps w.r.t. `inp`, chunk by chunk
         parts = cols.T.split(chunk or cols.shape[1])
         with composite_attention():
             return torch.cat([torch.autograd.grad(out, inp, p.contiguous(), retain_graph=True,

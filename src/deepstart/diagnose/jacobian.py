@@ -170,14 +170,17 @@ def jacobian_singular_values(model, x, *, method: str = "auto", k: int | None = 
             elsewhere; ``x`` is moved; the probes are drawn there (a generator on it seeded from ``generator``
             unless ``generator`` already draws there); TF32 is off for the call.
         time_budget, memory_budget: seconds and bytes for the reverse-mode-only path (models with an op lacking
-            forward-mode AD): the vmapped columns are chunked to fit the memory, and a Lanczos run stopped by the
-            time keeps its top values only if their estimated relative error is below 0.1 (``note`` says so).
+            forward-mode AD): the batched columns are chunked to fit the memory, and a Lanczos run stopped by the
+            time keeps its top values only if the estimated relative error of their σ² is below 0.1 (``note`` says
+            so).
             Defaults: ``TIME_BUDGET_S`` (40 s) and ``MEMORY_BUDGET_BYTES`` (1 GiB) of this module.
 
     Raises:
         ValueError: a bad ``method``/``k``/``x``, or a ``device`` that is unknown, unavailable (``"cuda"``
             without CUDA) or unsupported (``"meta"``).
         JacobianBudgetError: reverse mode only, and the budget does not allow the measurement.
+        NotImplementedError: ``method="lanczos"`` on a model with neither forward AD nor a double backward (use
+            ``"exact"``).
 
     Example:
         >>> import torch

@@ -32,8 +32,8 @@ are solved in float64. ``matvec`` receives blocks in that dtype and may compute 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -49,9 +49,9 @@ class LanczosResult:
     ``probe_weights`` [b, M]: quadrature weights of each starting column (they sum to ‖z_i‖²); ``first_block`` =
     ``A Z`` for the starting block; ``krylov_dim`` = M; ``exact`` True when the Krylov space is the whole space (all
     eigenvalues found); ``converged`` False when ``max_dim`` or ``time_limit`` stopped the run first (``out_of_time``
-    says it was the time); ``top_values`` the refined
-    estimates of the ``k`` largest eigenvalues, descending (use these for the top ``k``; ``ritz_values`` are the
-    quadrature nodes); ``top_errors`` their estimated relative errors.
+    says it was the time); ``top_values`` the refined estimates of the ``k`` largest eigenvalues, descending (use
+    these for the top ``k``; ``ritz_values`` are the quadrature nodes); ``top_errors`` their estimated relative
+    errors.
     """
 
     ritz_values: torch.Tensor
