@@ -95,6 +95,20 @@ def test_sweep_commands_check_their_outputs_first(tmp_path, no_work, capsys):
     _one_line_error(capsys, f"--out {store}", "is a file")
 
 
+def test_probe_checks_its_outputs_first(tmp_path, monkeypatch, capsys):
+    import deepstart.probe
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("trained although an output path was unusable")
+
+    monkeypatch.setattr(deepstart.probe, "probe", forbidden)
+    monkeypatch.setattr("deepstart.cli.check._load", forbidden)
+    assert main(["probe", "mlp:depth=3", "--plot", str(tmp_path / "x" / "p.png")]) == 2
+    _one_line_error(capsys, "--plot", "does not exist")
+    assert main(["probe", "mlp:depth=3", "--json", str(tmp_path)]) == 2
+    _one_line_error(capsys, "--json", "is a directory")
+
+
 def test_reproduce_and_theory_check_their_outputs_first(tmp_path, no_work, capsys):
     afile = tmp_path / "f.txt"
     afile.write_text("x")

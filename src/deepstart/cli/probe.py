@@ -76,6 +76,11 @@ def _run(args) -> int:
     from deepstart.cli.check import _load
     from deepstart.probe import probe
 
+    from deepstart._io import atomic_savefig, check_output_file
+
+    for option, path in (("--json", None if args.json == "-" else args.json), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, option)  # before any training: exit 2, one line
     model_seed, probe_seed = (int(s) for s in np.random.SeedSequence(args.seed).generate_state(2))
     if args.target.split(":", 1)[0].strip().lower() == "hf":
         model, shape, factory, name = _hf_causal(args.target, model_seed), None, None, args.target
@@ -104,6 +109,6 @@ def _run(args) -> int:
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        result.plot().savefig(args.plot, dpi=90)
+        atomic_savefig(result.plot(), args.plot, dpi=90)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0 if result.verdict in ("starts", "slow") else 1
