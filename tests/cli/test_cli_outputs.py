@@ -88,6 +88,13 @@ def test_sweep_commands_check_their_outputs_first(tmp_path, no_work, capsys):
     _one_line_error(capsys, "--store", "does not exist")
     assert main(["sweep", "run", "examples/sweeps/quick.toml", "--store", str(tmp_path)]) == 2
     _one_line_error(capsys, "is a directory")
+    other = tmp_path / "notes.db"
+    other.write_text("not a database\n")
+    for argv in (["sweep", "status", "--store", str(other)], ["sweep", "export", "--store", str(other), "--csv",
+                                                               str(tmp_path / "t.csv")]):
+        assert main(argv) == 2
+        _one_line_error(capsys, f"{other} cannot be used as a results store (file is not a database)")
+    assert other.read_text() == "not a database\n"
     store = _store(tmp_path)
     assert main(["sweep", "export", "--store", str(store), "--csv", str(tmp_path)]) == 2
     _one_line_error(capsys, f"--csv {tmp_path}", "is a directory")

@@ -376,7 +376,9 @@ def _run(args) -> int:
             result = replace(result, after=after)
         fixed = result
         if to_file:  # the original document again, now with its "fix" object
-            report.to_json(to_file, fix=fixed)
+            from deepstart._io import atomic_write
+
+            atomic_write(to_file, report.to_json(fix=fixed))
     if args.json == "-":  # one strict JSON document on stdout, the same shape with or without --fix
         from deepstart._json import dumps
 

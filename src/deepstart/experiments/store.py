@@ -62,9 +62,14 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
-        self.conn.executescript(_SCHEMA)
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # another file, or a read-only one: a usage error, said in one line
+            self.conn.close()
+            raise ValueError(f"{self.path} cannot be used as a results store ({exc}); give a new file name or an "
+                             "existing deepstart store that can be written") from None
         self._migrate()
 
     def _migrate(self) -> None:
