@@ -83,10 +83,10 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
           progress: bool = False, name: str | None = None, device=None, probe=False) -> Report:
     """Check whether ``model`` starts training at initialization; return a :class:`Report`.
 
-    The pipeline is capture → structure → law → verdict (``docs/laws.md``): one recorded forward
-    (:mod:`.capture`), sites and the normalization family read from the graph (:mod:`.structure`), ``n_inits``
-    initializations measured one at a time (:mod:`.stream`), and verdicts against the family's law
-    (:mod:`.verdicts`, :mod:`.families`).
+    A straight pipeline (``docs/laws.md``): one recorded forward (:mod:`.capture`) → sites read from the graph
+    (:mod:`.structure`) → ``n_inits`` initializations measured one at a time (:mod:`.stream`, :mod:`.recurrent`) →
+    the model's parts (:mod:`.parts`), each judged by its own law (:mod:`.laws`) → verdicts (:mod:`.verdicts`,
+    ``Report.findings``) → remedies (``Report.recommend``, ``fix_``).
 
     Args:
         model: any ``nn.Module``; measured in its current train/eval mode (the report says which) and never changed.
@@ -125,12 +125,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         ValueError: ``device`` is unknown, not available here (``"cuda"`` without CUDA) or not supported
             (``"meta"``); the message says what to pass instead.
     """
-    from deepstart.diagnose._device import (fork_rng, full_precision, generator_on, model_on, resolve_device,
-                                            to_device)
-    from deepstart.diagnose.capture import capture
-    from deepstart.diagnose.stream import _buffers, _with_grad, init_sources, measure
-    from deepstart.diagnose.recurrent import RecurrentProbe
-    from deepstart.diagnose.structure import read_sites
+    from deepstart.diagnose._device import fork_rng, full_precision, model_on, resolve_device, to_device
 
     _check_args(model, n_inits)
     dev = resolve_device(device)
@@ -160,35 +155,10 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
         with fork_rng(where), warnings.catch_warnings(), full_precision(where):  # dropout & co.: seeded, restored
             warnings.filterwarnings("ignore", message="There is a performance drop", category=UserWarning)
             torch.manual_seed(seed)
-            graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
-            sites, info = read_sites(graph, dict(model.named_parameters()))
-            recurrent_probe = RecurrentProbe(model, sites, graph, generator)
-            cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
-                         for t in float_outputs(graph.output)]
-            graph.tensors.clear()  # the recorded forward (and the autograd graph its output holds) is not needed
-            graph.output = None
-            if sites and loss is None and not cotangent:
-                raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
+            read = _read(model, args, kwargs, loss, generator)                      # capture → structure
             bar.update(1)
-            nonfinite = _nonfinite(model)
-            given = dict(model.named_parameters())
-            families, laws = _families_laws(model, given)
-            reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws, where)
-            source = recurrent_probe.wrap(source)
-            first = next(source)
-            if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
-                families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
-            _set_laws(sites, laws)
-            if sites:
-                raw = measure(model, graph, sites, info, args, kwargs, _chain_first(first, source), loss,
-                              cotangent, batch, seed=seed, bar=bar, device=where)
-            else:
-                raw = None
-            jac, notes = None, [note for s in sites for note in s.notes]
-            if jacobian and sites:
-                jac, note = _jacobian(model, first, args, kwargs, generator_on(generator, where))
-                if note:
-                    notes.append(note)
+            measured = _measure(model, read, args, kwargs, batch, n_inits, reinit, factory, loss, generator,
+                                seed, bar, where, jacobian)                          # inits → taps → Jacobian
             bar.update(1)
     finally:
         for m, flag in modes.items():
@@ -198,29 +168,109 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
                 if k in buffers:
                     b.copy_(buffers[k])
         bar.close()
-    if raw is None:
-        raw = _empty_measured(n_inits, batch)
+    probed = _probe(probe, model, factory, input_shape, device, n_inits, generator) if probe else None
+    return _report(model, read, measured, args, kwargs, batch, n_inits, in_desc, name, probed, started)
+    # the verdicts are Report.findings: parts (deepstart.diagnose.parts) → laws (deepstart.diagnose.laws)
+
+
+def _read(model, args, kwargs, loss, generator) -> dict:
+    """Capture one forward and read its structure: sites, taps, the recurrent probe, the loss's cotangent."""
+    from deepstart.diagnose.capture import capture
+    from deepstart.diagnose.recurrent import RecurrentProbe
+    from deepstart.diagnose.stream import _buffers, _with_grad
+    from deepstart.diagnose.structure import read_sites
+
+    graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
+    sites, info = read_sites(graph, dict(model.named_parameters()))
+    recurrent = RecurrentProbe(model, sites, graph, generator)
+    cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+                 for t in float_outputs(graph.output)]
+    graph.tensors.clear()  # the recorded forward (and the autograd graph its output holds) is not needed
+    graph.output = None
+    if sites and loss is None and not cotangent:
+        raise ValueError("the model's output has no floating-point tensor; pass loss=callable(output)")
+    return {"graph": graph, "sites": sites, "info": info, "recurrent": recurrent, "cotangent": cotangent}
+
+
+def _measure(model, read, args, kwargs, batch, n_inits, reinit, factory, loss, generator, seed, bar, where,
+             jacobian) -> dict:
+    """Every init's taps (:func:`deepstart.diagnose.stream.measure`) and the Jacobian of init 0."""
+    from deepstart.diagnose._device import generator_on
+    from deepstart.diagnose.stream import init_sources, measure
+
+    sites = read["sites"]
+    nonfinite = _nonfinite(model)
+    given = dict(model.named_parameters())
+    families, laws = _families_laws(model, given)
+    reinit_desc, source = init_sources(model, n_inits, reinit, factory, generator, families, laws, where)
+    source = read["recurrent"].wrap(source)
+    first = next(source)
+    if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
+        families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
+    _set_laws(sites, laws)
+    raw = measure(model, read["graph"], sites, read["info"], args, kwargs, _chain_first(first, source), loss,
+                  read["cotangent"], batch, seed=seed, bar=bar, device=where) if sites else \
+        _empty_measured(n_inits, batch)
+    jac, notes = None, [note for s in sites for note in s.notes]
+    if jacobian and sites:
+        jac, note = _jacobian(model, first, args, kwargs, generator_on(generator, where))
+        if note:
+            notes.append(note)
+    return {"raw": raw, "jacobian": jac, "notes": notes, "nonfinite": nonfinite, "reinit": reinit_desc}
+
+
+def _probe(probe, model, factory, input_shape, device, n_inits, generator) -> dict:
+    from deepstart.probe import probe as run_probe
+
+    kw = {"input_shape": input_shape, "device": device, "n_inits": n_inits, "generator": generator,
+          **(probe if isinstance(probe, dict) else {})}
+    return run_probe(kw.pop("model", None) or factory or model, **kw).to_dict()
+
+
+def _report(model, read, measured, args, kwargs, batch, n_inits, in_desc, name, probed, started) -> Report:
+    """The :class:`Report`: sites, measurements, mean-field predictions where they apply, notes."""
+    sites, raw = read["sites"], measured["raw"]
     site_dicts = tuple(_site_dict(s) for s in sites)
     weight_families = {s.name: s.weight_family for s in sites if s.weight_family is not None}
     m0 = _input_m0(args, kwargs, batch)
-    family = info["family"]
+    family = read["info"]["family"]  # a description of the model (docs/laws.md), not a switch of thresholds
     mode = _mode(model)
-    if family in ("plain", "residual"):
-        theory = predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan,
-                         weight_families)
-    else:
-        n_main = sum(s["main"] for s in site_dicts)
-        theory = {**{k: np.full(n_main, np.nan) for k in ("m_pred", "q_pred", "back_ratio", "log_var_pred")},
-                  "jacobian": None,
-                  "notes": [f"family {family}: mean-field predictions cover plain and residual nets without "
-                            "normalization; this model is judged against its family's law (docs/laws.md)"]}
-    norms = tuple(dict.fromkeys(s.module_name for s in sites if s.kind == "norm"))
+    theory = _theory(site_dicts, m0, weight_families)
+    notes = measured["notes"] + _notes(model, sites, mode, n_inits, args, kwargs, m0, theory["notes"])
+    return Report(model=name or type(model).__name__, mode=mode, n_inits=n_inits, batch=batch,
+                  reinit=measured["reinit"], inputs=in_desc, path=raw.path, sites=site_dicts, m0=m0,
+                  sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=measured["jacobian"],
+                  nonfinite_params=measured["nonfinite"],
+                  norm_layers=tuple(dict.fromkeys(s.module_name for s in sites if s.kind == "norm")),
+                  weight_families=weight_families, notes=tuple(notes), seconds=time.perf_counter() - started,
+                  family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad, branch_sq=raw.branch_sq,
+                  token_cos=raw.token_cos, attn_entropy=raw.attn_entropy, probe=probed,
+                  threads=torch.get_num_threads(), recurrent=read["recurrent"].result())
+
+
+def _theory(site_dicts, m0, weight_families) -> dict:
+    """Mean-field predictions (:mod:`.predict`) for models without norms in residual streams; NaN elsewhere."""
+    blocks = any(s["kind"] == "block" for s in site_dicts)
+    norms = [s for s in site_dicts if s["kind"] == "norm"]
+    if not any(s.get("norm") == "batch_norm" for s in norms) and not (blocks and norms):
+        return predict(list(site_dicts), float(np.mean(m0)) if np.all(np.isfinite(m0)) else math.nan,
+                       weight_families)
+    n_main = sum(s["main"] for s in site_dicts)
+    return {**{k: np.full(n_main, np.nan) for k in ("m_pred", "q_pred", "back_ratio", "log_var_pred")},
+            "jacobian": None,
+            "notes": ["mean-field predictions cover nets without normalized residual streams or batch norm; the "
+                      "parts of this model are judged by their own laws (docs/laws.md)"]}
+
+
+def _notes(model, sites, mode, n_inits, args, kwargs, m0, theory_notes) -> list:
+    """What the reader should know about how the model was measured."""
+    notes = []
     batch_norms = [s.module_name for s in sites if s.kind == "norm" and s.norm == "batch_norm"]
     if batch_norms:
         notes.append(f"batch normalization {batch_norms[:4]}{'…' if len(batch_norms) > 4 else ''} measured in "
                      f"{mode} mode: train mode normalizes by batch statistics, eval mode by running statistics "
                      "(≈ identity at init)")
-    notes += theory["notes"]
+    notes += theory_notes
     if n_inits == 1:
         notes.append("given-weights mode (n_inits=1): the model was measured exactly as it is; FM2 (Var log M across "
                      "inits) and the standard errors of the other statistics are not available")
@@ -231,20 +281,7 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
     if any(not t.is_floating_point() for t in _all_tensors(args, kwargs)) and not np.all(np.isfinite(m0)):
         notes.append("integer inputs (token ids): lengths are read from the embedding output on; the "
                      "input-output Jacobian is not defined")
-    probed = None
-    if probe:
-        from deepstart.probe import probe as run_probe
-
-        kw = {"input_shape": input_shape, "device": device, "n_inits": n_inits, "generator": generator,
-              **(probe if isinstance(probe, dict) else {})}
-        probed = run_probe(kw.pop("model", None) or factory or model, **kw).to_dict()
-    return Report(model=name or type(model).__name__, mode=mode, n_inits=n_inits, batch=batch,
-                  reinit=reinit_desc, inputs=in_desc, path=raw.path, sites=site_dicts, m0=m0,
-                  sq=raw.sq, grad=raw.grad, dead=raw.dead, theory=theory, jacobian=jac, nonfinite_params=nonfinite,
-                  norm_layers=norms, weight_families=weight_families, notes=tuple(notes),
-                  seconds=time.perf_counter() - started, family=family, pre_sq=raw.pre_sq, pre_grad=raw.pre_grad,
-                  branch_sq=raw.branch_sq, token_cos=raw.token_cos, attn_entropy=raw.attn_entropy, probe=probed,
-                  threads=torch.get_num_threads(), recurrent=recurrent_probe.result())
+    return notes
 
 
 def _families_laws(model, params: dict) -> tuple:

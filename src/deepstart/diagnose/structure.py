@@ -356,8 +356,8 @@ def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -
         site.recurrent = _recurrent(op, graph)
     if op.kind == "norm":
         site.eps = _norm_eps(op)
-    if op.kind == "weight" and site.sigma_w == 0 and site.weight_std == 0:
-        site.zero_init = True
+    weight = params.get(op.params[0]) if op.kind == "weight" and op.params else None
+    site.zero_init = weight is not None and not bool(weight.detach().any())  # Fixup, SkipInit, zero bias tables
     site._const = op.kind == "weight" and not op.inputs and op.name != "embedding"  # a table read by a constant index (relative positions)
     return site, end
 
