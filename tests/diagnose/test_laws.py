@@ -226,3 +226,28 @@ def test_embedding_into_layernorm_is_not_a_gradient_explosion():
     report = _check(EmbeddingLayerNormMLP, pm.tokens)
     assert report.stats["grad_log_ratio"] > math.log(1 / 0.02 ** 2) - 1  # the raw ratio is the 1/M step
     assert not any(f.category == "gradients" for f in report.findings), _describe(report)
+
+
+@pytest.mark.parametrize("scale, failing", [(1.0, False), (0.3, True)])
+def test_four_layer_tanh_rnn_gradient_across_layers_flips_with_the_weight_scale(scale, failing):
+    """Orthogonal weights (gain 1) keep χ_k = E tanh'² ≈ e^−0.3 per layer; ×0.3 makes it ≈ 0.09·E tanh'², so the
+    three links between 4 stacked layers lose more than e^−ln 10 of the gradient: an error, only for ×0.3."""
+    def build():
+        model = pm.StackedRNN(layers=4, hidden=64, scale=1.0)
+        with torch.no_grad():
+            for name, p in model.rnn.named_parameters():
+                if name.startswith("weight"):
+                    nn.init.orthogonal_(p, gain=scale)
+                else:
+                    p.zero_()
+        return model
+
+    report = _check(build, pm.sequences)
+    from deepstart.diagnose.laws.recurrent import layer_gradient
+
+    total, se, links = layer_gradient(report.recurrent["rnn"])
+    assert links == 3
+    hits = [f for f in _errors(report) if f.layer == "rnn"]
+    assert bool(hits) is failing, (total, se, _describe(report))
+    if failing:
+        assert total <= 3 * math.log(0.09) + 1e-6  # ‖(0.3·Q)ᵀ D u‖² ≤ 0.09‖u‖² exactly (D = tanh' ≤ 1)

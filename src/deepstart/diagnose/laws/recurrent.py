@@ -6,10 +6,11 @@ step's output with respect to every input step):
 
 * across layers: the log ratios of the mean squared length from the first layer's output to the last one's,
   log E M_{k+1}/E M_k — FM1 of the stack (Hanin & Rolnick 2018; a tanh cell with σ_w² < 1 has the fixed point
-  q* = 0 and shrinks the signal geometrically) — and the gradient gain χ_k of each layer at one time step, both read
-  as rates over the deeper half of the stack like a segment's FM1. Errors beyond ±``fm1_nats`` / ±``gradient_nats``
-  for stacks with at least ``min_links`` links between layers (a 2-layer LSTM has one: its lengths are the
-  one-layer law's, not a rate over depth).
+  q* = 0 and shrinks the signal geometrically), read as a rate over the deeper half of the stack like a segment's
+  FM1 (stacks with at least ``min_links`` links between layers) — and the gradient gain χ_k of each layer at one
+  time step, Σ_k log χ_k over the layers 2..L, each measured at its own input (stacks of 3 layers or more: a
+  2-layer LSTM has one link, the one-layer law). Errors beyond ±``fm1_nats`` / ±``gradient_nats``. Every step's
+  loss reaches the input of its own step only through all L layers, so this is the law of starting to train.
 * across time: the recurrent Jacobian's gain per step, log χ_t = (log G_first − log G_last)/(T − 1) with
   G_t = ‖∂ℓ/∂x_t‖² for ℓ on the last step (Pennington-style; Chen, Pennington & Schoenholz 2018 for gated cells).
   Exploding over the sequence (T − 1)·log χ_t > ``gradient_nats``: error. Vanishing is the memory length
@@ -60,11 +61,13 @@ def layer_drift(data: dict) -> tuple:
 
 @quiet
 def layer_gradient(data: dict) -> tuple:
-    """(log gradient gain across the stacked layers 2..L at one step, SE, links): Σ_k log χ_k, deeper half."""
+    """(log gradient gain across the stacked layers 2..L at one step, SE, links): Σ_k log χ_k, each layer's gain
+    measured at its own input (no extrapolation: a fixed point cannot hide in a gain read layer by layer)."""
     chi = np.asarray(data.get("layer_chi", []), float)
     if chi.ndim != 2 or chi.shape[1] < 2:
         return math.nan, math.nan, 0
-    return _drift(*_log_mean(chi[:, 1:]))
+    logs, se = _log_mean(chi[:, 1:])
+    return float(np.sum(logs)), float(np.sqrt(np.sum(se ** 2))), logs.size
 
 
 @quiet
@@ -95,7 +98,7 @@ def judge(part, report, t, remedy, parts=()) -> list:
                            f"drifts by exp({drift:.3g}) from the first layer's output to the last's ({pm(se)}).",
                            remedy("recurrent"), SOURCE))
     grad, gse, links = layer_gradient(data)
-    if links >= t["min_links"] and abs(grad) > t["gradient_nats"] and not abs(grad) <= sig * gse:
+    if links >= 2 and abs(grad) > t["gradient_nats"] and not abs(grad) <= sig * gse:
         way = "vanishing" if grad < 0 else "exploding"
         out.append(Finding("gradients", "error", part.site, grad, t["gradient_nats"], None,
                            f"{way} gradients across the {part.layers} stacked {part.cell} layers: at one time step "
