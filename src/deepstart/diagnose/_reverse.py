@@ -56,12 +56,14 @@ def composite_attention():
 
 
 def graph_bytes(f, v) -> int:
-    """Bytes of the tensors autograd saves for the backward pass of one ``f(v)`` (each storage counted once):
-    the memory of one forward+backward beyond the parameters."""
+    """Bytes of the tensors autograd saves for the backward pass of one ``f(v)`` (each storage counted once,
+    leaves that require grad, i.e. the parameters and the input, left out): the memory of one forward+backward
+    beyond the model and its input."""
     seen: dict = {}
 
     def pack(t):
-        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+        base = t if t._base is None else t._base  # a weight is often saved as a view (its transpose)
+        if t.device.type != "meta" and not (base.is_leaf and base.requires_grad):
             s = t.untyped_storage()
             seen[(s.data_ptr(), t.device)] = s.nbytes()
         return t
