@@ -81,30 +81,27 @@ class FindingChange:
                 f"{fmt(self.after, self.severity_after)} (threshold {self.threshold:.3g}){law}: {self.outcome}")
 
 
-def _per_link(report, category: str):
-    """[inits, links] per-init mean (over inputs) of the main-path ratios the law fixes at 1: M_j/M_{j−1}
-    (``fm1``) or G_{j−1}/G_j (``gradients``), links read only; None when there are none."""
+def _link_ratios(report, category: str) -> tuple:
+    """(mean, SE) per main-path link read of the ratio the law fixes at 1: M_j/M_{j−1} (``fm1``) or G_{j−1}/G_j
+    (``gradients``), mean over inputs then inits as the verdicts take it (:func:`.verdicts.path_stats`)."""
+    from deepstart.diagnose.verdicts import _ratio_stats
+
     idx = report.main_idx
-    if len(idx) < 2 and category == "gradients":
-        return None
     links = np.asarray(report.links, dtype=bool)
     if category == "fm1":
-        m = np.asarray(report.sq, float)[..., idx]
+        chain = np.asarray(report.sq, float)[..., idx]
         m0 = np.asarray(report.m0, float)
         if m0.size and np.all(np.isfinite(m0)):
-            m = np.concatenate([np.broadcast_to(m0[None, :, None], (*m.shape[:2], 1)), m], axis=-1)
-        num, den = m[..., 1:], m[..., :-1]
+            chain = np.concatenate([np.broadcast_to(m0[None, :, None], (*chain.shape[:2], 1)), chain], axis=-1)
+        mean, se, _ = _ratio_stats(chain)
     else:
-        g = np.asarray(report.grad, float)[..., idx]
-        num, den = g[..., :-1], g[..., 1:]
-    n = num.shape[-1]
+        mean, se, _ = _ratio_stats(np.asarray(report.grad, float)[..., idx][..., ::-1])
+        mean, se = mean[::-1], se[::-1]  # link j−1 → j, in forward order
+    n = np.size(mean)
     if n == 0 or links.size < n:
-        return None
-    ok = np.isfinite(num) & np.isfinite(den) & (num > 0) & (den > 0)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        per_init = np.nanmean(np.where(ok, num / np.where(ok, den, 1.0), np.nan), axis=1)
-    return per_init[:, links[-n:]]
+        return np.zeros(0), np.zeros(0)
+    use = links[-n:]
+    return mean[use], se[use]
 
 
 def law_distance(report, category: str) -> tuple:
@@ -112,20 +109,15 @@ def law_distance(report, category: str) -> tuple:
     does not apply (normalized families, other categories, nothing read)."""
     from deepstart.diagnose.families import NORMALIZED
 
-    if category not in _PER_LINK or report.family in NORMALIZED:
-        return math.nan, math.nan
-    r = _per_link(report, category)
-    if r is None or r.size == 0:
+    if category not in _PER_LINK or report.family in NORMALIZED or len(report.main_idx) < 2:
         return math.nan, math.nan
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        count = np.sum(np.isfinite(r), axis=0)
-        mean = np.nanmean(r, axis=0)
-        se = np.nanstd(r, axis=0, ddof=1) / np.sqrt(count) if r.shape[0] > 1 else np.zeros(r.shape[1])
+        mean, se = _link_ratios(report, category)
     use = np.isfinite(mean) & (mean > 0)
     if not use.any():
         return math.nan, math.nan
-    rel = np.where(np.isfinite(se[use]), se[use] / mean[use], 0.0)
+    rel = np.where(np.isfinite(se[use]), se[use] / mean[use], 0.0)  # one init: no SE
     return float(np.sum(np.abs(np.log(mean[use])))), float(np.sqrt(np.sum(rel ** 2)))
 
 
