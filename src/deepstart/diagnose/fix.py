@@ -60,11 +60,10 @@ class FixResult:
             head = f"fix: {self.recommendation} — " + (
                 "NOT verified" if not self.verified else "verified: passes" if self.after.healthy else
                 f"verified: improves toward the law ({errors} error{'s' * (errors != 1)} left)")
-        if self.probe is not None:
-            head += f"\n  probe: {self.probe['reason']}"
         if self.restored:
             head += " — tried, did not verify, every parameter and buffer restored"
-        return "\n".join([head, *(f"  {c}" for c in self.changes)])
+        probe = [f"  probe: {self.probe['reason']}"] if self.probe is not None else []
+        return "\n".join([head, *probe, *(f"  {c}" for c in self.changes)])
 
 
 def apply_recommendation_(model: nn.Module, rec: Recommendation, report: Report, *, generator=None) -> bool:
