@@ -134,7 +134,12 @@ def calibrate(cases=None, *, n_inits: int = 4, seed: int = 0, progress: bool = T
 
 
 def _findings(items) -> str:
-    return ", ".join(f"{c} {v:.3g}" for c, v in items) if items else "–"
+    """``category value`` per category (the value of largest magnitude; ``×n`` when it fired n times)."""
+    by = {}
+    for c, v in items:
+        by.setdefault(c, []).append(v)
+    return ", ".join(f"{c} {max(vs, key=lambda v: abs(v) if math.isfinite(v) else -1):.3g}"
+                     + (f" ×{len(vs)}" if len(vs) > 1 else "") for c, vs in by.items()) or "–"
 
 
 def counts(rows) -> dict:
@@ -157,8 +162,20 @@ def _mark(outcome: str) -> str:
     return outcome if outcome in ("ok", "not scored") else f"**{outcome}**"
 
 
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def to_markdown(rows, n_inits: int) -> str:
-    lines = [f"Made by `python -m tools.calibration --out FILE` ({n_inits} inits per model, factory re-inits, "
+    total = sum(r.seconds for r in rows)
+    lines = ["## Results", "", f"`check` of commit `{_commit()}` on {len(rows)} models, {total:.0f} s of `check` in all.",
+             "", f"Made by `python -m tools.calibration --out FILE` ({n_inits} inits per model, factory re-inits, "
              "`jacobian=False`, 2-core CPU under load). Healthy models must get no error-level finding; broken ones "
              "an error (first zoo: in one of their expected categories); disputed models are not scored.", ""]
     for half, c in counts(rows).items():
