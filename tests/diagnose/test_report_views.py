@@ -179,6 +179,15 @@ def test_a_transformer_shows_its_part_laws_and_not_the_plain_panels(encoders, mo
         assert set(series["branch_gain"].names) == set(law)
         for name, g in zip(series["branch_gain"].names, series["branch_gain"].value):
             assert g == pytest.approx(math.exp(law[name][0]))
+        stream = series["stream_length"]
+        if family == "pre-ln":  # one additive stretch of 6 normalized blocks: the envelope its law judges against
+            from deepstart.diagnose.laws.segment import additive_band
+
+            growth = [math.exp(additive_band(k) - additive_band(1)) for k in range(1, len(stream.names) + 1)]
+            assert list(stream.bound / stream.bound[0]) == pytest.approx(growth)
+            assert all(stream.value < stream.bound)
+        else:  # post-LN: a norm after every block, no stretch to bound
+            assert stream.bound is None
         fig, axes = report.plot()
         try:
             titles = _titles(fig)
@@ -198,6 +207,8 @@ def test_branch_output_x10_shows_a_hundredfold_branch_gain(encoders):
     so the plotted branch gain of that addition, ×100 exactly; the other additions unchanged."""
     import copy
 
+    import numpy as np
+
     from deepstart.diagnose.panels import part_series
 
     model, report = encoders["pre-ln"]
@@ -205,13 +216,14 @@ def test_branch_output_x10_shows_a_hundredfold_branch_gain(encoders):
     with torch.no_grad():
         louder.layers[-1].linear2.weight.mul_(10.0)
         louder.layers[-1].linear2.bias.mul_(10.0)
-    g = torch.Generator().manual_seed(3)
-    torch.randn(4, 8, 32, generator=g)  # the fixture's generator state after drawing its inputs
-    after = check(louder, torch.randn(4, 8, 32, generator=torch.Generator().manual_seed(3)), n_inits=1,
-                  generator=g, jacobian=False)
-    before_g = dict(zip(*(lambda s: (s.names, s.value))(next(s for s in part_series(report) if s.key == "branch_gain"))))
-    after_g = dict(zip(*(lambda s: (s.names, s.value))(next(s for s in part_series(after) if s.key == "branch_gain"))))
-    last = max(before_g, key=lambda n: report.sites[[s["name"] for s in report.sites].index(n)]["measure_call_no"])
+    g = torch.Generator().manual_seed(3)  # the fixture's inputs and generator state
+    after = check(louder, torch.randn(4, 8, 32, generator=g), n_inits=1, generator=g, jacobian=False)
+
+    def gains(r):
+        s = next(s for s in part_series(r) if s.key == "branch_gain")
+        return dict(zip(s.names, s.value)), s.names[int(np.argmax(s.x))]
+
+    (before_g, last), (after_g, _) = gains(report), gains(after)  # last: the last layer's FFN addition
     assert after_g[last] / before_g[last] == pytest.approx(100.0, rel=1e-3)
     for name in before_g:
         if name != last:
@@ -324,3 +336,37 @@ def test_page_does_not_scroll_sideways_and_says_when_no_change_is_needed(encoder
     warned = replace(report, thresholds={**report.thresholds, "rank_cos": -1.0})  # every token stream "collapsed"
     assert [f.severity for f in warned.findings] == ["warning"] and not warned.recommend()
     assert "none needed" not in report_html(warned, None, finding_figures=0)
+
+
+class _RNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(8, 16, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x)[0]
+
+
+def test_recurrent_gain_panel_plots_what_the_recurrent_law_judges(no_figure):
+    import matplotlib.pyplot as plt
+
+    from deepstart.diagnose.html import plot_finding
+    from deepstart.diagnose.laws.recurrent import time_gain
+    from deepstart.diagnose.panels import part_series
+    from deepstart.diagnose.verdicts import Finding
+
+    g = torch.Generator().manual_seed(2)
+    torch.manual_seed(2)
+    report = check(_RNN(), torch.randn(4, 12, 8, generator=g), factory=_RNN, n_inits=3, generator=g, jacobian=False)
+    (site, data), = report.recurrent.items()
+    series = next(s for s in part_series(report) if s.key == "recurrent")
+    assert list(series.x) == list(range(1, 13)) and series.value[-1] == pytest.approx(1.0)
+    assert math.log(series.value[0]) == pytest.approx(time_gain(data)[0])  # the first step's ratio is judged
+    assert [(side, sev) for _, side, sev in series.limits] == [("above", "error"), ("below", "warning")]
+    assert f"recurrent gain over time: {site}" in report.to_html()
+    fig, ax = plot_finding(report, Finding("gradients", "warning", site, -3.0, -2.3, None, "vanish in time", "r"))
+    try:
+        assert "recurrent gain" in ax.get_title()
+        assert not any(t.get_text().startswith("finding at") for t in ax.get_legend().get_texts())  # all steps
+    finally:
+        plt.close(fig)

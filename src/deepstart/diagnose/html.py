@@ -142,7 +142,8 @@ def render_text(report, color: bool = False, max_rows: int = 20) -> str:
         lines.append(f"{r['index']:>4} {r['site'][:18]:<18} {r['type'][:16]:<16} {str(r['activation'])[:10]:<10} "
                      f"{r['width']:>6} {_fmt(r['sigma_w'], '.3f'):>6} {_fmt(r['M'], '.3g'):>9} "
                      f"{_fmt(r['M_theory'], '.3g'):>10} {_fmt(r['var_log_M'], '.3g'):>9} "
-                     f"{_fmt(r['var_log_M_theory'], '.3g'):>10} {_fmt(r['G'], '.3g'):>9} {_dead_cell(report, r['dead']):>5}")
+                     f"{_fmt(r['var_log_M_theory'], '.3g'):>10} {_fmt(r['G'], '.3g'):>9} "
+                     f"{_dead_cell(report, r['dead']):>5}")
         prev = i
     if rows:
         lines += [f"{'':>4} {k}" for k in _KEY]
@@ -272,8 +273,7 @@ def _panels_html(report) -> str:
     esc = _html.escape
     rows = [(MEAN_FIELD_PANELS[k][0], MEAN_FIELD_PANELS[k][1], "") for k in mean_field_panels(report)]
     for sr in part_series(report):
-        limit = "" if sr.limit is None else f"{sr.limit:.3g} (finding {sr.limit_side})"
-        rows.append((sr.title, sr.law, limit))
+        rows.append((sr.title, sr.law, "; ".join(f"{sev} {side} {v:.3g}" for v, side, sev in sr.limits)))
     if not rows:
         return ""
     body = "".join(f"<tr><td>{esc(t)}</td><td>{esc(law)}</td><td>{esc(lim)}</td></tr>" for t, law, lim in rows)

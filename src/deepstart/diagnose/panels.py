@@ -23,8 +23,8 @@ SITE_AXIS = "site j (main path: # of the table and the findings)"
 @dataclass(frozen=True)
 class PartSeries:
     """One point per part: ``value`` (mean over inits) ± ``se`` at ``x`` (main-path site index, or time step), the
-    part names in ``names``; the law's ``limit`` (a threshold on the same axis, ``limit_side`` "above"/"below" is the
-    failing side) and/or its prediction ``expected`` per part."""
+    part names in ``names``; the law's ``limits`` (``(value, side, severity)``: a finding of that severity when a
+    part is on ``side`` — "above"/"below" — of the value) and/or its prediction ``expected`` per part."""
 
     key: str
     title: str
@@ -35,10 +35,11 @@ class PartSeries:
     value: np.ndarray
     se: np.ndarray
     log: bool = False
-    limit: float | None = None
-    limit_side: str = "above"
+    limits: tuple = ()
     expected: np.ndarray | None = None
     expected_label: str = ""
+    bound: np.ndarray | None = None       # a limit that depends on the part (NaN: none), e.g. a growth envelope
+    bound_label: str = ""
     xlabel: str = SITE_AXIS
     ylim: tuple | None = None
 
@@ -111,7 +112,8 @@ def branch_gain_series(report):
         pts.append((add.site, math.exp(log_g) if math.isfinite(log_g) else math.nan,
                     math.exp(log_g) * se if math.isfinite(log_g) else math.nan))
     return _series("branch_gain", report, pts, title="branch gain per residual addition",
-                   ylabel="g = M(η·f(x)) / M(branch input)", log=True, limit=t.get("branch_gain", 4.0),
+                   ylabel="g = M(η·f(x)) / M(branch input)", log=True,
+                   limits=((t.get("branch_gain", 4.0), "above", "error"),),
                    law="normalized branches add a bounded increment; error above the limit (Xiong et al. 2020 §3)")
 
 
@@ -132,10 +134,39 @@ def stream_series(report):
         log_g, _ = branch_gain(report, add)
         v = math.exp(log_g) * float(np.nanmean(report.sq[..., n])) if math.isfinite(log_g) else math.nan
         pts.append((add.site, *_per_init_at(report.sq, j), m_in + v))
-    return _series("stream_length", report, pts, title="residual stream length per block",
-                   ylabel="M_l of the stream", log=True,
-                   law="M_l = M_{l−1} + v_l (v_l: the branch's output; Xiong et al. 2020 §3)",
-                   expected_label="law: M_{l−1} + v_l (measured M_{l−1}, v_l)")
+    s = _series("stream_length", report, pts, title="residual stream length per block",
+                ylabel="M_l of the stream", log=True,
+                law="M_l = M_{l−1} + v_l (v_l: the branch's output; Xiong et al. 2020 §3); a stretch of normalized "
+                    "blocks is an error when it grows beyond exp(2·log(L + 1) + 1.5) over L links",
+                expected_label="M_{l−1} + v_l (measured M_{l−1}, v_l)")
+    if s is None:
+        return None
+    from dataclasses import replace
+
+    envelope = _additive_envelope(report)
+    bound = np.array([envelope.get(n, math.nan) for n in s.names])
+    return replace(s, bound=bound, bound_label="error above: additive growth limit") if np.isfinite(bound).any() \
+        else s
+
+
+@quiet
+def _additive_envelope(report) -> dict:
+    """site -> M_start · exp(additive_band(k)) for the k-th link of each additive segment of at least ``min_links``
+    links (:func:`deepstart.diagnose.laws.segment.additive_band`, the law that judges such a stretch)."""
+    from deepstart.diagnose.laws.segment import additive_band
+    from deepstart.diagnose.parts import Segment, read_parts
+
+    main, out = report.main_idx, {}
+    m0 = float(np.nanmean(report.m0)) if np.size(report.m0) else math.nan
+    for seg in read_parts(report):
+        if not isinstance(seg, Segment) or seg.growth != "additive" or len(seg.links) < report.thresholds.get(
+                "min_links", 4):
+            continue
+        first = seg.links[0]
+        start = m0 if first == 0 else float(np.nanmean(report.sq[..., main[first - 1]]))
+        for k, name in enumerate(seg.sites, 1):
+            out[name] = start * math.exp(additive_band(k))
+    return out
 
 
 def token_cos_series(report):
@@ -143,9 +174,9 @@ def token_cos_series(report):
         return None
     pts = [(s["name"], *_per_init_at(report.token_cos, j)) for j, s in enumerate(report.sites)
            if s["kind"] == "block" and s["main"]]
+    low = min([0.0] + [p[1] for p in pts if math.isfinite(p[1])])  # cosines below 0 stay in view
     return _series("token_cos", report, pts, title="token cosine similarity per block", ylabel="mean cos(x_t, x_t')",
-                   limit=report.thresholds.get("rank_cos", 0.9), ylim=(min(0.0, *(p[1] for p in pts if
-                                                                               math.isfinite(p[1])), 0.0), 1.02),
+                   limits=((report.thresholds.get("rank_cos", 0.9), "above", "warning"),), ylim=(low, 1.02),
                    law="rank collapse above the limit (Dong et al. 2021; Noci et al. 2022)")
 
 
@@ -155,7 +186,7 @@ def attn_entropy_series(report):
         return None
     pts = [(s["name"], *_per_init_at(h, j)) for j, s in enumerate(report.sites)]
     return _series("attn_entropy", report, pts, title="attention entropy per layer", ylabel="entropy / log(keys)",
-                   limit=report.thresholds.get("attn_entropy", 0.1), limit_side="below", ylim=(0.0, 1.02),
+                   limits=((report.thresholds.get("attn_entropy", 0.1), "below", "warning"),), ylim=(0.0, 1.02),
                    law="entropy collapse below the limit (Zhai et al. 2023)")
 
 
@@ -170,7 +201,7 @@ def norm_input_series(report):
             pts.append((p.site, math.exp(r) if math.isfinite(r) else math.nan,
                         math.exp(r) * se if math.isfinite(r) else math.nan))
     return _series("norm_input", report, pts, title="norm input scale against ε", ylabel="M_in / ε", log=True,
-                   limit=report.thresholds.get("norm_eps_ratio", 1.0), limit_side="below",
+                   limits=((report.thresholds.get("norm_eps_ratio", 1.0), "below", "error"),),
                    law="y = γ(x − μ)/√(σ² + ε) normalizes only for σ² ≫ ε; error below the limit")
 
 
@@ -189,10 +220,12 @@ def recurrent_series(report):
                 mean.shape, np.nan)
         nats = report.thresholds.get("gradient_nats", math.log(10.0))
         out.append(PartSeries("recurrent", f"recurrent gain over time: {site}", "G_t / G_last",
-                              "gradient back in time; error when the first step's exceeds e^gradient_nats × the "
-                              "last's (Chen, Pennington & Schoenholz 2018)", np.arange(1, mean.size + 1),
+                              "gradient back in time relative to the last step; the first step's is judged: an "
+                              "error above e^gradient_nats (exploding), a warning below e^−gradient_nats (short "
+                              "memory; Chen, Pennington & Schoenholz 2018)", np.arange(1, mean.size + 1),
                               tuple(f"{site} t={t}" for t in range(1, mean.size + 1)), mean, se, log=True,
-                              limit=math.exp(nats), xlabel="time step t (ℓ on the last step)"))
+                              limits=((math.exp(nats), "above", "error"), (math.exp(-nats), "below", "warning")),
+                              xlabel="time step t (ℓ on the last step)"))
     return out
 
 

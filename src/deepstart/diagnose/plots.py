@@ -81,9 +81,11 @@ def _panel_series(a, report, series, layer=None):
                label="measured (mean ± SE over inits)")
     if series.expected is not None and np.any(np.isfinite(series.expected)):
         a.plot(series.x, series.expected, "k--", lw=1, label=series.expected_label or "law")
-    if series.limit is not None:
-        a.axhline(series.limit, color="C3", lw=0.8,
-                  label=f"limit {series.limit:.3g} (finding {series.limit_side} it)")
+    if series.bound is not None and np.any(np.isfinite(series.bound)):
+        a.plot(series.x, series.bound, color="C3", lw=0.8, ls="-", label=series.bound_label)
+    for value, side, severity in series.limits:
+        a.axhline(value, color="C3" if severity == "error" else "C1", lw=0.8, ls="-" if side == "above" else "--",
+                  label=f"{severity} {side} {value:.3g}")
     if series.log:
         a.set_yscale("log")
     if series.ylim is not None:
@@ -93,7 +95,10 @@ def _panel_series(a, report, series, layer=None):
     if series.xlabel.startswith("site"):
         _site_axis(a, report)
     else:
+        from matplotlib.ticker import MaxNLocator
+
         a.set_xlabel(series.xlabel, fontsize=8)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.set_ylabel(series.ylabel, fontsize=8)
     a.set_title(series.title, fontsize=10)
     _legend(a)
@@ -238,7 +243,8 @@ _MEAN_FIELD = {"lengths": _panel_lengths, "gradients": _panel_gradients, "fm2": 
 # which panel shows a finding of each category: the first part series that has the finding's part, else the
 # mean-field panel; categories not listed (structure, nonfinite) get no figure
 _FINDING_PANEL = {"fm1": (("norm_input", "stream_length"), _panel_lengths),
-                  "branches": (("branch_gain",), _panel_lengths), "attention": (("token_cos", "attn_entropy"), _panel_lengths),
+                  "branches": (("branch_gain",), _panel_lengths),
+                  "attention": (("token_cos", "attn_entropy"), _panel_lengths),
                   "gradients": (("recurrent",), _panel_gradients), "fm2": ((), _panel_fm2), "dead": ((), _panel_dead),
                   "isometry": ((), _panel_spectrum)}
 
