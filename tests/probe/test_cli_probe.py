@@ -19,7 +19,7 @@ def test_probe_runs_on_an_hf_target(tmp_path, capsys):
     assert code == (0 if d["verdict"] in ("starts", "slow") else 1)
     assert len(d["verdicts"]) == 2 and len(d["ref_verdicts"]) == 2 and len(d["loss"][0]) == 30
     assert d["reference"].startswith("stock init") and d["path"] == "vmap"
-    assert d["task"].startswith("n-gram") and "vocabulary 64" in d["task"]
+    assert d["task"].startswith("n-gram") and "64 of the vocabulary's 64 tokens" in d["task"]
     assert "probe of hf:gpt2" in capsys.readouterr().out
 
 

@@ -47,4 +47,4 @@ def test_gpt2_large_initializer_range_is_not_starting_stock_starts(tiny_gpt2):
     assert stock.verdict == "starts", stock.summary()
     assert broken.path == "vmap" and stock.path == "vmap"
     assert "defaults" in broken.reference  # the reference is the stock init, not the model's own 0.5
-    assert all(v == "starts" for v in broken.ref_verdicts)
+    assert all(v in ("starts", "slow") for v in broken.ref_verdicts)  # the stock reference learns

@@ -10,8 +10,9 @@ and their targets depend on the input through a rule the network has to learn:
   tried first and did not qualify: a 50-layer He student does not fit a 50-layer teacher within 100 steps
   (``docs/probe.md``).
 * :func:`ngram_task` (language models: token ids in, ``[B, T, V]`` logits out): sequences of a fixed random bigram
-  rule (each token has ``k`` successors, drawn uniformly), loss the next-token cross-entropy; the baseline is the
-  entropy of the rule's stationary unigram distribution (≈ log V), the floor is log k.
+  rule over at most 1024 tokens of the vocabulary (each token has ``k`` successors, drawn uniformly), loss the
+  next-token cross-entropy; the baseline is the entropy of the rule's stationary unigram law (≈ log 1024 or log V),
+  the floor is log k.
 * :func:`data_task`: the user's data (tensors or a ``DataLoader``), cross-entropy for integer targets, mean squared
   error for float targets; the baseline is the label entropy or the target variance.
 
@@ -89,25 +90,27 @@ def clusters_task(input_shape, classes: int, *, separation: float = 1.0, batch_s
                 f"batch {batch_size}, fresh every step")
 
 
-def ngram_task(vocab: int, *, k: int = 4, seq_len: int = 64, batch_size: int = 8, generator=None,
-               device=None, key: str = "input_ids") -> Task:
-    """Next-token prediction of a fixed random bigram rule: token t+1 uniform over ``k`` successors of token t."""
+def ngram_task(vocab: int, *, k: int = 4, active: int = 1024, seq_len: int = 64, batch_size: int = 8,
+               generator=None, device=None, key: str = "input_ids") -> Task:
+    """Next-token prediction of a fixed random bigram rule over ``min(vocab, active)`` tokens (a random subset of
+    the vocabulary, so each context recurs within the probe's steps): token t+1 is uniform over ``k`` successors
+    of token t. The input-blind baseline (the stationary unigram law's entropy) already counts the subset."""
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    k = min(k, vocab)
-    succ = torch.stack([torch.randperm(vocab, generator=gen)[:k] for _ in range(vocab)]) if vocab <= 4096 else \
-        torch.randint(0, vocab, (vocab, k), generator=gen)
-    p = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+    n, k = min(vocab, active), min(k, vocab, active)
+    tokens = torch.randperm(vocab, generator=gen)[:n]
+    succ = torch.stack([torch.randperm(n, generator=gen)[:k] for _ in range(n)])
+    p = torch.full((n,), 1.0 / n, dtype=torch.float64)
     for _ in range(200):  # stationary distribution by power iteration
         p = torch.zeros_like(p).index_add_(0, succ.reshape(-1), (p / k).repeat_interleave(k))
     baseline = _entropy(p)
 
     def batch(g):
-        ids = torch.empty((batch_size, seq_len), dtype=torch.long)
-        ids[:, 0] = torch.randint(0, vocab, (batch_size,), generator=g)
+        idx = torch.empty((batch_size, seq_len), dtype=torch.long)
+        idx[:, 0] = torch.randint(0, n, (batch_size,), generator=g)
         choice = torch.randint(0, k, (batch_size, seq_len), generator=g)
         for t in range(1, seq_len):
-            ids[:, t] = succ[ids[:, t - 1], choice[:, t]]
-        ids = ids.to(device)
+            idx[:, t] = succ[idx[:, t - 1], choice[:, t]]
+        ids = tokens[idx].to(device)
         return (), {key: ids}, ids
 
     def loss(out, ids):
@@ -115,8 +118,9 @@ def ngram_task(vocab: int, *, k: int = 4, seq_len: int = 64, batch_size: int = 8
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
 
     return Task("ngram", batch, loss, baseline,
-                f"n-gram: next token of a fixed random bigram rule ({k} successors per token, vocabulary {vocab}), "
-                f"sequences of {seq_len}, batch {batch_size}, fresh every step; floor log {k} = {math.log(k):.3f}")
+                f"n-gram: next token of a fixed random bigram rule ({k} successors per token, {n} of the vocabulary's "
+                f"{vocab} tokens), sequences of {seq_len}, batch {batch_size}, fresh every step; floor log {k} = "
+                f"{math.log(k):.3f}")
 
 
 def data_task(data, *, batch_size: int = 128, device=None) -> Task:
