@@ -65,12 +65,13 @@ def _entropy(counts: torch.Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
-def clusters_task(input_shape, classes: int, *, separation: float = 1.0, batch_size: int = 128, generator=None,
-                  dtype=None, device=None) -> Task:
-    """Gaussian clusters: class y uniform over ``classes``, input ``(μ_y + ε)/√(1 + s²)`` with fixed class means
-    ``μ_c ~ N(0, s² I)`` (``s = separation``) and fresh noise ``ε ~ N(0, I)`` every step, so inputs have unit
-    variance per coordinate. Any network that carries its input's direction to its output can separate the
-    clusters; the input-blind baseline is log(classes)."""
+def clusters_task(input_shape, classes: int, *, separation: float = 1.0, used: int = 10, batch_size: int = 128,
+                  generator=None, dtype=None, device=None) -> Task:
+    """Gaussian clusters: class y uniform over ``min(classes, used)`` of the outputs (a random subset when there
+    are more), input ``(μ_y + ε)/√(1 + s²)`` with fixed class means ``μ_c ~ N(0, s² I)`` (``s = separation``) and
+    fresh noise ``ε ~ N(0, I)`` every step, so inputs have unit variance per coordinate. Any network that carries
+    its input's direction to its output can separate the clusters; the input-blind baseline is
+    log(min(classes, used)) (putting mass on the used outputs only is not learning the task)."""
     shape = tuple(int(s) for s in input_shape)
     if classes < 2:
         raise ValueError(f"the clusters task needs ≥ 2 outputs (classes), the model gives {classes}; pass "
@@ -78,15 +79,17 @@ def clusters_task(input_shape, classes: int, *, separation: float = 1.0, batch_s
     dtype = dtype or torch.get_default_dtype()
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     means = torch.randn((classes, *shape), generator=gen, dtype=dtype) * separation
+    labels = torch.randperm(classes, generator=gen)[:used] if classes > used else torch.arange(classes)
     scale = 1.0 / math.sqrt(1.0 + separation ** 2)
 
     def batch(g):
-        y = torch.randint(0, classes, (batch_size,), generator=g)
+        y = labels[torch.randint(0, len(labels), (batch_size,), generator=g)]
         x = (means[y] + torch.randn((batch_size, *shape), generator=g, dtype=dtype)) * scale
         return (x.to(device),), {}, y.to(device)
 
-    return Task("clusters", batch, _ce, math.log(classes),
-                f"clusters: {classes} Gaussian clusters (separation {separation:g}) in inputs {list(shape)}, "
+    return Task("clusters", batch, _ce, math.log(len(labels)),
+                f"clusters: {len(labels)} Gaussian clusters over {classes} outputs (separation {separation:g}) in "
+                f"inputs {list(shape)}, "
                 f"batch {batch_size}, fresh every step")
 
 
