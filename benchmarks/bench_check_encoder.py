@@ -6,7 +6,8 @@ input of 8 × 16 tokens × 128 within 60 s and 1.5 GB peak RSS on 2 CPU cores. I
 (``_transformer_encoder_layer_fwd`` in eval mode, ``scaled_dot_product_attention`` in training mode), which has no
 forward-mode AD, so the Jacobian (16 · 128 = 2048 inputs and outputs) is measured from reverse mode only: Lanczos
 on ``JᵀJ`` with ``Jv`` by double backward (``deepstart.diagnose._reverse``). Before, ``check`` formed ``J`` by
-``torch.func.jacrev`` over all 2048 outputs at once (214 s, 7.3 GB at this size).
+``torch.func.jacrev`` over all 2048 outputs at once (214 s, 7.3 GB at this size: issue 18's figures, not re-run
+here, since 7.3 GB is a third of the shared machine's memory).
 
 Two child processes (so each peak RSS, ``ru_maxrss``, is that run's own):
 
