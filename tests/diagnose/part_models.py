@@ -276,3 +276,35 @@ class CustomFunctionMLP(nn.Module):
 
 def vectors(g):
     return torch.randn(8, 64, generator=g)
+
+
+class NumpyStepMLP(CustomFunctionMLP):
+    """The same MLP with a step computed in NumPy in the middle: the recorder sees a tensor from nowhere."""
+
+    def forward(self, x):
+        half = len(self.layers) // 2
+        for i, layer in enumerate(self.layers):
+            x = F.relu(layer(x))
+            if i == half:
+                x = torch.from_numpy(x.detach().cpu().numpy() * 1.0).to(x.dtype)
+        return x
+
+
+class EpsStarvedLN(nn.Module):
+    """Linear (weights × ``scale``) → LayerNorm (ε = 1e-5) → He ReLU layers: with scale 1e-4 the norm's input sits
+    far below ε and it no longer normalizes."""
+
+    def __init__(self, scale=1.0, width=64):
+        super().__init__()
+        self.proj, self.norm = nn.Linear(width, width), nn.LayerNorm(width)
+        self.layers = nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(width, width), nn.ReLU())])
+        with torch.no_grad():
+            nn.init.normal_(self.proj.weight, 0, scale / math.sqrt(width))
+            nn.init.zeros_(self.proj.bias)
+            for m in self.layers:
+                if isinstance(m, nn.Linear):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        return self.layers(self.norm(self.proj(x)))

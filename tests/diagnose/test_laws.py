@@ -251,3 +251,24 @@ def test_four_layer_tanh_rnn_gradient_across_layers_flips_with_the_weight_scale(
     assert bool(hits) is failing, (total, se, _describe(report))
     if failing:
         assert total <= 3 * math.log(0.09) + 1e-6  # ‖(0.3·Q)ᵀ D u‖² ≤ 0.09‖u‖² exactly (D = tanh' ≤ 1)
+
+
+def test_ops_hidden_from_torch_are_not_assessed():
+    report = _check(pm.NumpyStepMLP, pm.vectors)
+    opaque = _parts(report, Opaque)
+    assert [p.site for p in opaque] == ["layers.5"] and "outside the recorded computation" in opaque[0].reason, \
+        read_parts(report)
+    assert report.verdict == "NOT ASSESSED"
+
+
+@pytest.mark.parametrize("scale, starved", [(1.0, False), (1e-4, True)])
+def test_norm_input_below_eps_flips_the_norm_law(scale, starved):
+    """M_in = scale² (a length-preserving Linear on N(0, 1) inputs) against ε = 1e-5: log(M_in/ε) ≈ 11.5 or −6.9."""
+    report = _check(lambda: pm.EpsStarvedLN(scale), pm.vectors)
+    from deepstart.diagnose.laws.norm import input_scale
+
+    norm = next(p for p in _parts(report, Norm) if p.site == "norm")
+    r, _ = input_scale(report, norm)
+    assert r == pytest.approx(math.log(scale ** 2 / 1e-5), abs=0.5)
+    hits = [f for f in _errors(report) if f.layer == "norm"]
+    assert bool(hits) is starved, _describe(report)

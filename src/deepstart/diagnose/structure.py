@@ -27,6 +27,7 @@ __all__ = ["read_sites", "family_of", "FAMILIES"]
 FAMILIES = ("plain", "plain-bn", "residual", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
 _ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
 _SUBS = {"sub", "__sub__", "__isub__", "sub_"}
+_HIDING = {"from_numpy", "tensor", "as_tensor", "asarray", "detach", "detach_"}  # tensors from outside the graph
 _RECURRENT = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
 _SCALINGS = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
 _WINDOW = 96   # ops scanned past the last growth of an activation chain
@@ -314,6 +315,13 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         if r not in measured_back and r not in inputs:
             r = _shifted_back(graph, src, sizes)  # x + b, s·x (Fixup scalar bias and multiplier) before the layer
         s.source = "input" if r in inputs else (sites[measured_back[r]].name if r in measured_back else None)
+        if s.source is None and r not in inputs and not s.opaque:
+            op = graph.ops[graph.nodes[r].op] if graph.nodes[r].op >= 0 else None
+            made = "a tensor made outside the recorded computation" if op is None else \
+                f"{op.name} in module {op.module or '<root>'!r}" if op.name in _HIDING else None
+            if made:
+                s.opaque = (f"its input comes from {made}: the ops before it are hidden from torch (NumPy, a C "
+                            "extension, a detached tensor), so no law can be stated for them")
     try:
         softmax = _softmax_taps(graph, anc, sites)
     except Exception:  # noqa: BLE001 - attention entropy is optional
