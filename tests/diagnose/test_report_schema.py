@@ -113,3 +113,22 @@ def test_cli_json_has_the_same_shape_with_fix(tmp_path, capsys, validator):
         validator.validate(doc)
     assert set(plain) == set(fixed) == set(on_disk) and plain["fix"] is None
     assert fixed["fix"]["verified"] and on_disk["fix"]["report"]["model"].endswith("init=he")
+
+
+def test_a_transformer_document_carries_its_part_laws(validator):
+    g = torch.Generator().manual_seed(4)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True, norm_first=True)
+    report = check(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), torch.randn(2, 6, 16, generator=g),
+                   n_inits=1, generator=g, jacobian=False)
+    doc = _doc(report)
+    validator.validate(doc)
+    panels = {p["key"]: p for p in doc["panels"]}
+    assert {"branch_gain", "stream_length", "token_cos"} <= set(panels)
+    main = [s["name"] for s in doc["sites"] if s["main"]]
+    for p in panels.values():  # x is the main-path index j = 1..D of the part (or of the block containing it)
+        assert all(1 <= x <= len(main) for x in p["x"])
+    assert [main[x - 1] for x in panels["token_cos"]["x"]] == panels["token_cos"]["names"]
+    broken = {**panels["branch_gain"], "limits": [[4.0, "sideways", "error"]]}
+    assert not validator.is_valid({**doc, "panels": [broken]})
+    assert _doc(check(_mlp(4, 16, math.sqrt(2), g), torch.randn(8, 16, generator=g), n_inits=2, generator=g,
+                      jacobian=False))["panels"] == []  # a plain net has no part law beyond the mean field

@@ -1,9 +1,12 @@
 """Views of a :class:`~deepstart.diagnose.report.Report`: terminal table, signal-propagation figure, HTML page.
 
-The figure (``Report.plot``) has four panels: M_j over depth with the theory band (mean field, ± sd from the
-Hanin–Rolnick log-variance); gradient length over depth with the χ-product prediction; Var log M_j over depth
-against 5β_j and the FM2 threshold; the Jacobian's eigenvalues λ = σ² of JJᵀ against the theory's mean and spread.
-The HTML page is self-contained: the figure is an embedded PNG, no scripts, no network.
+The figure (``Report.plot``) has the panels that apply to the model (:mod:`deepstart.diagnose.panels`): M_j over
+depth with the theory band (mean field, ± sd from the Hanin–Rolnick log-variance); gradient length over depth with
+the χ-product prediction; Var log M_j against 5β_j and the FM2 threshold (where a stretch is judged by FM2); the
+Jacobian's eigenvalues λ = σ² of JJᵀ against the theory (when measured); then one panel per part law (branch gain,
+stream length, token cosine, attention entropy, norm input scale, recurrent gain), each with its limit. Every site
+axis, the table's # and the findings use one index: the main-path site j = 1..D. The HTML page is self-contained:
+the figure is an embedded PNG, no scripts, no network.
 """
 from __future__ import annotations
 
@@ -223,7 +226,7 @@ def _finding_html(report, f, figures: dict, max_figures: int) -> str:
         from deepstart.diagnose.plots import _png
 
         fig, _ = plot_finding(report, f)
-        figures[key] = _png(fig, 80) if fig is not None else None
+        figures[key] = _png(fig, 100) if fig is not None else None
     img = (f"<br><img class='finding' alt='{esc(f.category)} at {esc(f.layer)}' "
            f"src='data:image/png;base64,{figures[key]}'/>" if figures.get(key) else "")
     return f"<li style='color:{colors[f.severity]}'>{text}{img}</li>"

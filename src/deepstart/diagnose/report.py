@@ -213,11 +213,18 @@ class Report:
 
         return recommend(self)
 
+    def part_series(self) -> list:
+        """Per-part series of the laws that judged the model (:func:`deepstart.diagnose.panels.part_series`)."""
+        from deepstart.diagnose.panels import part_series
+
+        return part_series(self)
+
     # ----- serialization -----
     def to_dict(self, fix=None) -> dict:
         """The JSON document (``report.schema.json``, :func:`schema`): ``schema_version``, ``verdict`` (one of
         :data:`VERDICTS`; the CLI exits 1 under its default ``--fail-on error`` exactly when it is ``"FAILING"``),
-        the stored fields, the ``findings`` and ``recommendations`` (for readers; recomputed by :meth:`from_dict`)
+        the stored fields, the ``findings``, ``recommendations`` and ``panels`` (the per-part series of the laws
+        that judged the model, :meth:`part_series`; all three for readers, recomputed by :meth:`from_dict`)
         and ``fix``: None, or the :class:`~deepstart.diagnose.fix.FixResult` of ``fix_`` on this model as
         ``{recommendation, applied, verified, restored, report}`` with ``report`` the re-measured model's document
         (None when nothing was changed). The shape is the same with or without a fix."""
@@ -225,6 +232,7 @@ class Report:
         d.update({f.name: _plain(getattr(self, f.name)) for f in fields(self)})
         d["findings"] = [f.to_dict() for f in self.findings]
         d["recommendations"] = [r.to_dict() for r in self.recommend()]
+        d["panels"] = [s.to_dict() for s in self.part_series()]
         d["fix"] = None if fix is None else _fix_dict(fix)
         return d
 
