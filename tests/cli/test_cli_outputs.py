@@ -126,6 +126,8 @@ def test_reproduce_and_theory_check_their_outputs_first(tmp_path, no_work, capsy
     assert main(["reproduce", "pennington", "--tiny", "--out", str(tmp_path / "o"),
                  "--store", str(tmp_path / "x" / "r.db")]) == 2
     _one_line_error(capsys, "--store", "does not exist")
+    with pytest.raises(AssertionError, match="the work started"):  # a store inside the new --out folder is fine
+        main(["reproduce", "pennington", "--tiny", "--out", str(tmp_path / "o"), "--store", str(tmp_path / "o" / "r.db")])
     assert main(["reproduce", "pennington", "--tiny", "--out", str(tmp_path / "o"), "--gallery", str(tmp_path)]) == 2
     _one_line_error(capsys, "--gallery", "is a directory")
     assert main(["theory", "phase", "--out", str(tmp_path / "x" / "p.png")]) == 2

@@ -68,8 +68,8 @@ def register(subparsers) -> None:
                       help="check the model in train mode (default: the mode the target is built in)")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report here (its folder must exist; "
                    "checked before the measurement starts)")
-    p.add_argument("--json", metavar="FILE", help="write the JSON report here ('-': one JSON document on stdout, the tables go to "
-                   "stderr). Strict JSON: NaN is null, infinities are \"inf\"/\"-inf\"")
+    p.add_argument("--json", metavar="FILE", help="write the JSON report here ('-': one JSON document on stdout, "
+                   "the tables go to stderr). Strict JSON: NaN is null, infinities are \"inf\"/\"-inf\"")
     p.add_argument("--fail-on", default="error",
                    help=f"exit 1 on findings of these comma-separated categories ({', '.join(CATEGORIES)}) or at "
                         f"or above this severity ({', '.join(FAIL_ON_LEVELS)}; default error)")

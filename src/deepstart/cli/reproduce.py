@@ -49,8 +49,12 @@ def _check_outputs(args) -> None:
     """Every output path usable before any simulation or training starts (exit 2, one line)."""
     from deepstart._io import check_output_file, check_output_folder
 
-    check_output_folder(args.out, "--out")
-    if args.store is not None:
+    from pathlib import Path
+
+    out = check_output_folder(args.out, "--out")
+    inside_new_out = args.store is not None and not out.exists() and \
+        Path(args.store).resolve().parent == out.resolve()  # created with --out
+    if args.store is not None and not inside_new_out:
         check_output_file(args.store, "--store")
     if args.gallery is not None:
         check_output_file(args.gallery, "--gallery")

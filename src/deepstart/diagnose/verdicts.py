@@ -209,9 +209,9 @@ def _remedy(category: str, report) -> str:
     if category in ("layer", "branches", "fm1", "gradients") and transformer:
         std = _layer_weight_std(report)
         if 0.01 <= std <= 0.04:  # already the N(0, 0.02²) of GPT-2, BERT, Llama, ViT: say what is left to change
-            return (f"its weights already follow N(0, {std:.2g}²), the model's own init (as in GPT-2, BERT, Llama, "
-                    "ViT); beyond it, scale the branches' output projections by 1/√(2L) as GPT-2 does (Radford et al. "
-                    "2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
+            return (f"its weights already follow N(0, {std:.2g}²), the model's own init (as in GPT-2, BERT, "
+                    "Llama, ViT); beyond it, scale the branches' output projections by 1/√(2L) as GPT-2 does "
+                    "(Radford et al. 2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
         return ("re-initialize as GPT-2 does: weights N(0, 0.02²), the branches' output projections scaled by "
                 "1/√(2L) (Radford et al. 2019); for deep post-LN stacks DeepNorm's α/β (Wang et al. 2022) or pre-LN.")
     if category == "gradients" and batch_norm:

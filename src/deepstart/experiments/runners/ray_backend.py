@@ -1,4 +1,5 @@
-"""Ray backend (optional extra ``ray``: ``pip install '.[ray]'`` in a clone of the repository): each vectorized batch is one Ray task.
+"""Ray backend (the optional extra ``ray``: ``pip install '.[ray]'`` in a clone of the repository): each vectorized
+batch is one Ray task.
 
 Tasks are retried on failure (``max_retries``, exceptions included); results stream back with ``ray.wait`` and the
 driver alone writes the store, so a lost worker costs only its batch.
