@@ -30,9 +30,6 @@ KNOWN_WRONG: dict[str, str] = {
     "densenet-8x12-nobn-x10": "miss: NOT ASSESSED (1 of 10 links read) on a DenseNet whose stream grows e^22.8 "
                               "(held-out)",
     "unet-16-nobn-x0.1": "miss: healthy for a U-Net whose gradient falls e^-20 (held-out)",
-    "rnn-lm-4x128-default": "false error: 'gradients' exp(-3.7) across 4 stacked tanh layers on PyTorch's default "
-                            "nn.RNN, which trains (loss 1.61 vs 1.45 orthogonal) and whose hook gradient ratio "
-                            "-2.6 nats is inside the band (tuning)",
 }
 
 

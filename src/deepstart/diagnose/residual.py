@@ -1,0 +1,162 @@
+"""Residual additions read from the graph: which additions are residual blocks (identity or projection skips), the
+branch's scale η (a layer scale γ, a Fixup multiplier), parallel branches summed first (GPT-J/NeoX), which sites lie
+inside which branch (the main path), the softmax taps of attention branches, and the family as a description.
+
+Part of :mod:`deepstart.diagnose.structure`'s reading (:func:`~deepstart.diagnose.structure.read_sites`).
+"""
+from __future__ import annotations
+
+from deepstart.diagnose.architecture import Site
+from deepstart.diagnose.capture import Graph
+from deepstart.diagnose.structure import (_ADDS, _Ancestry, _activation, _back, _chain, _per_sample, _scaled_back,
+                                          _width)
+
+__all__ = ["family_of"]
+
+
+def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
+    """(add op, stream-in node, skip operand, branch operand, kind) for every residual addition."""
+    out = []
+    for op in graph.ops:
+        if op.name not in _ADDS or len(op.inputs) != 2 or not op.outputs:
+            continue
+        a, b = op.inputs
+        if sizes[a] != sizes[b] or graph.nodes[a].shape != graph.nodes[b].shape:
+            continue
+        for skip, branch in ((a, b), (b, a)):
+            root = _scaled_back(graph, skip, sizes)
+            if anc.below(root, branch) and anc.weights[branch] & ~anc.weights[root]:
+                out.append((op, root, skip, branch, "identity"))
+                break
+        else:
+            common = anc.nodes[a] & anc.nodes[b]
+            if common:
+                c = common.bit_length() - 1
+                new_a, new_b = anc.weights[a] & ~anc.weights[c], anc.weights[b] & ~anc.weights[c]
+                if new_a or new_b:
+                    skip, branch = (a, b) if bin(new_a).count("1") <= bin(new_b).count("1") else (b, a)
+                    out.append((op, c, skip, branch, "projection"))
+    return out
+
+
+def _softmax_taps(graph, anc, sites) -> dict:
+    """block index -> the softmax outputs inside its branch (eager attention probabilities)."""
+    out = {}
+    for j, s in enumerate(sites):
+        if s.kind != "block" or not s.attention:
+            continue
+        nodes = [o.outputs[0] for o in graph.ops if o.name in ("softmax", "_softmax") and o.outputs and
+                 anc.below(s._stream, o.outputs[0]) and anc.below(o.outputs[0], s._branch)]
+        if nodes:
+            out[j] = nodes
+    return out
+
+
+def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) -> dict:
+    """Append a block site per residual addition; returns block index -> branch node to tap (if not a site)."""
+    extra = {}
+    adds, parallel = _parallel(graph, _residual_adds(graph, anc, sizes), sizes)
+    for op, stream, skip, branch, kind in adds:
+        y = op.outputs[0]
+        end, members = _chain(graph, y, consumers, sizes)
+        name, k = unique(op.module)
+        act = _activation(graph, members, op.module)
+        site = Site(name, "block", op.module_type or "add", op.module, k, f"stream after the add → {act or 'identity'}",
+                    graph.nodes[end].op, act, _width(graph, branch), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape)
+        site.norm = kind
+        b_root = _scaled_back(graph, branch, sizes)
+        site.branch_site = sites[measured_back[_back(graph, b_root)]].name if _back(graph, b_root) in measured_back \
+            else None
+        site.eta = _eta(graph, branch, b_root)
+        site.parallel = parallel.get(op.index, 1)
+        site.layer_scale = _back(graph, branch) != _back(graph, b_root)
+        s_root = _scaled_back(graph, skip, sizes)
+        if _back(graph, skip) != s_root:
+            site.skip_scale = _eta(graph, skip, s_root)
+            site.notes.append(f"{name}: the skip path is scaled (α = {site.skip_scale})")
+        lo = graph.nodes[stream].op
+        site.attention = any(o.name in ("scaled_dot_product_attention", "multi_head_attention_forward", "softmax")
+                             and anc.below(stream, o.outputs[0]) and anc.below(o.outputs[0], branch)
+                             for o in graph.ops[max(lo, 0):op.index] if o.outputs)
+        site._in, site._out, site._op, site._out_op = stream, end, op.index, graph.nodes[end].op
+        site._branch, site._stream = branch, stream
+        site._proj = skip if kind == "projection" else None
+        if site.branch_site is None:
+            extra[len(sites)] = branch
+        sites.append(site)
+        taps.append(end)
+        measured_back[_back(graph, end)] = len(sites) - 1
+    return extra
+
+
+def _parallel(graph: Graph, adds: list, sizes) -> tuple:
+    """(additions, op index -> number of parallel branches): a sum of two branches that is itself the branch of a
+    residual addition (GPT-J/NeoX: x + attn(ln₁x) + mlp(ln₂x)) is part of that branch, not a block of its own."""
+    roots = {_scaled_back(graph, branch, sizes): op.index for op, _, _, branch, kind in adds if kind == "identity"}
+    count, inner = {}, set()
+    for op, _, _, _, kind in adds:
+        outer = roots.get(_back(graph, op.outputs[0]))
+        if kind == "projection" and outer is not None:
+            inner.add(op.index)
+            count[outer] = count.get(outer, 1) + count.get(op.index, 1)
+    for op in graph.ops:  # plain sums of branches (no common weights) feeding a residual addition
+        outer = roots.get(op.outputs[0]) if op.outputs and op.name in _ADDS and len(op.inputs) == 2 else None
+        if outer is not None and outer != op.index and op.index not in inner:
+            count[outer] = max(count.get(outer, 1), 2)
+    return [a for a in adds if a[0].index not in inner], count
+
+
+def _eta(graph: Graph, t: int, root: int) -> float | None:
+    """η with t = η · root (least squares over the recorded tensors), 1.0 when t is root; for a per-channel
+    multiplier (layer scale γ) the rms ratio √(‖t‖²/‖root‖²), the factor it applies to the branch's length."""
+    if t == root:
+        return 1.0
+    x, y = graph.tensors[root].detach().double(), graph.tensors[t].detach().double()
+    if x.numel() != y.numel():
+        return None
+    xx = float((x * x).sum())
+    if not xx > 0:
+        return None
+    if x.shape == y.shape:
+        eta = float((x * y).sum()) / xx
+        if float(((y - eta * x) ** 2).sum()) <= 1e-8 * max(float((y * y).sum()), 1e-300):
+            return eta
+    return (float((y * y).sum()) / xx) ** 0.5
+
+
+def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
+    """Parent block of every site (innermost residual branch containing it) and the main path."""
+    blocks = [s for s in sites if s.kind == "block"]
+    for s in sites:
+        node = s._out
+        best = None
+        for b in blocks:
+            if b is s:
+                continue
+            inside = anc.below(b._stream, node) and _back(graph, node) != _back(graph, b._stream) and (
+                anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj)))
+            if inside and (best is None or b._op < best._op):
+                best = b
+        s.parent = best.name if best is not None else None
+        s.main = best is None and not getattr(s, "_const", False)
+
+
+def family_of(sites: list) -> str:
+    """The normalization family of a model, read from where its norms sit relative to the residual additions."""
+    blocks = [s for s in sites if s.kind == "block"]
+    norms = [s for s in sites if s.kind == "norm"]
+    bn = any(s.norm in ("batch_norm",) for s in norms)
+    if not blocks:
+        return "plain-bn" if bn else "plain"
+    half = len(blocks) / 2
+    pre = sum(1 for b in blocks if any(s.kind == "norm" and s.parent == b.name and s.source == b.source
+                                       for s in norms))
+    post = sum(1 for b in blocks if any(s.main and s.source == b.name for s in norms))
+    scaled = any(b.skip_scale not in (None, 1.0) for b in blocks)
+    if pre > half and post > half:
+        return "sandwich"
+    if post > half:
+        return "deepnorm" if scaled else "post-ln"
+    if pre > half:
+        return "pre-ln"
+    return "residual-bn" if bn else "residual"
