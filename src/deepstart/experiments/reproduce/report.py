@@ -20,7 +20,7 @@ __all__ = ["Figure", "PaperReport", "figure_from_matplotlib"]
 def machine_text(m: dict) -> str:
     """One line for a report: "Linux x86_64, 2 CPUs, 1 torch thread, load 6.1 (torch 2.x, 2026-12-07 21:30 UTC)"."""
     if not m:
-        return "machine not recorded"
+        return "an unrecorded machine (reports before 2026-12-07 did not record it)"
     return (f"{m.get('platform')} {m.get('processor')}, {m.get('cpus')} CPUs, {m.get('torch_threads')} torch "
             f"thread(s), 1-min load {m.get('load_1min')} at the end (torch {m.get('torch')}, {m.get('date')})")
 
