@@ -281,7 +281,7 @@ CHANGES = (
           "λ = σ_w^{2L}: all units linear) come out of the eigensolver as ±1e-17 and σ_w^{2L}(1 ± 1e-15), and those "
           "just below an atom missed it, so the KS distance was an atom's mass whatever the density. Changed after "
           "seeing the result; the old result is kept here",
-      fingerprint="bf67763926e3"),
+      fingerprint="a251e011c8de"),
     C(PS, "ReLU and Gaussian weights cannot reach isometry", "2026-12-05", "criterion",
       old_criterion="relative: worst |Var(L_max)/Var(L_min) / (L_max/L_min) − 1| ≤ 0.3",
       old_result="holds: ratios 11.2–27.2 for a depth ratio 16",

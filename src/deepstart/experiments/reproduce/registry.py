@@ -30,7 +30,8 @@ CLAIM_TABLES = {
     "pennington": ("pennington.SPEC_CLAIMS", "pennington.TRAIN_CLAIMS"),
 }
 
-# (paper, claim) -> "module.function" that judges it
+# (paper, claim) -> "module.function" that judges it; "+"-joined: also the measurement functions whose changes are
+# criterion changes (the fingerprint covers all their sources)
 JUDGES = {
     ("hanin-rolnick", "FM1: c = 2 preserves the mean length"): "hanin_rolnick.judge_fm1_critical",
     ("hanin-rolnick", "FM1: c ≠ 2 changes the mean length exponentially"): "hanin_rolnick.judge_fm1_off_critical",
@@ -65,7 +66,8 @@ JUDGES = {
     ("gurbuzbalaban-hu", "Fractional init improves training (where it differs from He)"):
         "gurbuzbalaban_hu.judge_improves",
     ("gurbuzbalaban-hu", "At width 64 the fractional init is no worse"): "gurbuzbalaban_hu.judge_training",
-    ("pennington", "Theory densities match measured spectra"): "pennington.judge_density",
+    ("pennington", "Theory densities match measured spectra"):
+        "pennington.judge_density+pennington.ks_distance+pennington.theory_cdf",
     ("pennington", "ReLU and Gaussian weights cannot reach isometry"): "pennington.judge_no_isometry",
     ("pennington", "Orthogonal tanh at small q* is nearly isometric"): "pennington.judge_isometric",
     ("pennington", "Spread grows at the free-probability rate"): "pennington.judge_linear_growth",
@@ -77,7 +79,7 @@ JUDGES = {
 
 class Registered(NamedTuple):
     statement: str
-    judge: str        # "module.function"
+    judge: str        # "module.function" ("+"-joined when measurement functions are part of the criterion)
     fingerprint: str  # SHA-256 (12 hex digits) of the statement and the judge's source
 
 
@@ -105,7 +107,8 @@ def claim_registry() -> dict:
                 if key not in JUDGES:
                     raise ValueError(f"claim {claim!r} of {paper} has no judge: add it to registry.JUDGES")
                 judge = JUDGES[key]
-                out[key] = Registered(statement, judge, fingerprint(statement, inspect.getsource(_resolve(judge))))
+                source = "\n".join(inspect.getsource(_resolve(part)) for part in judge.split("+"))
+                out[key] = Registered(statement, judge, fingerprint(statement, source))
     stray = sorted(set(JUDGES) - set(out))
     if stray:
         raise ValueError(f"registry.JUDGES lists claims no reproduction reports: {stray}")
