@@ -11,7 +11,7 @@ toy data). The ``--quick`` runs are *not* a CI step. Measured from an empty stor
 2-core x86_64 Linux machine, one torch thread per process, shared with other jobs: on 2026-12-05 hanin-rolnick 296 s,
 sussillo-abbott 227 s, gurbuzbalaban-hu 822 s, pennington 189 s (load not recorded); on 2026-12-07 at a 1-minute load
 of 8–16 (two to four reproductions at once beside seven other engineers' jobs) the training alone took hanin-rolnick
-318 s, sussillo-abbott 111 s, pennington 200 s, gurbuzbalaban-hu about 45 minutes; each report now states its machine,
+318 s, sussillo-abbott 111 s, pennington 200 s, gurbuzbalaban-hu 3585 s; each report now states its machine,
 thread count and load (:func:`deepstart.experiments.reproduce._common.machine`). CI runs exactly the README's test command, which should stay a
 few minutes; the quick runs are made by hand to produce the gallery, and a rerun against the same store resumes
 (training whose provenance is unchanged is not repeated)::
