@@ -141,15 +141,17 @@ def _training(b: ReportBuilder, s: dict, seed: int) -> None:
             per_setting[f"{ds}/{act}"] = {init.split("(")[0]: v for init, v in accs.items()}
         ax.set(xticks=[(len(v) - 1) / 2 + sum(len(u) + 1 for u in list(setups.values())[:i])
                        for i, v in enumerate(setups.values())], xticklabels=list(setups), ylabel="final test acc.",
-               title=f"{dataset_label(ds)}: depth {s['train_depth']}, width {s['train_width']} (mean, min–max)")
+               title=f"{dataset_label(ds)}: {s['train_depth']} × {s['train_width']}")
+        ax.title.set_fontsize(9)
         legend_outside(ax, below=True)
-    b.figure(fig, "training", f"Final test accuracy after {s['epochs']} epoch(s), {s['runs']} run(s) per init; "
+    improves = _small_s(b, s, seed, ax_small)  # drawn into the figure before it is rendered
+    b.figure(fig, "training", f"Final test accuracy after {s['epochs']} epoch(s), {s['runs']} run(s) per init "
+             "(mean; depth × width in the titles); "
              "bars: min–max over runs. CIFAR-10 (when present) is the JPEG copy, with two 3×3 stride-2 conv layers "
              "(16, 32 channels) in front of the fully connected stack. Right: the small-s regime, fractional (s = "
              f"{s['small_s']:g}) against He at widths {s['small_widths']}, depth {s['small_depth']}, "
              f"{dataset_label(s['datasets'][0])}.")
-    b.claims.append(judge_training(per_setting, s["test_limit"] or 10000))
-    _small_s(b, s, seed, ax_small)
+    b.claims += [improves, judge_training(per_setting, s["test_limit"] or 10000)]
     if "cifar10" in s["datasets"]:
         b.notes.append(f"CIFAR-10 results use the JPEG copy of CIFAR-10 (first {limit['cifar10'] or 50000} training "
                        "images) and two conv layers in front of the fully connected stack, all initialized by the "
@@ -193,8 +195,8 @@ def judge_improves(rows, n_test: int, alpha: float = 0.01) -> Claim:
         holds=zc, partial=1.0)
 
 
-def _small_s(b: ReportBuilder, s: dict, seed: int, ax) -> None:
-    """Fractional (small s) against He where their scales differ: narrow ReLU nets."""
+def _small_s(b: ReportBuilder, s: dict, seed: int, ax) -> Claim:
+    """Fractional (small s) against He where their scales differ: narrow ReLU nets, drawn into ``ax``; the claim."""
     from deepstart.experiments.trial import Trial
 
     from deepstart.theory import fractional_moment_var
@@ -217,8 +219,9 @@ def _small_s(b: ReportBuilder, s: dict, seed: int, ax) -> None:
                         fmt="o", color=f"C{j}", label=k if n == s["small_widths"][0] else "_nolegend_")
     ax.set(xscale="log", xlabel="width", ylabel="final test acc.", title=f"small s = {sv:g}, depth {s['small_depth']}")
     log_ticks(ax, s["small_widths"])
+    ax.title.set_fontsize(9)
     legend_outside(ax, below=True)
-    b.claims.append(judge_improves(rows, s["test_limit"] or 10000))
+    return judge_improves(rows, s["test_limit"] or 10000)
 
 
 def run(mode: str = "quick", *, store=None, backend: str = "local", seed: int = 0, progress: bool = False,
