@@ -274,7 +274,9 @@ def plot_finding(report, finding, ax=None):
     fig, ax = plt.subplots(figsize=(4.6, 3.4)) if ax is None else (ax.figure, ax)
     with _quiet():
         panel(ax, report, finding.layer)
-    ax.set_title(f"[{finding.severity}] {finding.category}: " + ax.get_title(), fontsize=9)
+    import textwrap
+
+    ax.set_title(textwrap.fill(f"[{finding.severity}] {finding.category}: " + ax.get_title(), 58), fontsize=9)
     fig.tight_layout()
     return fig, ax
 
