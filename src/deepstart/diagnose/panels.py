@@ -9,7 +9,7 @@ one (the figure draws whatever list :func:`part_series` returns).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -141,8 +141,6 @@ def stream_series(report):
                 expected_label="M_{l−1} + v_l (measured M_{l−1}, v_l)")
     if s is None:
         return None
-    from dataclasses import replace
-
     envelope = _additive_envelope(report)
     bound = np.array([envelope.get(n, math.nan) for n in s.names])
     return replace(s, bound=bound, bound_label="error above: additive growth limit") if np.isfinite(bound).any() \
@@ -159,8 +157,8 @@ def _additive_envelope(report) -> dict:
     main, out = report.main_idx, {}
     m0 = float(np.nanmean(report.m0)) if np.size(report.m0) else math.nan
     for seg in read_parts(report):
-        if not isinstance(seg, Segment) or seg.growth != "additive" or len(seg.links) < report.thresholds.get(
-                "min_links", 4):
+        if not isinstance(seg, Segment) or seg.growth != "additive" or \
+                len(seg.links) < report.thresholds.get("min_links", 4):
             continue
         first = seg.links[0]
         start = m0 if first == 0 else float(np.nanmean(report.sq[..., main[first - 1]]))
