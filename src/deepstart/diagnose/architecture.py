@@ -79,7 +79,6 @@ class Site:
     attention: bool = False                # blocks: the branch contains attention
     skip_scale: float | None = None        # blocks: α of a scaled skip y = α·x + b (DeepNorm); None: unscaled
     eps: float | None = None               # norms: the ε added to the variance
-    opener: str | None = None              # blocks: what the stream enters first in the branch (norm:…, layer:…)
     parallel: int = 1                      # blocks: branches summed before the addition (GPT-J/NeoX: 2)
     layer_scale: bool = False              # blocks: the branch ends in a multiplier (η, γ, Fixup scale) read as η
     opaque: str | None = None              # why the law of this site cannot be stated (custom autograd, …)

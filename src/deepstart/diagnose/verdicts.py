@@ -33,7 +33,7 @@ THRESHOLDS = {
     "dead_fraction": 0.9,       # fraction of a site's units that are 0 for every input (deep ReLU nets correlate
                                 # their inputs, c → 1, so ~50% of units are off for all inputs without being "dead")
     "significance": 3.0,        # drifts must also exceed this many standard errors
-    # family laws (deepstart.diagnose.families, docs/laws.md)
+    # the laws of the parts (deepstart.diagnose.laws, docs/laws.md)
     "layer_gain_nats": 10.0,    # |log M(h_j)/M(x_{j−1})| of one layer: weights orders of magnitude off their input
     "branch_gain": 4.0,         # v_l / M(branch input): the branch doubles the length of its (normalized) input
     "normalized_gradient_nats": 10.0,  # normalized families: gradient imbalance that is an error, not a warning
