@@ -310,6 +310,17 @@ def var_se(x) -> tuple[float, float]:
     return v, math.sqrt(max(m4 - v * v, 1e-300) / len(x))
 
 
+def paired(a, b, floor: float) -> tuple[float, float]:
+    """Mean of the per-seed differences a_r − b_r and its SE over seeds, at least ``floor/√n`` (the measurement's
+    resolution: an eval interval in epochs, or an accuracy's binomial SE), so identical runs do not give SE 0."""
+    import numpy as np
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    n = len(d)
+    sd = float(d.std(ddof=1)) if n > 1 else 0.0
+    return float(d.mean()), max(sd, floor) / math.sqrt(n)
+
+
 def mean_se(values):
     """Mean and standard error of a 1-D sample (NumPy)."""
     import numpy as np

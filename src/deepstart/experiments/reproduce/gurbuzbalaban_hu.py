@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepstart.experiments.reproduce._common import ReportBuilder, check_mode, dataset_label, legend_outside, \
-    log_ticks, mean_se, mlp_lengths, new_axes
+    log_ticks, mean_se, mlp_lengths, new_axes, paired
 from deepstart.experiments.reproduce.claims import Claim, bonferroni_z
 
 PAPER = "gurbuzbalaban-hu"
@@ -159,10 +159,9 @@ def _training(b: ReportBuilder, s: dict, seed: int) -> None:
 
 
 def _paired(a, b, n_test: int) -> tuple[float, float]:
-    """Mean of the per-seed differences a − b and its SE, floored at the binomial SE √(¼/n_test) of one accuracy."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
-    return float(d.mean()), max(sd, np.sqrt(0.25 / n_test)) / np.sqrt(len(d))
+    """:func:`~deepstart.experiments.reproduce._common.paired` with the binomial SE √(¼/n_test) of one accuracy as
+    the resolution."""
+    return paired(a, b, float(np.sqrt(0.25 / n_test)))
 
 
 def judge_training(settings: dict, n_test: int, alpha: float = 0.01, margin: float = NONINFERIORITY_MARGIN) -> Claim:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from deepstart.experiments.reproduce._common import ReportBuilder, dataset_label, legend_outside, log_ticks, \
-    new_axes
+    new_axes, paired
 from deepstart.experiments.reproduce.claims import Claim, bonferroni_z
 
 FM1_TRAIN_CLAIMS = (
@@ -58,15 +58,6 @@ def _epochs(results, trials, budget: float) -> list[float]:
     """Epochs to 20% per run; a run that never reaches it counts as ``budget`` (one epoch past the end)."""
     eps = [results[t.id].epochs_to(TARGET) for t in trials]
     return [budget if e is None else float(e) for e in eps]
-
-
-def paired(a, b, floor: float) -> tuple[float, float]:
-    """Mean of the per-seed differences a_r − b_r and its SE over seeds, at least ``floor/√n`` (the measurement's
-    resolution: an eval interval in epochs, or an accuracy's binomial SE), so identical runs do not give SE 0."""
-    d = np.asarray(a, float) - np.asarray(b, float)
-    n = len(d)
-    sd = float(d.std(ddof=1)) if n > 1 else 0.0
-    return float(d.mean()), max(sd, floor) / math.sqrt(n)
 
 
 def judge_c2_fastest(eps: dict, depths, resolution: float, alpha: float = ALPHA) -> Claim:
