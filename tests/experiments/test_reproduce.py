@@ -354,3 +354,13 @@ def test_log_ticks_do_not_overlap_on_a_short_log_range():
     boxes = [t.get_window_extent() for t in labels]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plt.close(fig)
+
+
+def test_committed_gallery_names_no_temporary_path():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for path in [docs / "reproductions.md", *sorted((docs / "reproductions").glob("*.md")),
+                 *sorted((docs / "reproductions").glob("*.json"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "/tmp" not in text and "deepstart-reproduce-" not in text and "results.db" not in text, path.name
