@@ -118,7 +118,8 @@ def bench_mlp(args):
     return report("probe_mlp", baseline_s=t_loop, ours_s=t_probe, flop=flop, rate=flop / limit_s,
                   extra={"members": args.members, "depth": depth, "width": width, "steps": args.steps,
                          "batch": batch, "probe_over_loop": t_probe / t_loop, "target_ratio": 1.0,
-                         "target_fraction": 0.6, "limit_s": limit_s, "max_last_loss_gap": gap, "gflop": flop / 1e9, "path": r.path,
+                         "target_fraction": 0.6, "limit_s": limit_s, "max_last_loss_gap": gap,
+                         "gflop": flop / 1e9, "path": r.path,
                          "threads": args.threads, "torch": torch.__version__, "cpu_count": os.cpu_count(),
                          "machine": platform.machine()})
 

@@ -2,8 +2,8 @@
 
 Known outcomes (Schoenholz et al. 2017; Hanin & Rolnick 2018): a ReLU net at depth 50 with Glorot weights (σ_w² = 1,
 the ordered side of the ReLU critical point σ_w² = 2) loses its input signal as 2^(-L/2); He (σ_w² = 2) keeps it.
-A tanh net with σ_w² = 0.25 is deep in the ordered phase (χ₁ = σ_w² < 1: signals shrink by 2^(-L)), σ_w² = 1 is the
-critical point at σ_b = 0. Measured before these tests were written (4 inits, Adam 1e-3, 100 steps, clusters task):
+A tanh net with σ_w² = 0.25 is deep in the ordered phase (χ₁ = σ_w² < 1: signals shrink by 2^(-L)), σ_w² = 1 is
+the critical point at σ_b = 0. Measured before these tests were written (4 inits, Adam 1e-3, 100 steps, clusters task):
 Glorot stuck 4/4 vs He starts 4/4; tanh σ_w² = 0.25 stuck 4/4 vs 1 starts 4/4.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """deepstart.probe: will this network start training? Train its first steps, many inits at once, and judge.
 
-``deepstart.probe(model_or_factory, task=None, *, optimizer="adam", lr=None, steps=100, n_inits=8, ...) -> ProbeResult``;
+``deepstart.probe(model_or_factory, task=None, *, optimizer="adam", lr=None, steps=100, n_inits=8, ...)``
+(a :class:`ProbeResult`);
 criteria in :mod:`deepstart.probe.result`, tasks in :mod:`deepstart.probe.tasks`, the vectorized trainer in
 :mod:`deepstart.probe.engine`; ``docs/probe.md``.
 """

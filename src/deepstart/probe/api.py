@@ -292,7 +292,8 @@ def _result(trace, lrs, n, has_ref, task, opt_name, steps, ref_desc, inits_desc,
             reached = ref_hit[ref_hit >= 0]
             ref = (ref_hit, ref_v, float(np.median(reached)) + 1 if learns and len(reached) else None)
         hit, verdicts = judge_curves(trace.loss[sl], task.baseline, ref[2] if ref else None)
-        final = np.nanmedian(np.where(np.isfinite(trace.loss[sl, -max(1, steps // 20):]), trace.loss[sl, -max(1, steps // 20):], np.inf).mean(1))
+        last = trace.loss[sl, -max(1, steps // 20):]
+        final = float(np.median(np.where(np.isfinite(last), last, np.inf).mean(1)))
         rows.append((lr, sl, rl, hit, verdicts, ref, final))
     best = min(range(len(rows)), key=lambda j: (rows[j][6] if np.isfinite(rows[j][6]) else np.inf, j))
     lr, sl, rl, hit, verdicts, ref, _ = rows[best]

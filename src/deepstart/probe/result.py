@@ -86,7 +86,7 @@ def ratio_se(hit: np.ndarray, ref_hit: np.ndarray, steps: int) -> tuple[float, f
 
 
 def update_share(update_norm: np.ndarray) -> np.ndarray:
-    """Per init and layer: the layer's share of the summed update norms ``Σ_t ‖Δθ_l,t‖ / Σ_l Σ_t ‖Δθ_l,t‖``."""
+    """Per init and layer: the layer's share of the summed update norms, ``Σ_t ‖Δθ_l,t‖ / Σ_l Σ_t ‖Δθ_l,t‖``."""
     total = np.nansum(np.where(np.isfinite(update_norm), update_norm, np.nan), axis=1)
     whole = total.sum(1, keepdims=True)
     return np.divide(total, whole, out=np.full_like(total, np.nan), where=(whole > 0) & np.isfinite(whole))
