@@ -21,7 +21,13 @@ def test_check_with_probe_attaches_a_section(plain_mlp):
     assert "probe of" in report.render()
     html = report.to_html()
     assert "Trainability probe" in html and "probe loss curves" in html
-    again = Report.from_dict(json.loads(report.to_json()))
+    doc = json.loads(report.to_json())
+    jsonschema = pytest.importorskip("jsonschema")
+    from deepstart.diagnose.report import schema
+
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+    assert doc["probe"]["verdict"] == "starts"
+    again = Report.from_dict(doc)
     assert again.probe["verdicts"] == report.probe["verdicts"]
     assert ProbeResult.from_dict(again.probe).summary() == ProbeResult.from_dict(report.probe).summary()
 
