@@ -66,9 +66,7 @@ def _base_model(model_or_factory, seed):
     if isinstance(model_or_factory, nn.Module):
         return model_or_factory, None
     if callable(model_or_factory):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = model_or_factory()
+        model = _seeded(model_or_factory, seed)
         if not isinstance(model, nn.Module):
             raise TypeError(f"the factory must return an nn.Module, got {type(model).__name__}")
         return model, model_or_factory
