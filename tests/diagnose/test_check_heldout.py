@@ -29,7 +29,6 @@ KNOWN_WRONG: dict[str, str] = {
     "whisper-3+3x128": "NOT ASSESSED on stock Whisper: the laws read 12 of 26 links of the main path (held-out)",
     "densenet-8x12-nobn-x10": "miss: NOT ASSESSED (1 of 10 links read) on a DenseNet whose stream grows e^22.8 "
                               "(held-out)",
-    "unet-16-nobn-x0.1": "miss: healthy for a U-Net whose gradient falls e^-20 (held-out)",
 }
 
 

@@ -24,6 +24,7 @@ def judge(report, t: dict, remedy) -> list:
     for part in parts:
         out += LAWS[type(part)](part, report, t, remedy, parts)
     out += segment.layer_findings(report, t, remedy)
+    out += segment.run_findings(report, parts, t, remedy)
     out += norm.stream_gradients(report, parts, t, remedy)
     out += attention.judge(report, t, remedy)
     return out

@@ -25,7 +25,7 @@ import numpy as np
 
 from deepstart.diagnose.laws._stats import column, mean_se_log, per_init, quiet, significant, worst
 
-__all__ = ["judge", "segment_stats", "layer_gain", "layer_findings", "additive_band"]
+__all__ = ["judge", "segment_stats", "layer_gain", "layer_findings", "additive_band", "plain_runs", "run_findings"]
 
 SOURCE_FM = "Hanin & Rolnick 2018, Thm 5 (FM1/FM2); Schoenholz et al. 2017 (χ₁)"
 SOURCE_ADDITIVE = "Xiong et al. 2020, §3 (normalized branches add to the stream)"
@@ -134,4 +134,53 @@ def layer_findings(report, t, remedy) -> list:
                                f"one layer {way} the mean squared length by exp({w[1]:.3g}) ({pm(w[2])}): its "
                                "weights are orders of magnitude off the scale of its input.", remedy("layer"),
                                "mean-field law of one layer: M(h) = σ_w² M(x) + σ_b² (Poole et al. 2016)"))
+    return out
+
+
+def plain_runs(parts) -> list:
+    """Main-path runs of consecutive plain or multiplicative segments separated only by boundaries (pooling,
+    flattening, reshaping): nothing between them resets the length (no norm, recurrent layer or unreadable op).
+    Each run is a tuple of segments; a run of one segment is judged by :func:`judge` alone."""
+    from deepstart.diagnose.parts import Addition, Segment
+
+    runs, current = [], []
+    for part in parts:
+        if isinstance(part, Addition):
+            continue  # additions are links of the segment around them
+        if isinstance(part, Segment) and part.growth != "additive":
+            current.append(part)
+            continue
+        runs.append(tuple(current))
+        current = []
+    runs.append(tuple(current))
+    return [r for r in runs if len(r) > 1]
+
+
+def run_findings(report, parts, t, remedy) -> list:
+    """Gradients across a run of plain segments (:func:`plain_runs`). A boundary such as max-pooling passes the
+    backward signal on (it routes each gradient to one input), so a net that loses a factor per layer in every
+    stage between its pools loses the product over all of them, however short each stage is (a default-initialized
+    VGG-19: each stage has at most 4 links, the whole net e^-23). The gradient ratio is the sum over the run's
+    layer links of the per-link log ratios (the links across a boundary are left out, so pooling's own factor is
+    not counted); it is judged against the plain threshold when the run has ``min_links`` links and no single
+    segment of it was already judged for gradients (Schoenholz et al. 2017, χ₁ per layer)."""
+    from deepstart.diagnose.verdicts import Finding, pm
+
+    out = []
+    for run in plain_runs(parts):
+        if any(len(seg.links) >= t["min_links"] for seg in run):
+            continue  # a segment long enough for its own gradient law was judged by it
+        positions = tuple(k for seg in run for k in seg.links)
+        st = segment_stats(report, positions)
+        n = st.get("links_read", 0)
+        g, se = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
+        if n < t["min_links"] or not abs(g) > t["gradient_nats"] or abs(g) <= t["significance"] * se:
+            continue
+        way = "vanishing" if g < 0 else "exploding"
+        first, last = run[0].sites[0], run[-1].sites[-1]
+        out.append(Finding("gradients", "error", first, g, t["gradient_nats"], None,
+                           f"{way} gradients: ‖∂ℓ/∂x‖² changes by exp({g:.3g}) ({pm(se)}) over the {n} layer links "
+                           f"of the {len(run)} plain stages {first} … {last} (pooling and reshaping between them "
+                           "reset nothing; each stage is too short to be judged alone).", remedy("gradients"),
+                           SOURCE_FM))
     return out
