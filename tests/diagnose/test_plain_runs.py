@@ -69,3 +69,21 @@ def test_a_norm_ends_a_run():
     assert sum(isinstance(p, Norm) for p in parts) == 16
     assert plain_runs(parts) == []
     assert not [f for f in report.findings if "plain stages" in f.message], report.findings
+
+
+@pytest.mark.parametrize("eta, failing", [("1/l", False), ("1/sqrt(L)", False), (0.5, True), (1.0, True)])
+def test_eta_scaled_residual_stream_grows_additively_only_with_bounded_sum(eta, failing):
+    """Hanin & Rolnick 2018 Thm 2: E[M_L] = M_0 ∏(1 + η_l² g_l), bounded iff Σ η_l² is. η_l = 1/l (Σ = 1.6) and
+    1/√L (Σ = 1) are judged by the additive law (the head's ReLU halving the stream once is not a per-layer rate);
+    η = 0.5 (Σ = 7.5) and η = 1 (Σ = 30) grow like 1.25^L and 2^L: FM1 exploding."""
+    from deepstart.diagnose.zoo import zoo_model
+
+    zm = zoo_model("resnet", depth=30, eta=eta)
+    report = check(zm.model, input_shape=(64,), n_inits=4, generator=torch.Generator().manual_seed(0),
+                   jacobian=False)
+    segments = [p for p in read_parts(report) if type(p).__name__ == "Segment"]
+    assert [s.growth for s in segments] == ["multiplicative" if failing else "additive"]
+    fm1 = [f for f in report.findings if f.category == "fm1" and f.severity == "error"]
+    assert bool(fm1) == failing, report.findings
+    if failing:
+        assert fm1[0].measured > 0

@@ -14,6 +14,7 @@ whole model one family label:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ __all__ = ["Segment", "Addition", "Norm", "Recurrent", "Opaque", "read_parts", "
 class Segment:
     """Main-path positions ``links`` (link k goes into main site k) read as one stretch; ``growth`` is ``plain``
     (weight layers only), ``multiplicative`` (an addition whose branch is not normalized: M_l = M_{l−1}(1 + η²g_l))
-    or ``additive`` (every branch normalized: M_l = M_{l−1} + v_l, Xiong et al. 2020)."""
+    or ``additive`` (every branch normalized: M_l = M_{l−1} + v_l, Xiong et al. 2020; or scaled by η_l with bounded
+    Σ η_l², Hanin & Rolnick 2018 Thm 2)."""
 
     sites: tuple
     links: tuple
@@ -164,11 +166,24 @@ def _addition(s, names, main) -> Addition:
                     int(s.get("parallel") or 1), bool(s.get("attention")), main)
 
 
+BOUNDED_ETA2 = 2.0  # Σ η_l² at most this: the branches' total weight is bounded (η_l = 1/l gives π²/6)
+
+
+def _bounded_eta(blocks) -> bool:
+    """Every branch scaled by a read η_l with Σ η_l² ≤ ``BOUNDED_ETA2``: E[M_L] = M_0 ∏(1 + η_l² g_l) ≤
+    M_0 exp(g Σ η_l²) stays bounded in depth (Hanin & Rolnick 2018, Thm 2 and §4), so the stream grows at most
+    additively, not exponentially; unscaled branches (η = 1) sum to L and stay multiplicative."""
+    etas = [b.get("eta") for b in blocks]
+    return all(e is not None and math.isfinite(float(e)) for e in etas) and \
+        sum(float(e) ** 2 for e in etas) <= BOUNDED_ETA2
+
+
 def _segment(positions, main, names) -> Segment:
     blocks = [main[k] for k in positions if main[k]["kind"] == "block"]
+    unnormalized = [b for b in blocks if not _addition(b, names, True).normalized]
     if not blocks:
         growth = "plain"
-    elif all(_addition(b, names, True).normalized for b in blocks):
+    elif not unnormalized or _bounded_eta(unnormalized):
         growth = "additive"
     else:
         growth = "multiplicative"

@@ -8,7 +8,8 @@ layer or unreadable op in it and no boundary (pooling, reshaping). Its links j c
   M_l = M_{l−1}(1 + η_l² g_l)): FM1 drift of the mean length over the segment's links, FM2 = Σ Var log ξ_j, and the
   gradient ratio across the segment (Hanin & Rolnick 2018, Thm 5 and §1; Schoenholz et al. 2017, χ₁). FM1 and
   gradients need ``min_links`` links: they are rates over depth.
-* ``additive`` segments (every branch normalized or opened by a norm: M_l = M_{l−1} + v_l, Xiong et al. 2020 §3):
+* ``additive`` segments (every branch normalized or opened by a norm: M_l = M_{l−1} + v_l, Xiong et al. 2020 §3; or
+  scaled by η_l with Σ η_l² bounded, Hanin & Rolnick 2018 Thm 2):
   the stream may grow like a polynomial of the depth; the error is growth (or a gradient ratio) beyond
   2·log(L + 1) + 1.5 nats over L links (growth at most like L², coherent branches). Gradients beyond it are a
   warning, an error only beyond ``normalized_gradient_nats`` as well (the branches' norms divide the backward signal
@@ -70,7 +71,7 @@ def judge(seg, report, t, remedy, parts=()) -> list:
         if abs(growth) > band and significant(abs(growth) - band, gse, sig):
             out.append(Finding("fm1", "error", last, growth, band, None,
                                f"the residual stream {'grows' if growth > 0 else 'shrinks'} by exp({growth:.3g}){where}"
-                               f", beyond the additive law of normalized branches (≤ exp({band:.3g})).",
+                               f", beyond the additive law of normalized or η-scaled branches (≤ exp({band:.3g})).",
                                remedy("branches"), SOURCE_ADDITIVE))
         g, se = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
         if abs(g) > band and significant(abs(g) - band, se, sig):
