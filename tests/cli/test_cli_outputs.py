@@ -248,3 +248,31 @@ def test_ray_extra_brings_ray_client():
     assert any(r.replace(" ", "").startswith("ray[client]") for r in extras["ray"]), extras["ray"]
     pins = {line.split("==")[0].lower() for line in (root / "constraints.txt").read_text().splitlines() if "==" in line}
     assert {"ray", "grpcio"} <= pins
+
+
+def test_library_writers_are_atomic_too(tmp_path, monkeypatch):
+    """Report.to_json, report_html and a reproduction's PaperReport.write go through deepstart._io: interrupted
+    before the rename, each leaves the previous file whole and no temporary beside it."""
+    import torch
+
+    from deepstart.diagnose import check
+    from deepstart.diagnose.html import report_html
+    from deepstart.experiments.models import mlp
+    from deepstart.experiments.reproduce.report import PaperReport
+
+    report = check(mlp(4, 2, depth=2, width=8), input_shape=(4,), n_inits=2, jacobian=False,
+                   generator=torch.Generator().manual_seed(0))
+    paper = PaperReport(paper="p", title="t", citation="c", mode="tiny", settings={})
+    for name in ("r.json", "r.html", "p.html"):
+        (tmp_path / name).write_text("previous")
+
+    def interrupted(fd):
+        raise _Interrupted
+
+    monkeypatch.setattr(_io.os, "fsync", interrupted)
+    for write in (lambda: report.to_json(tmp_path / "r.json"), lambda: report_html(report, tmp_path / "r.html"),
+                  lambda: paper.write(tmp_path)):
+        with pytest.raises(_Interrupted):
+            write()
+    assert all((tmp_path / n).read_text() == "previous" for n in ("r.json", "r.html", "p.html"))
+    assert sorted(os.listdir(tmp_path)) == ["p.html", "r.html", "r.json"]

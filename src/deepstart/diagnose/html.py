@@ -345,7 +345,8 @@ def report_html(report, path=None, full_page: bool = True, link=None, finding_fi
                    f"<title>deepstart check: {esc(report.model)} — {esc(report.verdict)}</title></head>"
                    f"<body>{content}</body></html>")
     if path is not None:
+        from deepstart._io import atomic_write
+
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(content)
+        atomic_write(path, content)
     return content

@@ -118,6 +118,9 @@ def suggest_width(depth: int, var_target: float) -> int:
     """Smallest constant width n with depth · Var log ξ(n) ≤ var_target (relu, exact digamma form)."""
     from deepstart.theory.finite_width import relu_log_xi_moments
 
+    if not var_target > 0:  # Var log ξ(n) > 0 at every finite width: no width reaches a target ≤ 0
+        raise ValueError(f"var_target={var_target!r} must be > 0 (the fm2_var threshold sets it)")
+
     def ok(n):
         return depth * relu_log_xi_moments(n)[1] <= var_target
 
@@ -191,7 +194,10 @@ def recommend(report) -> list:
     """Recommendations for ``report`` (see the module docstring), best first; empty when nothing needs fixing."""
     from deepstart.diagnose.families import NORMALIZED
 
-    cats = {f.category for f in report.findings if f.severity in ("error", "warning")}
+    recurrent = {s["name"] for s in report.sites if s.get("recurrent")}
+    judged = [f for f in report.findings if f.severity in ("error", "warning")]
+    # a recurrent layer's findings follow the recurrent law (its own remedy: orthogonal W_hh), not a feed-forward init
+    cats = {f.category for f in judged if f.layer not in recurrent}
     if report.family in NORMALIZED:
         return _normalized(report, {f.category for f in report.findings if f.severity == "error"})
     main = report.main_sites

@@ -268,9 +268,10 @@ class Report:
         """Strict JSON of :meth:`to_dict` (``fix``: a ``FixResult`` to nest), written to ``path`` when given."""
         text = dumps(self.to_dict(fix=fix), indent=1)
         if path is not None:
+            from deepstart._io import atomic_write
+
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            atomic_write(path, text)
         return text
 
     @classmethod

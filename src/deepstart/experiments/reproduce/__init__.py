@@ -45,6 +45,7 @@ import json
 import os
 from pathlib import Path
 
+from deepstart._io import atomic_write
 from deepstart.experiments.reproduce._common import MODES, check_mode
 from deepstart.experiments.reproduce.claims import STATUSES, Claim, judge
 from deepstart.experiments.reproduce.report import Figure, PaperReport
@@ -116,7 +117,7 @@ def reproduce(paper: str = "all", mode: str = "quick", *, out=None, store=None, 
 
         written = [p for r in reports for p in r.write(out).values()]
         written.append(write_gallery(reports, Path(out) / "index.md", out=out))
-        (Path(out) / "changelog.md").write_text(changelog_markdown(), encoding="utf-8")
+        atomic_write(Path(out) / "changelog.md", changelog_markdown())
         written.append(Path(out) / "changelog.md")
         _record_written(out, written)
     return reports
@@ -147,7 +148,7 @@ def _record_written(out, paths) -> None:
         p = Path(p).resolve()
         if p.parent == out:
             names.add(p.name)
-    (out / MANIFEST).write_text(json.dumps({"files": sorted(names)}, indent=1) + "\n", encoding="utf-8")
+    atomic_write(out / MANIFEST, json.dumps({"files": sorted(names)}, indent=1) + "\n")
 
 
 def check_out(out, *, overwrite: bool = False) -> None:
@@ -261,5 +262,5 @@ def write_gallery(reports, path, *, image_prefix: str = "", out=None) -> Path:
     lines.append("")
     text = "\n".join(lines) + "\n" + "\n".join(f'<a id="{r.paper}"></a>\n\n' + r.to_markdown(image_prefix)
                                               for r in reports)
-    path.write_text(text, encoding="utf-8")
+    atomic_write(path, text)
     return path

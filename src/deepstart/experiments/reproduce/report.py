@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deepstart._io import atomic_write
 from deepstart._json import dumps
 from deepstart.experiments.reproduce.claims import Claim
 
@@ -168,13 +169,13 @@ class PaperReport:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"html": out / f"{self.paper}.html", "md": out / f"{self.paper}.md", "json": out / f"{self.paper}.json"}
-        paths["html"].write_text(self.to_html(), encoding="utf-8")
-        paths["md"].write_text(self.to_markdown(image_prefix), encoding="utf-8")
+        atomic_write(paths["html"], self.to_html())
+        atomic_write(paths["md"], self.to_markdown(image_prefix))
         slim = self.to_dict()
         slim["figures"] = [{**f, "png_b64": f"{self.paper}_{f['name']}.png"} for f in slim["figures"]]
-        paths["json"].write_text(dumps(slim, indent=1, default=str), encoding="utf-8")
+        atomic_write(paths["json"], dumps(slim, indent=1, default=str))
         for f in self.figures:
             p = out / f"{self.paper}_{f.name}.png"
-            p.write_bytes(base64.b64decode(f.png_b64))
+            atomic_write(p, base64.b64decode(f.png_b64))
             paths[f"png:{f.name}"] = p
         return paths
