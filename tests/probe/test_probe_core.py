@@ -154,3 +154,14 @@ def test_the_module_is_callable_and_results_serialize(plain_mlp):
     json.dumps(d, allow_nan=True)
     assert len(d["loss"]) == 2 and len(d["loss"][0]) == 4 and len(d["layers"]) == 3
     assert np.allclose(np.nansum(r.update_share, 1), 1.0)
+
+
+def test_stuck_needs_a_reference_that_learns(plain_mlp):
+    """At lr 1e-7 neither the init nor the reference moves: not 'stuck' but 'inconclusive'; without a reference the
+    absolute verdict stands."""
+    kw = dict(steps=10, n_inits=2, lr=1e-7)
+    with_ref = probe(plain_mlp(2, 8, 2.0), generator=torch.Generator().manual_seed(8), **kw)
+    alone = probe(plain_mlp(2, 8, 2.0), generator=torch.Generator().manual_seed(8), reference=None, **kw)
+    assert set(with_ref.verdicts) == {"stuck"} and set(with_ref.ref_verdicts) == {"stuck"}
+    assert with_ref.verdict == "inconclusive" and any("inconclusive" in n for n in with_ref.notes)
+    assert alone.verdict == "stuck"

@@ -2,7 +2,8 @@
 
 TARGET as for ``deepstart check``: a zoo model (``mlp:depth=50,width=64,init=glorot``), a Hugging Face causal
 language model built from its config (``hf:gpt2:n_layer=4,n_embd=128,vocab_size=1000``; the LM head is added) or
-``module:factory``. Exit code 0 when most inits start (or are slow), 1 when they are stuck or diverge, 2 usage errors.
+``module:factory``. Exit code 0 when most inits start (or are slow) or the result is inconclusive (the reference did
+not learn either), 1 when they are stuck or diverge, 2 usage errors.
 """
 from __future__ import annotations
 
@@ -111,4 +112,4 @@ def _run(args) -> int:
         matplotlib.use("Agg", force=False)
         atomic_savefig(result.plot(), args.plot, dpi=90)
         print(f"wrote {args.plot}", file=sys.stderr)
-    return 0 if result.verdict in ("starts", "slow") else 1
+    return 0 if result.verdict in ("starts", "slow", "inconclusive") else 1

@@ -307,15 +307,17 @@ def _result(trace, lrs, n, has_ref, task, opt_name, steps, ref_desc, inits_desc,
     if ref is not None:
         ratio, se = ratio_se(hit, ref[0], steps)
         if ref[2] is None:
-            notes.append("the reference did not learn at this lr either: the verdicts are absolute (slow = after "
-                         "half the steps), not relative to it")
+            notes.append("the reference did not learn at this lr either: the verdicts per init are absolute (slow = "
+                         "after half the steps), and 'stuck' overall is reported as 'inconclusive'")
         if (hit < 0).any() or (ref[0] < 0).any():
             notes.append("inits that never reached the threshold count as the full number of steps in the ratio "
                          "(a lower bound)")
     ratio_w = trace.update_norm[sl] / np.maximum(trace.weight_norm[sl], 1e-300)
     return ProbeResult(
         model=name, task=task.description, optimizer=opt_name, lr=lr, steps=steps, n_inits=n,
-        baseline=task.baseline, loss=trace.loss[sl], hit=hit, verdicts=tuple(verdicts), verdict=overall(verdicts),
+        baseline=task.baseline, loss=trace.loss[sl], hit=hit, verdicts=tuple(verdicts),
+        verdict="inconclusive" if ref is not None and ref[2] is None and overall(verdicts) == "stuck" else
+        overall(verdicts),
         layers=trace.layers, grad_norm=trace.grad_norm[sl], update_ratio=ratio_w,
         update_share=update_share(trace.update_norm[sl]), reference=ref_desc,
         ref_loss=trace.loss[rl] if ref else None, ref_hit=ref[0] if ref else None,

@@ -11,7 +11,9 @@ over ``w = max(1, steps // 20)`` steps:
   a reference that does not learn: later than half the steps);
 * **starts**: otherwise.
 
-The init's overall verdict is the most common one over inits (ties go to the worse). Relative to the reference
+The init's overall verdict is the most common one over inits (ties go to the worse), except that *stuck* needs a
+reference that learns (at least half its inits start or are slow): when it does not, the overall verdict is
+**inconclusive** (the task or lr is too hard for this architecture within the steps). Relative to the reference
 (trained on the same batches, seeds, optimizer and lr), the ratio of mean steps to the threshold carries a
 delta-method standard error; inits that never reach it count as ``steps`` (a lower bound, said in the notes).
 """
