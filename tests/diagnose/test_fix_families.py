@@ -12,6 +12,7 @@ from torch import nn
 from deepstart.diagnose import Recommendation, check, fix_
 from deepstart.diagnose import fix as fix_module
 from deepstart.diagnose.report import Report
+from model_state import same, state
 
 SEED = 4321
 
@@ -24,13 +25,6 @@ def _errors(report) -> set:
     return {f.category for f in report.findings if f.severity == "error"}
 
 
-def _state(model) -> dict:
-    return {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
-
-
-def _same(model, saved) -> bool:
-    now = dict([*model.named_parameters(), *model.named_buffers()])
-    return now.keys() == saved.keys() and all(torch.equal(now[k].detach(), v) for k, v in saved.items())
 
 
 # ------------------------------------------------------------------------------------------- (a) GPT-2 ×50
@@ -82,13 +76,13 @@ def _no_init(recs) -> bool:
 def test_fix_conv_bn_relu_default_init_recommends_no_init():
     torch.manual_seed(SEED)
     model = _conv_bn_relu()
-    saved = _state(model)
+    saved = state(model)
     x = torch.randn(8, 3, 8, 8, generator=_gen())
     result = fix_(model, x, n_inits=4, generator=_gen(1), jacobian=False)
     assert result.before.family == "plain-bn"
     assert _no_init(result.before.recommend())
     assert result.recommendation is None or result.recommendation.kind != "init", str(result)
-    assert not result.applied and _same(model, saved)
+    assert not result.applied and same(model, saved)
 
 
 def test_conv_bn_relu_with_gradient_error_still_gets_no_init_recommendation():
@@ -96,7 +90,7 @@ def test_conv_bn_relu_with_gradient_error_still_gets_no_init_recommendation():
     report): the only remedy offered is architectural, and ``fix_`` changes nothing."""
     torch.manual_seed(SEED)
     model = _conv_bn_relu()
-    saved = _state(model)
+    saved = state(model)
     x = torch.randn(8, 3, 8, 8, generator=_gen())
     report = check(model, x, n_inits=4, generator=_gen(1), jacobian=False)
     strict = dataclasses.replace(report, thresholds={**report.thresholds, "gradient_nats": 1e-3,
@@ -106,7 +100,7 @@ def test_conv_bn_relu_with_gradient_error_still_gets_no_init_recommendation():
     assert recs and _no_init(recs)
     assert {r.kind for r in recs} == {"architecture"}
     result = fix_(model, x, n_inits=4, generator=_gen(2), report=strict, jacobian=False)
-    assert result.recommendation is None and not result.applied and _same(model, saved)
+    assert result.recommendation is None and not result.applied and same(model, saved)
 
 
 # ----------------------------------------------------------------------------------- (c) unverified fixes
@@ -145,20 +139,20 @@ def forced_glorot(monkeypatch):
 def test_unverified_fix_is_restored_bitwise(forced_glorot):
     torch.manual_seed(SEED)
     model = _glorot_relu_mlp()
-    saved = _state(model)
+    saved = state(model)
     result = fix_(model, input_shape=(64,), n_inits=4, generator=_gen(), jacobian=False)
     assert {"fm1", "gradients"} & _errors(result.before)
     assert result.recommendation is forced_glorot
     assert {"fm1", "gradients"} & _errors(result.after), "glorot again must not fix a Glorot ReLU net"
     assert not result.verified and not result.applied and result.restored
-    assert _same(model, saved), "parameters and buffers must be restored bitwise"
+    assert same(model, saved), "parameters and buffers must be restored bitwise"
     assert "restored" in str(result)
 
 
 def test_unverified_fix_is_kept_with_keep_unverified(forced_glorot):
     torch.manual_seed(SEED)
     model = _glorot_relu_mlp()
-    saved = _state(model)
+    saved = state(model)
     result = fix_(model, input_shape=(64,), n_inits=4, generator=_gen(), jacobian=False, keep_unverified=True)
     assert result.recommendation is forced_glorot
     assert result.applied and not result.verified and not result.restored

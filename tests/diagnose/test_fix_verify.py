@@ -12,6 +12,7 @@ from torch import nn
 from deepstart.diagnose import FixResult, Recommendation, fix_
 from deepstart.diagnose.verify import verify_change
 from deepstart.diagnose.report import Report
+from model_state import same, state
 
 SEED = 1818
 
@@ -24,13 +25,6 @@ def _errors(report) -> set:
     return {f.category for f in report.findings if f.severity == "error"}
 
 
-def _state(model) -> dict:
-    return {k: v.detach().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
-
-
-def _same(model, saved) -> bool:
-    now = dict([*model.named_parameters(), *model.named_buffers()])
-    return now.keys() == saved.keys() and all(torch.equal(now[k].detach(), v) for k, v in saved.items())
 
 
 def _change(result, category):
@@ -98,10 +92,10 @@ def test_a_change_that_shrinks_its_target_without_removing_it_is_accepted(forced
     rec = forced("variance-scaling(scale=1.5)")
     torch.manual_seed(SEED)
     model = vgg19(bias=False)
-    saved = _state(model)
+    saved = state(model)
     result = fix_(model, _vgg_inputs(), n_inits=4, generator=_gen(2), jacobian=False)
     assert result.recommendation is rec and result.applied and result.verified and not result.restored
-    assert not _same(model, saved), "the accepted change is kept"
+    assert not same(model, saved), "the accepted change is kept"
     assert {"fm1", "gradients"} <= _errors(result.before) and "gradients" in _errors(result.after)
     for cat in ("fm1", "gradients"):
         c = _change(result, cat)
@@ -118,11 +112,11 @@ def test_a_change_that_does_not_shrink_its_target_is_restored_bitwise(forced):
     torch.manual_seed(SEED)
     model = vgg19(bias=False)
     model.register_buffer("tag", torch.arange(3.0))
-    saved = _state(model)
+    saved = state(model)
     result = fix_(model, _vgg_inputs(), n_inits=4, generator=_gen(2), jacobian=False)
     assert not result.verified and not result.applied and result.restored
     assert _change(result, "gradients").outcome == "grew"
-    assert _same(model, saved), "parameters and buffers restored bitwise"
+    assert same(model, saved), "parameters and buffers restored bitwise"
     assert "NOT verified" in str(result) and "restored" in str(result)
 
 
@@ -146,13 +140,13 @@ def test_a_change_that_creates_a_new_error_is_restored_bitwise(forced):
     rejected although its own target went away."""
     forced("orthogonal(gain=0.5)", ("isometry",))
     model, x = _critical_tanh(_gen(3))
-    saved = _state(model)
+    saved = state(model)
     result = fix_(model, x, n_inits=4, generator=_gen(4))
     assert not _errors(result.before) and "isometry" in {f.category for f in result.before.findings}
     assert _change(result, "isometry").outcome == "removed"
     new = {c.category for c in result.changes if c.outcome == "new"}
     assert new and new <= {"fm1", "gradients"} and new <= _errors(result.after)
-    assert not result.verified and result.restored and _same(model, saved)
+    assert not result.verified and result.restored and same(model, saved)
 
 
 def _claims(rec) -> str:

@@ -72,20 +72,39 @@ def _back(graph: Graph, nid: int) -> int:
             return nid
 
 
-def _scaled_back(graph: Graph, nid: int, sizes) -> int:
-    """As :func:`_back`, also through multiplications by constants (η·b, α·x)."""
+def _walk_back(graph: Graph, nid: int, sizes, through) -> int:
+    """As :func:`_back`, also through the arithmetic ops ``through(op, nid, sizes)`` passes (it returns the input
+    to follow, or None to stop there)."""
     while True:
         nid = _back(graph, nid)
         op = graph.nodes[nid].op
         if op < 0:
             return nid
-        o = graph.ops[op]
-        if o.kind == "arithmetic" and (o.name in _SCALINGS or len(o.inputs) == 1):
-            big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
-            if len(big) == 1:
-                nid = big[0]
-                continue
-        return nid
+        nxt = through(graph.ops[op], nid, sizes)
+        if nxt is None:
+            return nid
+        nid = nxt
+
+
+def _through_scaling(o, nid, sizes):
+    """A multiplication by a constant (η·b, α·x): the one input at least as large as the output."""
+    if o.kind == "arithmetic" and (o.name in _SCALINGS or len(o.inputs) == 1):
+        big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
+        if len(big) == 1:
+            return big[0]
+    return None
+
+
+def _through_shift(o, nid, sizes):
+    """A bias shift or a multiplier by a smaller constant (x + b, s·x) with one tensor input."""
+    if o.kind == "arithmetic" and len(o.inputs) == 1 and (o.name in _SCALINGS or o.name in _ADDS | _SUBS):
+        return o.inputs[0]
+    return None
+
+
+def _scaled_back(graph: Graph, nid: int, sizes) -> int:
+    """As :func:`_back`, also through multiplications by constants (η·b, α·x)."""
+    return _walk_back(graph, nid, sizes, _through_scaling)
 
 
 def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
@@ -393,16 +412,7 @@ def _norm_eps(op) -> float:
 
 def _shifted_back(graph: Graph, nid: int, sizes) -> int:
     """As :func:`_back`, also through a bias shift or a multiplier by a smaller constant (x + b, s·x)."""
-    while True:
-        nid = _back(graph, nid)
-        op = graph.nodes[nid].op
-        if op < 0:
-            return nid
-        o = graph.ops[op]
-        if o.kind == "arithmetic" and len(o.inputs) == 1 and (o.name in _SCALINGS or o.name in _ADDS | _SUBS):
-            nid = o.inputs[0]
-            continue
-        return nid
+    return _walk_back(graph, nid, sizes, _through_shift)
 
 
 def _finish(sites, taps, pre_taps, blocks, softmax) -> tuple:
