@@ -81,7 +81,7 @@ def _json_truth(t: dict) -> dict:
 
 def label_all(names=None, *, progress: bool = True) -> dict:
     """Truth, training and label of every new-zoo case (stock siblings first), with the split."""
-    from tools.calibration.train import short_training
+    from tools.calibration.train import STEPS, short_training
     from tools.calibration.truth import truth
     from tools.calibration.zoo import NEW_CASES, SPLIT, SPLIT_SEED
 
@@ -103,9 +103,7 @@ def label_all(names=None, *, progress: bool = True) -> dict:
         if progress:
             print(f"label: {case.name:32s} {label:9s} {'; '.join(found) or '-'} | loss {run['first']:.2f} → "
                   f"{run['last']:.2f} (ref {run['reference']:.2f}) {rows[case.name]['seconds']:.0f} s", flush=True)
-    return {"split_seed": SPLIT_SEED, "steps": {k: v for k, v in __import__("tools.calibration.train",
-                                                                             fromlist=["STEPS"]).STEPS.items()},
-            "margin": MARGIN, "n_inits": N_INITS, "cases": rows}
+    return {"split_seed": SPLIT_SEED, "steps": dict(STEPS), "margin": MARGIN, "n_inits": N_INITS, "cases": rows}
 
 
 def to_markdown(stored: dict) -> str:

@@ -4,8 +4,8 @@ write a markdown table per half (tuning / held-out) beside the labels.
 Usage (from the repository root): ``python -m tools.calibration [--out FILE] [--half tuning|held-out|all]
 [--n-inits 4] [--quick] [--without-hf]`` or ``python tools/calibration/run.py ...``. Without ``--out`` the table
 goes to a new temporary folder (printed); ``docs/calibration.md`` is written only when named explicitly, and then
-only below its ``<!-- calibration results -->`` marker (the method text above it is kept). A JSON file with the
-rows and counts is written beside the markdown. For every case: its label and the label's evidence, the verdict
+only below its ``<!-- calibration results -->`` marker (the method text above it is kept); ``--json FILE`` also
+writes the rows and counts. For every case: its label and the label's evidence, the verdict
 ``check`` gives (error and warning findings with their measured values, parts reported as not assessed), and the
 outcome: false error (a healthy model with an error), miss (a broken model without one), crash.
 """
@@ -213,6 +213,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file to write (default: calibration.md in a new temporary folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows and counts to this JSON file")
     parser.add_argument("--n-inits", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="skip the cases marked slow")
     parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="all",
@@ -238,8 +239,9 @@ def main(argv=None) -> int:
     head = old[: old.index(MARKER) + len(MARKER)] + "\n\n" if MARKER in old else \
         "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n\n"
     out.write_text(head + text, encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"counts": counts(rows), "rows": [asdict(r) for r in rows]},
-                                                   indent=1) + "\n", encoding="utf-8")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"counts": counts(rows), "rows": [asdict(r) for r in rows]}, indent=1) + "\n",
+                             encoding="utf-8")
     print(text)
     print(f"calibration: wrote {out}")
     return 0 if all(r.ok for r in rows) else 1
