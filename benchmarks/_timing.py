@@ -2,6 +2,7 @@
 import path)."""
 from __future__ import annotations
 
+import resource
 import time
 
 import torch
@@ -23,3 +24,20 @@ def best_of(fn, repeats: int, *, warmup: bool = False, device=None):
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     return min(times), out
+
+
+def rss_mb() -> float:
+    """Current resident set size (``VmRSS`` of ``/proc/self/status``), MB (NaN where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_mb() -> float:
+    """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -46,19 +45,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from _timing import peak_mb, rss_mb
+
 TARGET_S, TARGET_MB = 60.0, 1500.0
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
 
 
 def encoder(depth: int, d: int = 128, heads: int = 4, seed: int = 0) -> nn.Module:
@@ -84,14 +77,14 @@ def child_check(args) -> dict:
     from deepstart import check
     from deepstart.diagnose import jacobian_singular_values
 
-    rss_import = _rss_mb()
+    rss_import = rss_mb()
     model = encoder(args.depth)
     x = torch.randn(args.batch, args.seq, 128, generator=torch.Generator().manual_seed(1))
-    rss_build = _rss_mb()
+    rss_build = rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     report = check(model, x, n_inits=args.n_inits, generator=torch.Generator().manual_seed(0))
     t_check, c_check = time.perf_counter() - t0, time.process_time() - c0
-    peak = _peak_mb()
+    peak = peak_mb()
     jac = report.jacobian or {}
     notes = [n for n in report.notes if n.startswith("Jacobian")]
     t0 = time.perf_counter()  # alone, with no time budget: how long it takes when the load would have cut it short
@@ -129,7 +122,7 @@ def child_ratio(args) -> dict:
     x = torch.randn(1, args.ratio_seq, 128, generator=torch.Generator().manual_seed(1))
     new = lambda: jacobian_singular_values(model, x, method="lanczos", generator=torch.Generator().manual_seed(0))  # noqa: E731
     sv = new()  # warm-up (imports, first vmap)
-    peak_new = _peak_mb()
+    peak_new = peak_mb()
     t_new, t_old = np.inf, np.inf
     for _ in range(args.repeats):
         t0 = time.perf_counter()
@@ -138,7 +131,7 @@ def child_ratio(args) -> dict:
         t0 = time.perf_counter()
         exact = old_fallback(model, x)
         t_old = min(t_old, time.perf_counter() - t0)
-    peak_old = _peak_mb()
+    peak_old = peak_mb()
     lam = exact ** 2
     moments = (float(lam.mean()), float((lam ** 2).mean()))
     rel = np.abs(sv.values - exact[:sv.values.size]) / exact[:sv.values.size]

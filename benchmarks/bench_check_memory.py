@@ -35,7 +35,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -47,20 +46,12 @@ import torch
 MODELS = ("resnet56", "gpt2")
 TARGETS = {"resnet56": {"peak_mb": 1000, "check_s": None}, "gpt2": {"peak_mb": 2500, "check_s": 30}}
 
+from _timing import peak_mb, rss_mb
+
 
 # --------------------------------------------------------------------------------------------------------- memory
-def _rss_mb() -> float:
-    """Current resident set size (``VmRSS`` of ``/proc/self/status``), MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024 / 1e6
-    return float("nan")
 
 
-def _peak_mb() -> float:
-    """Peak resident set size of this process so far (``ru_maxrss`` is KiB on Linux), MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def _cuda_mb(dev: torch.device, peak: bool) -> float | None:
@@ -170,10 +161,10 @@ def child(name: str, n_inits: int, threads: int, device: str = "cpu") -> dict:
         import transformers  # noqa: F401 - imported before the first RSS reading, like torch
 
     gc.collect()
-    rss_import = _rss_mb()
+    rss_import = rss_mb()
     model, inputs, rebuild, block = {"resnet56": _resnet56, "gpt2": _gpt2}[name]()
     gc.collect()
-    rss_build = _rss_mb()
+    rss_build = rss_mb()
     params = {id(p): p for p in model.parameters()}.values()
     n_params = sum(p.numel() for p in params)
     param_mb = sum(p.numel() * p.element_size() for p in params) / 1e6
@@ -191,11 +182,11 @@ def child(name: str, n_inits: int, threads: int, device: str = "cpu") -> dict:
         report = check(model, inputs, n_inits=n_inits, generator=torch.Generator().manual_seed(0), device=dev,
                        **kwargs)
     except Exception:
-        out.update(check_s=round(time.perf_counter() - t0, 2), peak_mb=round(_peak_mb(), 1),
+        out.update(check_s=round(time.perf_counter() - t0, 2), peak_mb=round(peak_mb(), 1),
                    error=traceback.format_exc())
         return out
     t_check, c_check = time.perf_counter() - t0, time.process_time() - c0
-    peak = _peak_mb()
+    peak = peak_mb()
     if dev.type != "cpu":
         out["cuda_peak_mb"] = _cuda_mb(dev, peak=True)
         _reset_cuda_peak(dev)
@@ -211,7 +202,7 @@ def child(name: str, n_inits: int, threads: int, device: str = "cpu") -> dict:
         out["cuda_peak_after_baseline_mb"] = _cuda_mb(dev, peak=True)  # also waits for the loop's queued work
     t_base, c_base = time.perf_counter() - t0, time.process_time() - c0
     out.update(baseline_s=round(t_base, 2), baseline_cpu_s=round(c_base, 2), ratio=round(t_check / t_base, 2),
-               cpu_ratio=round(c_check / c_base, 2), peak_after_baseline_mb=round(_peak_mb(), 1))
+               cpu_ratio=round(c_check / c_base, 2), peak_after_baseline_mb=round(peak_mb(), 1))
     if name == "gpt2":
         from torch.utils.flop_counter import FlopCounterMode
 

@@ -308,3 +308,16 @@ class EpsStarvedLN(nn.Module):
 
     def forward(self, x):
         return self.layers(self.norm(self.proj(x)))
+
+
+def relu_mlp(depth, width, std, generator, bias=0.0) -> nn.Sequential:
+    """``depth`` × (Linear(width, width), ReLU) with weights N(0, std²/width) drawn from ``generator`` and every bias
+    ``bias`` (std √2: He; a negative bias kills units)."""
+    layers = []
+    for _ in range(depth):
+        lin = nn.Linear(width, width)
+        with torch.no_grad():
+            lin.weight.normal_(0, std / math.sqrt(width), generator=generator)
+            lin.bias.fill_(bias)
+        layers += [lin, nn.ReLU()]
+    return nn.Sequential(*layers)

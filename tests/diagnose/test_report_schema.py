@@ -13,19 +13,9 @@ from torch import nn
 from deepstart.cli.check import exit_code
 from deepstart.diagnose import check, fix_
 from deepstart.diagnose.report import SCHEMA_VERSION, VERDICTS, Report, schema
+from part_models import relu_mlp
 
 jsonschema = pytest.importorskip("jsonschema")
-
-
-def _mlp(depth, width, std, generator, bias=0.0):
-    layers = []
-    for _ in range(depth):
-        lin = nn.Linear(width, width)
-        with torch.no_grad():
-            lin.weight.normal_(0, std / math.sqrt(width), generator=generator)
-            lin.bias.fill_(bias)
-        layers += [lin, nn.ReLU()]
-    return nn.Sequential(*layers)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def validator():
 def glorot_fix():
     """A 16-layer Glorot ReLU MLP (E M halves per layer: FM1) and its verified fix (He)."""
     g = torch.Generator().manual_seed(21)
-    model = _mlp(16, 32, 1.0, g)
+    model = relu_mlp(16, 32, 1.0, g)
     return fix_(model, torch.randn(16, 32, generator=g), n_inits=4, generator=g, jacobian=False)
 
 
@@ -77,7 +67,7 @@ def test_schema_rejects_documents_that_break_it(validator, glorot_fix):
 
 def test_verdict_is_failing_exactly_when_the_cli_exits_1(glorot_fix, validator):
     g = torch.Generator().manual_seed(7)
-    healthy = check(_mlp(8, 32, math.sqrt(2), g), torch.randn(16, 32, generator=g), n_inits=4, generator=g,
+    healthy = check(relu_mlp(8, 32, math.sqrt(2), g), torch.randn(16, 32, generator=g), n_inits=4, generator=g,
                     jacobian=False)
     # the same numbers judged harder: any drift of the mean length is an error
     strict = replace(healthy, thresholds={**healthy.thresholds, "fm1_nats": 0.0, "significance": 0.0})
@@ -130,5 +120,5 @@ def test_a_transformer_document_carries_its_part_laws(validator):
     assert [main[x - 1] for x in panels["token_cos"]["x"]] == panels["token_cos"]["names"]
     broken = {**panels["branch_gain"], "limits": [[4.0, "sideways", "error"]]}
     assert not validator.is_valid({**doc, "panels": [broken]})
-    assert _doc(check(_mlp(4, 16, math.sqrt(2), g), torch.randn(8, 16, generator=g), n_inits=2, generator=g,
+    assert _doc(check(relu_mlp(4, 16, math.sqrt(2), g), torch.randn(8, 16, generator=g), n_inits=2, generator=g,
                       jacobian=False))["panels"] == []  # a plain net has no part law beyond the mean field

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from deepstart.diagnose import check
+from part_models import relu_mlp
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -122,16 +123,6 @@ def test_plot_finding_marks_the_site(report):
 
 
 # ----- the panels of the law that judged the model, site indices, "dead", legends -----
-
-def _relu_mlp(depth, width, std, generator, bias=0.0):
-    layers = []
-    for _ in range(depth):
-        lin = nn.Linear(width, width)
-        with torch.no_grad():
-            lin.weight.normal_(0, std / math.sqrt(width), generator=generator)
-            lin.bias.fill_(bias)
-        layers += [lin, nn.ReLU()]
-    return nn.Sequential(*layers)
 
 
 def _encoder(norm_first: bool, depth: int = 3):
@@ -268,7 +259,7 @@ def test_findings_table_and_plots_use_one_site_index(no_figure):
     from deepstart.diagnose.panels import SITE_AXIS, site_ref
 
     g = torch.Generator().manual_seed(5)
-    report = check(_relu_mlp(26, 16, 1.0, g), torch.randn(8, 16, generator=g), n_inits=3, generator=g,
+    report = check(relu_mlp(26, 16, 1.0, g), torch.randn(8, 16, generator=g), n_inits=3, generator=g,
                    jacobian=False)
     fm1 = next(f for f in report.findings if f.category == "fm1")
     rows = {r["site"]: r["index"] for r in site_table(report)}
@@ -292,13 +283,13 @@ def test_dead_is_explained_and_warned_only_above_the_law(no_figure):
 
     width, n_inits = 32, 4
     g = torch.Generator().manual_seed(11)
-    healthy = check(_relu_mlp(8, width, math.sqrt(2), g), torch.randn(16, width, generator=g), n_inits=n_inits,
+    healthy = check(relu_mlp(8, width, math.sqrt(2), g), torch.randn(16, width, generator=g), n_inits=n_inits,
                     generator=g, jacobian=False)
     dead = np.array([r["dead"] for r in site_table(healthy)])
     assert np.nanmax(dead) <= 0.5 + 4 * math.sqrt(0.25 / (width * n_inits))  # ½ + 4 SE of a mean of Bernoullis
     assert not [f for f in healthy.findings if f.category == "dead"]
     assert "%!" not in healthy.render() and "%!</td>" not in healthy.to_html()
-    biased = check(_relu_mlp(8, width, math.sqrt(2), g, bias=-3.0), torch.randn(16, width, generator=g),
+    biased = check(relu_mlp(8, width, math.sqrt(2), g, bias=-3.0), torch.randn(16, width, generator=g),
                    n_inits=n_inits, generator=g, jacobian=False)
     warn = [f for f in biased.findings if f.category == "dead"]
     assert warn and warn[0].severity == "warning" and warn[0].measured > biased.thresholds["dead_fraction"]
