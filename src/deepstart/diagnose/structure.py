@@ -277,7 +277,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
 
     custom = _custom_functions(graph)
     for op in graph.ops:
-        if op.kind not in ("weight", "norm") or not op.outputs:
+        if op.kind not in ("weight", "norm") or not op.outputs or _constant(graph, op, anc):
             continue
         name, k = unique(op.module)
         try:
@@ -325,6 +325,18 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     if notes and sites:
         sites[0].notes.extend(notes)
     return _finish(sites, taps, pre_taps, blocks, softmax)
+
+
+def _constant(graph: Graph, op, anc: _Ancestry) -> bool:
+    """The op's output depends neither on a trainable parameter nor on the model's input (it carries no gradient and
+    no input enters it): a sin/cos position table or a mask read from a buffer by an index (GPT-J's rotary table).
+    It is a constant of the forward, not an activation x_j: no law of initialization speaks about it, so it is no
+    site (measured, its gradient is undefined and read as non-finite)."""
+    h = op.outputs[0]
+    t = graph.tensors[h] if h < len(graph.tensors) else None
+    if t is None or t.requires_grad:
+        return False
+    return not any(anc.below(i, h) for i in graph.input_nodes)
 
 
 def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -> tuple:
