@@ -9,6 +9,7 @@ vectorized (:mod:`.engine`), and judges each curve (:mod:`.result`) on a task th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import time
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepstart.probe import engine
+from deepstart.probe import engine, heads
 from deepstart.probe.result import ProbeResult, judge_curves, overall, ratio_se, update_share
 from deepstart.probe.tasks import clusters_task, data_task, logits_of, ngram_task
 
@@ -163,7 +164,7 @@ def _auto_task(model, input_shape, batch_size, generator, device):
         limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 64
         return ngram_task(int(vocab or embed.num_embeddings), seq_len=min(64, int(limit)),
                           batch_size=batch_size or 8, generator=generator,
-                          device=device, key="input_ids" if config is not None else "input")
+                          device=device, key="input_ids" if config is not None else heads.first_input_name(model))
     if input_shape is None:
         first = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))),
                      None)
@@ -204,6 +205,28 @@ def _make_task(task, model, input_shape, batch_size, generator, device):
     return data_task(task, batch_size=batch_size or 128, device=device)
 
 
+def _task_for(task, model, input_shape, batch_size, seed, device, head):
+    """The default task (:func:`_make_task`); where it refuses the model and ``head`` allows one, the backbone's
+    task (:func:`deepstart.probe.heads.backbone_task`)."""
+    allowed = head is not None and head is not False
+    if not (allowed and len(heads._positional(model)) > 1):
+        try:
+            return _make_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed), device)
+        except ValueError:
+            if not allowed:
+                raise
+            found = heads.backbone_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed),
+                                        device, _real_task)
+            if found is None:
+                raise
+            return found
+    found = heads.backbone_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed), device,
+                                _real_task)
+    if found is None:
+        raise ValueError(f"{type(model).__name__} takes several inputs and no task here fits it: pass task= a Task")
+    return found
+
+
 def _train(base, members, lrs, task, make_opt, steps, data_seed, device, elementwise, bar):
     """Train members in chunks that fit :data:`MEMORY_BUDGET` (stacked parameters, grads, optimizer state)."""
     per = sum(p.numel() * p.element_size() for p in members[0][0].values()) * 5
@@ -220,7 +243,7 @@ def _train(base, members, lrs, task, make_opt, steps, data_seed, device, element
 def probe(model_or_factory, task=None, *, optimizer="adam", lr: float | None = None, steps: int = 100,
           n_inits: int = 8, device=None, generator: torch.Generator | None = None, reference="auto",
           input_shape=None, batch_size: int | None = None, progress: bool = False,
-          name: str | None = None) -> ProbeResult:
+          name: str | None = None, head="auto") -> ProbeResult:
     """Train the first ``steps`` of ``n_inits`` inits (and a reference) and say whether each starts training.
 
     Args:
@@ -241,6 +264,10 @@ def probe(model_or_factory, task=None, *, optimizer="adam", lr: float | None = N
             model, or None (no reference: verdicts are absolute).
         input_shape: one input's shape for the clusters task when it cannot be inferred (convolutional nets).
         batch_size: per step (default 128; 8 sequences for language models).
+        head: ``"auto"``: where the default tasks refuse the model, a task from its input kind, and where its
+            output is not the task's logits (a backbone), a linear readout on pooled features or every token, drawn
+            once and shared by every init and the reference (:mod:`deepstart.probe.heads`); ``"linear"``: always
+            a readout; None: neither.
 
     Returns:
         :class:`ProbeResult`, with verdicts *starts*, *slow*, *stuck*, *diverges* per init (``docs/probe.md``).
@@ -261,9 +288,13 @@ def probe(model_or_factory, task=None, *, optimizer="adam", lr: float | None = N
     model.train()
     names = [k for k, _ in model.named_parameters()]
     ref_desc, ref_build = reference_builder(model, reference)
-    task = _make_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seeds[-1]), dev)
+    task = _task_for(task, model, input_shape, batch_size, seeds[-1], dev, head)
+    read, head_note = heads.readout(model, task, head, seeds[-1] + 1)
     inits_desc, inits = _user_inits(model, factory, n_inits, torch.Generator().manual_seed(seeds[1]))
     refs = [_state(ref_build(s), names) for s in seeds[2:2 + n_inits]] if ref_build is not None else []
+    name = name or type(model).__name__
+    if read is not None:
+        model, inits, refs = read, heads.with_head(inits, read.head), heads.with_head(refs, read.head)
     lrs = [float(lr)] if lr is not None else list(lr_range)
     members = [m for _ in lrs for m in inits + refs]
     member_lrs = [x for x in lrs for _ in inits + refs]
@@ -273,8 +304,9 @@ def probe(model_or_factory, task=None, *, optimizer="adam", lr: float | None = N
     finally:
         if bar is not None:
             bar.close()
-    return _result(trace, lrs, n_inits, len(refs) > 0, task, opt_name, steps, ref_desc, inits_desc,
-                   name or type(model).__name__, time.perf_counter() - started)
+    result = _result(trace, lrs, n_inits, len(refs) > 0, task, opt_name, steps, ref_desc, inits_desc, name,
+                     time.perf_counter() - started)
+    return dataclasses.replace(result, notes=result.notes + (head_note,)) if head_note else result
 
 
 def _result(trace, lrs, n, has_ref, task, opt_name, steps, ref_desc, inits_desc, name, seconds) -> ProbeResult:
