@@ -24,8 +24,6 @@ SEED = 0
 # check's wrong verdicts on main at the last landing of this file: {case: reason}. Rerun
 # `python -m tools.calibration --out docs/calibration.md` and update both together.
 KNOWN_WRONG: dict[str, str] = {
-    "t5-4+4x128": "NOT ASSESSED on stock T5: the laws read 15 of 33 links of the main path (held-out)",
-    "whisper-3+3x128": "NOT ASSESSED on stock Whisper: the laws read 12 of 26 links of the main path (held-out)",
     "densenet-8x12-nobn-x10": "miss: NOT ASSESSED (1 of 10 links read) on a DenseNet whose stream grows e^22.8 "
                               "(held-out)",
 }

@@ -117,6 +117,7 @@ class Node:
     op: int
     shape: tuple
     feature_axis: int | None = None
+    fed: bool = True      # depends on the model's input (False: a constant of the forward, e.g. a position table)
 
 
 @dataclass
@@ -162,15 +163,16 @@ class _Recorder(TorchFunctionMode):
         super().__init__()
         self.params, self.modules = params, modules
         self.ops, self.nodes, self.tensors, self.ids = [], [], [], {}
+        self.fed_ints = {}    # id -> integer/bool tensor computed from the model's input (token ids, their masks)
         self.opaque = 0       # > 0 while inside a hand-written norm module (recorded as one op at its end)
         self.on_node = None
 
-    def node(self, t: torch.Tensor, op: int, axis=None) -> int:
+    def node(self, t: torch.Tensor, op: int, axis=None, fed: bool = True) -> int:
         key = id(t)
         if key in self.ids and self.tensors[self.ids[key]] is t and op < 0:
             return self.ids[key]
         nid = len(self.nodes)
-        self.nodes.append(Node(nid, op, tuple(t.shape), axis))
+        self.nodes.append(Node(nid, op, tuple(t.shape), axis, fed))
         self.tensors.append(t)
         self.ids[key] = nid
         if op >= 0 and self.on_node is not None:
@@ -185,7 +187,22 @@ class _Recorder(TorchFunctionMode):
         nid = self.ids.get(id(t))
         return nid if nid is not None and self.tensors[nid] is t else None
 
-    def add_op(self, name, kind, inputs, outputs, params, inplace=False, scalars=(), axis=None) -> None:
+    def fed(self, flat) -> bool:
+        """Whether any of the tensors ``flat`` depends on the model's input (a float node that does, an integer
+        tensor computed from the input ids; float tensors made outside the recorded forward count as fed)."""
+        for t in flat:
+            if id(t) in self.params and self.params[id(t)][1] is t:
+                continue
+            if not t.is_floating_point():
+                if self.fed_ints.get(id(t)) is t:
+                    return True
+                continue
+            nid = self.lookup(t)
+            if nid is None or self.nodes[nid].fed:
+                return True
+        return False
+
+    def add_op(self, name, kind, inputs, outputs, params, inplace=False, scalars=(), axis=None, fed=True) -> None:
         index = len(self.ops)
         module, mtype = self.modules[-1] if self.modules else ("", "")
         if axis is None:
@@ -194,7 +211,7 @@ class _Recorder(TorchFunctionMode):
         for t in outputs:
             nd = t.ndim
             ax = axis if axis is None or axis < 0 or axis < nd else None
-            out_ids.append(self.node(t, index, ax))
+            out_ids.append(self.node(t, index, ax, fed))
         self.ops.append(Op(index, name, kind, module, mtype, tuple(inputs), tuple(out_ids), tuple(params), inplace,
                            scalars))
 
@@ -202,9 +219,14 @@ class _Recorder(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = op_name(func)
-        if name in _SKIP or self.opaque:
+        if self.opaque:
             return out
         flat = _tensors((args, kwargs), [])
+        fed = self.fed(flat)
+        if fed:
+            self.fed_ints.update((id(t), t) for t in _tensors(out, []) if not t.is_floating_point())
+        if name in _SKIP:
+            return out
         params = [self.params[id(t)] for t in flat if id(t) in self.params and self.params[id(t)][1] is t]
         inputs = []
         for t in flat:
@@ -224,7 +246,7 @@ class _Recorder(TorchFunctionMode):
         scalars = tuple((None, a) for a in args if isinstance(a, simple))  # bools too: F.rrelu's training flag
         scalars += tuple((k, v) for k, v in kwargs.items() if isinstance(v, simple))
         self.add_op(name, kind, inputs, outs, [p[0] for p in sorted(params, key=lambda p: -p[1].ndim)], inplace,
-                    scalars, axis)
+                    scalars, axis, fed)
         return out
 
 
@@ -280,7 +302,8 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
                     eps = next((getattr(mod, k) for k in ("eps", "variance_epsilon", "epsilon")
                                 if isinstance(getattr(mod, k, None), float)), None)
                     rec.add_op("norm_module", "norm", [nid] if nid is not None else [], [t], own, axis=-1,
-                               scalars=(("eps", eps),) if eps is not None else ())
+                               scalars=(("eps", eps),) if eps is not None else (),
+                               fed=nid is None or rec.nodes[nid].fed)
             modules.pop()
             err_stack.pop()
         return hook
@@ -290,6 +313,7 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
             handles.append(m.register_forward_pre_hook(pre(name)))
             handles.append(m.register_forward_hook(post(name)))
         inputs = tuple(rec.node(t, -1) for t in _tensors((args, kwargs), []) if t.is_floating_point())
+        rec.fed_ints.update((id(t), t) for t in _tensors((args, kwargs), []) if not t.is_floating_point())
         with torch.enable_grad(), rec:
             output = torch.func.functional_call(model, params, args, kwargs, strict=False)
     except Exception as exc:

@@ -124,6 +124,15 @@ def _eta(graph: Graph, t: int, root: int) -> float | None:
     return (float((y * y).sum()) / xx) ** 0.5
 
 
+def _side_input(s, b, anc: _Ancestry) -> bool:
+    """Site ``s`` is a side input of block ``b``'s branch: computed inside the block's module from a tensor that is
+    not the block's stream and read only by the branch (the key and value projections of a cross-attention read the
+    encoder output, Vaswani et al. 2017 §3.2.3): it is part of the branch, not of the stream."""
+    module = b.module_name
+    return bool(module) and s.module_name.startswith(module + ".") and anc.below(s._out, b._branch) and \
+        not anc.below(s._out, b._stream)
+
+
 def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
     """Parent block of every site (innermost residual branch containing it) and the main path."""
     blocks = [s for s in sites if s.kind == "block"]
@@ -134,7 +143,8 @@ def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
             if b is s:
                 continue
             inside = anc.below(b._stream, node) and _back(graph, node) != _back(graph, b._stream) and (
-                anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj)))
+                anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj))) or \
+                _side_input(s, b, anc)
             if inside and (best is None or b._op < best._op):
                 best = b
         s.parent = best.name if best is not None else None

@@ -109,7 +109,8 @@ def _scaled_back(graph: Graph, nid: int, sizes) -> int:
 
 def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
     """(end node, member ops) of the elementwise ops that follow node ``h``: grow the set of nodes computed from h
-    alone (constants allowed: smaller tensors, parameters) by activation / arithmetic / transparent / shape ops of
+    alone (constants allowed: smaller tensors, parameters, tensors that do not depend on the input such as a
+    position table expanded to the batch) by activation / arithmetic / transparent / shape ops of
     the same size; the end is the one node of the set read from outside it (else h itself)."""
     closure, members = {h}, []
     start = graph.nodes[h].op
@@ -120,7 +121,7 @@ def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
         if not any(i in closure for i in op.inputs):
             continue
         if op.kind in ("activation", "arithmetic", "transparent", "shape") and \
-                all(i in closure or sizes[i] < sizes[h] for i in op.inputs) and \
+                all(i in closure or sizes[i] < sizes[h] or not graph.nodes[i].fed for i in op.inputs) and \
                 op.outputs and sizes[op.outputs[0]] == sizes[h]:
             closure.update(op.outputs)
             members.append(op.index)
@@ -277,7 +278,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
 
     custom = _custom_functions(graph)
     for op in graph.ops:
-        if op.kind not in ("weight", "norm") or not op.outputs or _constant(graph, op, anc):
+        if op.kind not in ("weight", "norm") or not op.outputs or _constant(graph, op):
             continue
         name, k = unique(op.module)
         try:
@@ -327,16 +328,14 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     return _finish(sites, taps, pre_taps, blocks, softmax)
 
 
-def _constant(graph: Graph, op, anc: _Ancestry) -> bool:
-    """The op's output depends neither on a trainable parameter nor on the model's input (it carries no gradient and
-    no input enters it): a sin/cos position table or a mask read from a buffer by an index (GPT-J's rotary table).
-    It is a constant of the forward, not an activation x_j: no law of initialization speaks about it, so it is no
-    site (measured, its gradient is undefined and read as non-finite)."""
+def _constant(graph: Graph, op) -> bool:
+    """The op's output depends neither on a trainable parameter nor on the model's input (``Node.fed``): a sin/cos
+    position table or a mask read from a buffer by an index (GPT-J's rotary table). It is a constant of the forward,
+    not an activation x_j: no law of initialization speaks about it, so it is no site (measured, its gradient is
+    undefined and read as non-finite)."""
     h = op.outputs[0]
     t = graph.tensors[h] if h < len(graph.tensors) else None
-    if t is None or t.requires_grad:
-        return False
-    return not any(anc.below(i, h) for i in graph.input_nodes)
+    return t is not None and not t.requires_grad and not graph.nodes[h].fed
 
 
 def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -> tuple:
@@ -374,7 +373,7 @@ def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -
         site.eps = _norm_eps(op)
     weight = params.get(op.params[0]) if op.kind == "weight" and op.params else None
     site.zero_init = weight is not None and not bool(weight.detach().any())  # Fixup, SkipInit, zero bias tables
-    site._const = op.kind == "weight" and not op.inputs and op.name != "embedding"  # a table read by a constant index (relative positions)
+    site._const = op.kind == "weight" and not graph.nodes[h].fed  # a table read by a constant index (positions)
     return site, end
 
 

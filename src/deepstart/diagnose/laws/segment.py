@@ -66,6 +66,12 @@ def judge(seg, report, t, remedy, parts=()) -> list:
     where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
     out = []
     if seg.growth == "additive":
+        i = _stream_start(seg, report)
+        st = segment_stats(report, seg.links[i:])
+        n, first = st.get("links_read", 0), seg.sites[i]
+        if not n:
+            return []
+        where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
         band = additive_band(n)
         growth, gse = st.get("log_mean_ratio", math.nan), st.get("fm1_se", math.nan)
         if abs(growth) > band and significant(abs(growth) - band, gse, sig):
@@ -105,6 +111,14 @@ def judge(seg, report, t, remedy, parts=()) -> list:
                            f"{way} gradients: ‖∂ℓ/∂x‖² at the first layer is exp({g:.3g}) times that at the last"
                            f"{where}.", remedy("gradients"), SOURCE_FM))
     return out
+
+
+def _stream_start(seg, report) -> int:
+    """Where a segment's residual stream starts: the position (in ``seg.links``) of its first addition. The plain layers before
+    it (an embedding, a convolutional front end, with a position table added) set the scale the stream starts
+    from, M_0; the additive law bounds M_L/M_0 from there (M_l = M_{l−1} + v_l), not the front end's own gain."""
+    main = report.main_sites
+    return next((i for i, k in enumerate(seg.links) if main[k]["kind"] == "block"), 0)
 
 
 @quiet
