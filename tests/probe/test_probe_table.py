@@ -41,13 +41,19 @@ def test_cache_computes_once_and_recomputes_only_the_stale_half(counted, tmp_pat
     assert {r["agree"] for r in rows} == {"yes"}
     pt.table(cache=cache, only=ONLY, log=lambda *_: None)
     assert len(calls["check"]) == len(calls["probe"]) == 2  # nothing recomputed
-    versions["probe"] = "p2"  # the probe's code changed: only the probe reruns
+    versions["probe"] = "p2"  # the probe's code changed: a check-only run does not show the stale probe entry
+    rows = pt.table(cache=cache, only=ONLY, do_probe=False, log=lambda *_: None)
+    assert all(r["probe"] is None and r["stale_probe"] and r["agree"] == "n/a" for r in rows)
+    assert "stale (code or model changed): rerun" in pt.to_markdown(rows)
+    assert len(calls["probe"]) == 2
+    # only the probe reruns
     pt.table(cache=cache, only=ONLY, log=lambda *_: None)
     assert len(calls["check"]) == 2 and len(calls["probe"]) == 4
     versions["check"] = "c2"
     pt.table(cache=cache, only=ONLY, log=lambda *_: None)
     assert len(calls["check"]) == 4 and len(calls["probe"]) == 4
-    assert "| `lsuv-mlp-20x128` | tuning | healthy | healthy |" in pt.to_markdown(rows)
+    rows = pt.table(cache=cache, only=ONLY, log=lambda *_: None)
+    assert "| `lsuv-mlp-20x128` | tuning | healthy | healthy | **starts** (starts 2) |" in pt.to_markdown(rows)
 
 
 def test_a_changed_model_is_a_stale_entry(counted, tmp_path, monkeypatch):

@@ -226,9 +226,12 @@ def table(splits=DEFAULT_SPLITS, cache: Path = CACHE, only=None, do_probe: bool 
             log(f"probe-table: {case.name}: {part}{' (stale entry)' if old else ''} …")
             entry[part] = {"key": keys[part], **fn()}
             _save(cache, data)
-        c, p = entry.get("check", {}), entry.get("probe", {})
+        fresh = {part: entry.get(part, {}).get("key") == keys[part] for part in keys}
+        c = entry.get("check", {}) if fresh["check"] else {}
+        p = entry.get("probe", {}) if fresh["probe"] else {}  # a stale entry is never shown as a result
         rows.append({"name": case.name, "split": split, "label": c.get("label"), "check": c.get("verdict"),
                      "probe": p.get("verdict"), "probe_entry": p, "check_entry": c,
+                     "stale_probe": bool(entry.get("probe")) and not fresh["probe"],
                      "agree": agree(c.get("verdict", ""), p.get("verdict", "")) if p else "n/a"})
         if p:
             log(f"probe-table: {case.name}: check {c.get('verdict')}, probe {p.get('verdict')} "
@@ -261,6 +264,8 @@ def to_markdown(rows) -> str:
             p.get("ratio_se") is not None and math.isfinite(p["ratio_se"]) else "–"
         probe = f"**{p.get('verdict')}** ({_counts(p.get('counts'))})" if p.get("verdict") != "CRASH" else \
             f"CRASH: {p.get('error', '')[:80]}"
+        if not p:
+            probe = "stale (code or model changed): rerun" if r.get("stale_probe") else "not run"
         ref = f"{p.get('reference_rule', '')}: {_counts(p.get('ref_counts'))}" if p.get("ref_counts") else "–"
         mark = r["agree"] if r["agree"] != "no" else "**no**"
         lines.append(f"| `{r['name']}` | {r['split']} | {r['label']} | {r['check']} | {probe} | {ref} | {ratio} | "
