@@ -91,3 +91,11 @@ def test_reference_rule():
     assert pt.reference_for(z["unet-16"]) is z["unet-16"].build  # a stock case: itself
     assert pt.reference_for(z["glorot-relu-mlp-50x64"]) == "auto"
     assert pt.reference_for(z["lsuv-mlp-20x128"]) is z["lsuv-mlp-20x128"].build
+
+
+def test_the_table_goes_between_the_markers(tmp_path):
+    doc = tmp_path / "probe.md"
+    doc.write_text("# head\n" + pt.MARKERS[0] + "\nold table\n" + pt.MARKERS[1] + "\n## after\n", encoding="utf-8")
+    pt.write(doc, "new table\n")
+    assert doc.read_text(encoding="utf-8") == ("# head\n" + pt.MARKERS[0] + "\nnew table\n" + pt.MARKERS[1] +
+                                               "\n## after\n")

@@ -273,12 +273,27 @@ def to_markdown(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+MARKERS = ("<!-- probe-table results -->", "<!-- /probe-table results -->")
+
+
+def write(path: Path, text: str) -> None:
+    """The table into ``path``: between its :data:`MARKERS` when it has them (docs/probe.md), else the whole file."""
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if MARKERS[0] in old and MARKERS[1] in old:
+        head, rest = old.split(MARKERS[0], 1)
+        text = head + MARKERS[0] + "\n" + text + MARKERS[1] + rest.split(MARKERS[1], 1)[1]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.calibration probe-table", description=__doc__.splitlines()[0])
     parser.add_argument("--split", default=",".join(DEFAULT_SPLITS),
                         help="comma-separated splits (default: tuning,held-out; held-out-2 only when named)")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"results cache (default: {CACHE.name})")
-    parser.add_argument("--out", type=Path, default=None, help="markdown file to write the table to")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file to write the table to (docs/probe.md: "
+                        "between its probe-table markers)")
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: every case)")
     parser.add_argument("--check-only", action="store_true", help="run check only (seconds), no probe")
     args = parser.parse_args(argv)
@@ -289,7 +304,7 @@ def main(argv=None) -> int:
     rows = table(splits, args.cache, only, do_probe=not args.check_only)
     text = to_markdown(rows)
     if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
+        write(args.out, text)
     print(text)
     return 0
 
