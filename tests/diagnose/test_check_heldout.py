@@ -24,8 +24,6 @@ SEED = 0
 # check's wrong verdicts on main at the last landing of this file: {case: reason}. Rerun
 # `python -m tools.calibration --out docs/calibration.md` and update both together.
 KNOWN_WRONG: dict[str, str] = {
-    "densenet-8x12-nobn-x10": "miss: NOT ASSESSED (1 of 10 links read) on a DenseNet whose stream grows e^22.8 "
-                              "(held-out)",
 }
 
 

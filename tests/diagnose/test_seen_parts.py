@@ -198,3 +198,58 @@ def test_whisper_conv_front_end_and_decoder_positions_are_read(std, broken):
     _assert_both_streams_read(report, lambda n: ".encoder_attn." in n and n.endswith(("k_proj", "v_proj")),
                               {f"decoder.layers.{i}{s}" for i in range(2) for s in ("", "#1", "#2")})
     assert report.verdict == ("FAILING" if broken else "healthy"), _describe(report)
+
+
+# ------------------------------------------------------------------------------------- concatenation (DenseNet)
+class _DenseLayer(nn.Module):
+    def __init__(self, c, growth, bn):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(c) if bn else nn.Identity()
+        self.conv = nn.Conv2d(c, growth, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(torch.relu(self.norm(x)))], 1)
+
+
+def dense_net(layers=4, bn=False, scale=1.0, growth=4):
+    """Stem conv → ``layers`` dense layers ([BN]-ReLU-conv, concatenated to the stream) → ReLU → pool → linear;
+    convs He × ``scale`` (torchvision's DenseNet init, Huang et al. 2017)."""
+    mods, c = [nn.Conv2d(3, 8, 3, padding=1)], 8
+    for _ in range(layers):
+        mods.append(_DenseLayer(c, growth, bn))
+        c += growth
+    model = nn.Sequential(*mods, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight)
+            m.weight.data.mul_(scale)
+    return model
+
+
+def _images(g):
+    return torch.randn(4, 3, 8, 8, generator=g)
+
+
+@pytest.mark.parametrize("bn, scale, broken", [(False, 1.0, False), (True, 1.0, False), (False, 10.0, True)])
+def test_dense_block_concatenations_are_links_of_a_plain_segment(bn, scale, broken):
+    report = _check(lambda: dense_net(bn=bn, scale=scale), _images)
+    concats = [p for p in report.parts if p["part"] == "concat" and p["main"]]
+    assert [p["site"] for p in concats] == ["1", "2", "3", "4"], report.parts
+    convs = [s for s in report.sites if s["name"].endswith(".conv")]
+    assert [s["parent"] for s in convs] == ["1", "2", "3", "4"] and not any(s["main"] for s in convs)
+    assert report.stats["links_read"] >= 5 and report.assessed, _describe(report)
+    segments = [p for p in report.parts if p["part"] == "segment" and "4" in p["sites"]]
+    assert segments and segments[0]["growth"] == "plain"
+    assert report.verdict == ("FAILING" if broken else "healthy"), _describe(report)
+    assert not broken or any(f.category == "fm1" for f in _errors(report)), _describe(report)
+
+
+@pytest.mark.parametrize("scale, broken", [(1.0, False), (10.0, True)])
+def test_a_short_dense_block_is_judged_by_its_layers_gains(scale, broken):
+    """Two dense layers: 3 links, too few for the rate over depth; the concatenation law reads the layers' gains
+    (He × 10: each layer multiplies its input's length by 100, e^9.2 for the block)."""
+    report = _check(lambda: dense_net(layers=2, scale=scale), _images)
+    laws = [f for f in _errors(report) if "concatenation" in f.source]
+    assert bool(laws) == broken and report.verdict == ("FAILING" if broken else "healthy"), _describe(report)
+    if broken:
+        assert laws[0].measured == pytest.approx(2 * math.log(100.0), abs=1.5)

@@ -8,6 +8,8 @@ whole model one family label:
   site's) — the mean-field law per link, judged over the segment's own length (Hanin & Rolnick 2018);
 * :class:`Addition`: a residual addition y = x + η·f(x): its branch, what opens the branch, the scale η (a learned
   layer scale γ or a Fixup multiplier is part of the branch) and the number of parallel branches summed first;
+* :class:`Concat`: a concatenation [x, f(x)] of the stream and a new layer's output (DenseNet): a link of a plain
+  segment (the width-weighted mean of its pieces' lengths);
 * :class:`Norm`: a normalization (resets the length: its input scale against ε, the gradient it passes back);
 * :class:`Recurrent`: an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (the law across stacked layers and across time steps);
 * :class:`Opaque`: a part whose law cannot be stated (a custom autograd Function, an op the reader could not read).
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Segment", "Addition", "Norm", "Recurrent", "Opaque", "read_parts", "full_links"]
+__all__ = ["Segment", "Addition", "Concat", "Norm", "Recurrent", "Opaque", "read_parts", "full_links"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,16 @@ class Addition:
 
     def to_dict(self) -> dict:
         return {"part": "addition", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Concat(Addition):
+    """A concatenation y = [x, f(x)] along the feature axis (a DenseNet layer): the fields of :class:`Addition`
+    (``branch`` is the new piece f(x)). Its mean square is the width-weighted mean of its pieces, so it is a link of
+    a plain segment whose per-link gain is the new layer's (``laws/concat.py``)."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "part": "concat"}
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,7 @@ def _own_part(s, names, main, k):
 
 
 def _addition(s, names, main) -> Addition:
+    cls = Concat if s.get("norm") == "concat" else Addition
     inner = [t for t in names.values() if t.get("parent") == s["name"]]
     opener = next((t for t in inner if t.get("source") == s.get("source")), None)
     norms = [t for t in inner if t["kind"] == "norm"]
@@ -161,7 +174,7 @@ def _addition(s, names, main) -> Addition:
             "none" if opener is None else f"{opener['kind']}:{opener.get('norm') or opener['module_type']}")
     if (s.get("parallel") or 1) > 1:
         what = f"{s['parallel']} parallel branches, first {what}"
-    return Addition(s["name"], s.get("source"), s.get("branch_site"), what,
+    return cls(s["name"], s.get("source"), s.get("branch_site"), what,
                     normalizer["name"] if normalizer is not None else None, normalized, s.get("eta"),
                     int(s.get("parallel") or 1), bool(s.get("attention")), main)
 
@@ -179,7 +192,7 @@ def _bounded_eta(blocks) -> bool:
 
 
 def _segment(positions, main, names) -> Segment:
-    blocks = [main[k] for k in positions if main[k]["kind"] == "block"]
+    blocks = [main[k] for k in positions if main[k]["kind"] == "block" and main[k].get("norm") != "concat"]
     unnormalized = [b for b in blocks if not _addition(b, names, True).normalized]
     if not blocks:
         growth = "plain"

@@ -39,6 +39,48 @@ def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
     return out
 
 
+_CATS = {"cat", "concat", "concatenate"}
+
+
+def _concats(graph: Graph, anc: _Ancestry, sizes) -> list:
+    """(cat op, stream node, stream operand, new piece, "concat") for every concatenation along the feature axis of
+    a stream and a piece computed from it through weight ops (a DenseNet layer, Huang et al. 2017). The mean square
+    of a concatenation is the width-weighted mean of its pieces' (c·M(x) + g·M(f(x)))/(c + g), so the stream's
+    length changes by the new layer's gain at every concatenation: a link of a plain segment, not an addition."""
+    out = []
+    for op in graph.ops:
+        if op.name not in _CATS or len(op.inputs) != 2 or not op.outputs:
+            continue
+        a, b = op.inputs
+        axis = graph.nodes[a].feature_axis
+        shapes = [graph.nodes[n].shape for n in (a, b, op.outputs[0])]
+        if axis is None or any(len(sh) != len(shapes[0]) or not -len(sh) <= axis < len(sh) for sh in shapes) or \
+                shapes[2][axis] != shapes[0][axis] + shapes[1][axis]:
+            continue
+        for skip, branch in ((a, b), (b, a)):
+            root = _back(graph, skip)
+            if anc.below(root, branch) and anc.weights[branch] & ~anc.weights[root] and \
+                    _same_resolution(graph, anc, root, branch, axis):
+                out.append((op, root, skip, branch, "concat"))
+                break
+    return out
+
+
+def _same_resolution(graph: Graph, anc: _Ancestry, root: int, branch: int, axis: int) -> bool:
+    """Every tensor on the way from ``root`` to ``branch`` has root's shape but for the feature axis: the new piece
+    is a layer's output at the stream's resolution. A piece computed through downsampling and upsampling (a U-Net
+    skip) is a path of its own, with its own segments, not a layer of the stream."""
+    shape = graph.nodes[root].shape
+    keep = [d for i, d in enumerate(shape) if i != axis % len(shape)]
+    for o in graph.ops[max(graph.nodes[root].op, 0) + 1:graph.nodes[branch].op + 1]:
+        for n in o.outputs:
+            if anc.below(root, n) and anc.below(n, branch):
+                sh = graph.nodes[n].shape
+                if len(sh) != len(shape) or [d for i, d in enumerate(sh) if i != axis % len(sh)] != keep:
+                    return False
+    return True
+
+
 def _softmax_taps(graph, anc, sites) -> dict:
     """block index -> the softmax outputs inside its branch (eager attention probabilities)."""
     out = {}
@@ -56,12 +98,14 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
     """Append a block site per residual addition; returns block index -> branch node to tap (if not a site)."""
     extra = {}
     adds, parallel = _parallel(graph, _residual_adds(graph, anc, sizes), sizes)
+    adds = sorted(adds + _concats(graph, anc, sizes), key=lambda a: a[0].index)
     for op, stream, skip, branch, kind in adds:
-        y = op.outputs[0]
-        end, members = _chain(graph, y, consumers, sizes)
+        y = op.outputs[0]  # a concatenation is measured as it is: the stream goes on un-activated (DenseNet)
+        end, members = (y, []) if kind == "concat" else _chain(graph, y, consumers, sizes)
         name, k = unique(op.module)
         act = _activation(graph, members, op.module)
-        site = Site(name, "block", op.module_type or "add", op.module, k, f"stream after the add → {act or 'identity'}",
+        site = Site(name, "block", op.module_type or "add", op.module, k,
+                    f"stream after the {'concatenation' if kind == 'concat' else 'add'} → {act or 'identity'}",
                     graph.nodes[end].op, act, _width(graph, branch), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape)
         site.norm = kind
         b_root = _scaled_back(graph, branch, sizes)

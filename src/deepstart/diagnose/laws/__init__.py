@@ -7,13 +7,13 @@ judged by its own law.
 """
 from __future__ import annotations
 
-from deepstart.diagnose.laws import addition, attention, norm, opaque, recurrent, segment
-from deepstart.diagnose.parts import Addition, Norm, Opaque, Recurrent, Segment, read_parts
+from deepstart.diagnose.laws import addition, attention, concat, norm, opaque, recurrent, segment
+from deepstart.diagnose.parts import Addition, Concat, Norm, Opaque, Recurrent, Segment, read_parts
 
 __all__ = ["judge", "LAWS"]
 
-LAWS = {Segment: segment.judge, Addition: addition.judge, Norm: norm.judge, Recurrent: recurrent.judge,
-        Opaque: opaque.judge}
+LAWS = {Segment: segment.judge, Addition: addition.judge, Concat: concat.judge, Norm: norm.judge,
+        Recurrent: recurrent.judge, Opaque: opaque.judge}
 
 
 def judge(report, t: dict, remedy) -> list:
