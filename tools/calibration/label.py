@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script
 import torch  # noqa: E402
 
 LABELS = Path(__file__).with_name("labels.json")
-MARGIN = {"cifar": 0.15, "lm": 0.5, "seq2seq": 0.5, "speech": 0.5}
+MARGIN = {"cifar": 0.15, "lm": 0.5, "seq2seq": 0.5, "speech": 0.5, "audio": 0.15}
 N_INITS = 4
 
 
@@ -79,14 +79,27 @@ def _json_truth(t: dict) -> dict:
         "n_points": len(t["points"])}
 
 
-def label_all(names=None, *, progress: bool = True) -> dict:
-    """Truth, training and label of every new-zoo case (stock siblings first), with the split."""
+def _zoo(zoo: int) -> tuple[dict, dict]:
+    """(cases, split) of the held-out zoo (``zoo=1``, :mod:`tools.calibration.zoo`) or the second held-out zoo
+    (``zoo=2``, :mod:`tools.calibration.zoo2`)."""
+    if zoo == 2:
+        from tools.calibration.zoo2 import CASES2, SPLIT2
+
+        return CASES2, SPLIT2
+    from tools.calibration.zoo import NEW_CASES, SPLIT
+
+    return NEW_CASES, SPLIT
+
+
+def label_all(names=None, *, zoo: int = 1, progress: bool = True) -> dict:
+    """Truth, training and label of every case of held-out zoo ``zoo`` (stock siblings first), with the split."""
     from tools.calibration.train import STEPS, short_training
     from tools.calibration.truth import truth
-    from tools.calibration.zoo import NEW_CASES, SPLIT, SPLIT_SEED
+    from tools.calibration.zoo import SPLIT_SEED
 
     torch.set_num_threads(1)
-    cases = [c for c in NEW_CASES.values() if names is None or c.name in names]
+    source, splits = _zoo(zoo)
+    cases = [c for c in source.values() if names is None or c.name in names]
     cases.sort(key=lambda c: c.intended != "stock")
     stock_runs, rows = {}, {}
     for case in cases:
@@ -97,7 +110,7 @@ def label_all(names=None, *, progress: bool = True) -> dict:
         label, found, ok = decide(t, run, sibling)
         if case.intended == "stock":
             stock_runs[case.family] = run
-        rows[case.name] = {"family": case.family, "intended": case.intended, "split": SPLIT[case.name],
+        rows[case.name] = {"family": case.family, "intended": case.intended, "split": splits[case.name],
                            "label": label, "pathologies": found, "trains": ok, "truth": _json_truth(t),
                            "training": run, "why": case.why, "seconds": time.perf_counter() - started}
         if progress:
@@ -106,11 +119,30 @@ def label_all(names=None, *, progress: bool = True) -> dict:
     return {"split_seed": SPLIT_SEED, "steps": dict(STEPS), "margin": MARGIN, "n_inits": N_INITS, "cases": rows}
 
 
+def merge(stored: dict, new: dict) -> dict:
+    """``stored`` (a labels.json dict) with ``new``'s cases added. Stored entries and settings are never changed:
+    a case already stored, another ``n_inits``, or a step count/margin that differs for a task both have is a
+    ``ValueError``; settings for new tasks are added."""
+    clash = sorted(set(stored["cases"]) & set(new["cases"]))
+    if clash:
+        raise ValueError(f"already labelled: {', '.join(clash)}; stored labels are never relabelled in place")
+    if new["n_inits"] != stored["n_inits"] or new["split_seed"] != stored["split_seed"]:
+        raise ValueError("n_inits or split_seed differ from the stored labels'; label with the stored settings")
+    for key in ("steps", "margin"):
+        differ = [k for k, v in new[key].items() if k in stored[key] and stored[key][k] != v]
+        if differ:
+            raise ValueError(f"{key} for {', '.join(differ)} differ from the stored labels'")
+    return {**stored, "steps": {**stored["steps"], **new["steps"]}, "margin": {**stored["margin"], **new["margin"]},
+            "cases": {**stored["cases"], **new["cases"]}}
+
+
 def to_markdown(stored: dict) -> str:
     """The labels table (one row per case, by half) of a labels.json dict."""
     lines = []
-    for half in ("tuning", "held-out"):
+    for half in ("tuning", "held-out", "held-out-2"):
         rows = {n: e for n, e in stored["cases"].items() if e["split"] == half}
+        if not rows:
+            continue
         lines += [f"#### {half} half ({len(rows)} models)", "",
                   "| model | family | built as | label | hook pathologies | training loss first → last (ref) | "
                   "time grad ratio | s |", "|---|---|---|---|---|---|---|---|"]
@@ -127,7 +159,11 @@ def to_markdown(stored: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: a new temporary folder)")
-    parser.add_argument("--only", nargs="*", default=None, help="case names (default: every new-zoo case)")
+    parser.add_argument("--only", nargs="*", default=None, help="case names (default: every case of the zoo)")
+    parser.add_argument("--zoo", type=int, choices=(1, 2), default=1,
+                        help="1: the held-out zoo (zoo.py); 2: the second held-out zoo (zoo2.py)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add the new labels to the existing --out file, never changing its stored entries")
     parser.add_argument("--markdown", type=Path, default=None, metavar="LABELS_JSON",
                         help="only print the labels table of an existing labels.json")
     args = parser.parse_args(argv)
@@ -137,7 +173,11 @@ def main(argv=None) -> int:
     import tempfile
 
     out = args.out or Path(tempfile.mkdtemp(prefix="deepstart-labels-")) / "labels.json"
-    result = label_all(args.only)
+    if args.merge and not out.is_file():
+        parser.exit(2, f"label: --merge needs an existing --out file; {out} is not one\n")
+    result = label_all(args.only, zoo=args.zoo)
+    if args.merge:
+        result = merge(json.loads(out.read_text(encoding="utf-8")), result)
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"label: wrote {out}")
     return 0

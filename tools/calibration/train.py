@@ -10,6 +10,11 @@ rates, chosen on the stock models before any ``check`` run) and seeded batches (
   token); batch 16 × 32 tokens, ``STEPS["lm"]`` steps. ``seq2seq`` feeds the same tokens to the encoder, ``speech`` fixed N(0, 1)
   features. Reference loss: the empirical unigram entropy of the targets (what a model ignoring context reaches).
 
+* ``audio`` (added for the second held-out zoo, before its labelling): raw-waveform classification, 10 classes;
+  class c is a sine of frequency 250·(c + 1) Hz at 16 kHz with a uniform random phase and amplitude in [0.5, 1],
+  plus N(0, 0.5²) noise, 1600 samples (0.1 s); batch 32, ``STEPS["audio"]`` steps, 10-way cross-entropy;
+  reference log 10 (chance), like ``cifar``.
+
 Where the model's output is not already the task's logits (a backbone returning features), a linear head with
 PyTorch's default init is added on the pooled features (images) or on every token (sequences).
 """
@@ -24,10 +29,12 @@ from torch.nn import functional as F
 
 from tools.calibration.truth import _as_tensor, _call
 
-STEPS = {"cifar": 100, "lm": 150, "seq2seq": 150, "speech": 150}
+STEPS = {"cifar": 100, "lm": 150, "seq2seq": 150, "speech": 150, "audio": 100}
 LR, LR_RECURRENT = 1e-3, 1e-2
 VOCAB, ACTIVE, SUCCESSORS, SEQ, LM_BATCH = 1000, 64, (0.4, 0.3, 0.2, 0.1), 32, 16
 CIFAR_N, CIFAR_BATCH = 4096, 32
+AUDIO_RATE, AUDIO_LEN, AUDIO_NOISE = 16_000, 1600, 0.5
+CLASSIFY = ("cifar", "audio")  # tasks with 10 classes, one label per example, reference log 10
 
 
 class BigramTask:
@@ -61,12 +68,23 @@ def _unigram_entropy(targets: torch.Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
+def tones(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The ``audio`` task's waveforms [len(labels), AUDIO_LEN] for class ``labels``: a sine of 250·(c + 1) Hz,
+    random phase and amplitude U(0.5, 1), plus N(0, AUDIO_NOISE²) noise."""
+    n = len(labels)
+    t = torch.arange(AUDIO_LEN) / AUDIO_RATE
+    phase = 2 * math.pi * torch.rand(n, 1, generator=g)
+    amp = 0.5 + 0.5 * torch.rand(n, 1, generator=g)
+    freq = 250.0 * (labels[:, None] + 1)
+    return amp * torch.sin(2 * math.pi * freq * t + phase) + AUDIO_NOISE * torch.randn(n, AUDIO_LEN, generator=g)
+
+
 def _features(out, task: str) -> torch.Tensor:
     pooled = getattr(out, "pooler_output", None)
     if task == "cifar" and pooled is not None:
         return pooled.flatten(1)
     t = _as_tensor(out)
-    if task == "cifar":
+    if task in CLASSIFY:
         return t.mean(dim=tuple(range(2, t.dim()))) if t.dim() == 4 else (t.mean(1) if t.dim() == 3 else t)
     return t
 
@@ -79,6 +97,10 @@ def _batches(task: str, seed: int):
         while True:
             idx = torch.randint(0, len(x), (CIFAR_BATCH,), generator=g)
             yield x[idx], y[idx]
+    if task == "audio":
+        while True:
+            y = torch.randint(0, 10, (CIFAR_BATCH,), generator=g)
+            yield {"input_values": tones(y, g)}, y
     bigram, feats = BigramTask(), torch.randn(LM_BATCH, 16, 32, generator=torch.Generator().manual_seed(1))
     while True:
         seq = bigram.sample(g)
@@ -104,7 +126,7 @@ def short_training(case, *, steps: int | None = None, seed: int = 0) -> dict:
         lr = LR_RECURRENT if any(isinstance(m, nn.RNNBase) for m in model.modules()) else LR
         batches = _batches(task, seed + 1)
         inputs, targets = next(batches)
-        classes = 10 if task == "cifar" else VOCAB
+        classes = 10 if task in CLASSIFY else VOCAB
         width = _features(_call(model, inputs), task).shape[-1]
         head = nn.Linear(width, classes) if width != classes else nn.Identity()
     params = list(model.parameters()) + list(head.parameters())
@@ -123,7 +145,7 @@ def short_training(case, *, steps: int | None = None, seed: int = 0) -> dict:
         loss.backward()
         opt.step()
     finite = all(math.isfinite(v) for v in losses) and len(losses) == steps
-    reference = math.log(10) if task == "cifar" else _unigram_entropy(torch.cat([t.flatten() for t in seen]))
+    reference = math.log(10) if task in CLASSIFY else _unigram_entropy(torch.cat([t.flatten() for t in seen]))
     return {"task": task, "steps": steps, "lr": lr, "first": sum(losses[:5]) / len(losses[:5]),
             "last": sum(losses[-10:]) / len(losses[-10:]), "reference": reference, "finite": finite,
             "head_added": isinstance(head, nn.Linear), "seconds": time.perf_counter() - started}

@@ -68,8 +68,10 @@ def _call(model: nn.Module, inputs):
 
 
 def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = None,
-                  under: str = "") -> tuple[list[str], list[float], list[float], float]:
-    """One init: names, M and per-example G (NaN where not measured) at each point, min LayerNorm input M/eps."""
+                  under: str = "", shared: bool = False) -> tuple[list[str], list[float], list[float], float]:
+    """One init: names, M and per-example G (NaN where not measured) at each point, min LayerNorm input M/eps.
+    ``shared``: the block modules are called more than once (weights shared across layers): every call's output
+    is a point, in call order."""
     blocks = _blocks(model, cls_name, under)
     points = blocks or _layers(model)
     names = ([blocks[0][0] + ".input"] if blocks else []) + [n for n, _ in points]
@@ -88,10 +90,19 @@ def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = 
         if eps and isinstance(args[0], torch.Tensor):
             norm_ratio[0] = min(norm_ratio[0], args[0].detach().double().pow(2).mean().item() / eps)
 
-    handles = []
+    handles, calls = [], []
+
+    def keep_call(t):  # shared blocks: the next point in call order
+        keep(len(calls))(t)
+        calls.append(t)
+
     try:
         for i, (_, m) in enumerate(points):
-            if blocks:
+            if shared and blocks:
+                handles.append(m.register_forward_pre_hook(
+                    lambda mod, a, kw: None if calls else keep_call(_first_tensor(a, kw)), with_kwargs=True))
+                handles.append(m.register_forward_hook(lambda mod, a, out: keep_call(_as_tensor(out))))
+            elif blocks:
                 if i == 0:
                     handles.append(m.register_forward_pre_hook(
                         lambda mod, a, kw, k=keep(0): k(_first_tensor(a, kw)), with_kwargs=True))
@@ -107,6 +118,8 @@ def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = 
     finally:
         for h in handles:
             h.remove()
+    if shared and blocks:
+        names = [names[0]] + [f"{blocks[0][0]}#{j}" for j in range(len(calls) - 1)]
     M, G = [], []
     for i in range(len(names)):
         t = acts[i]
@@ -123,14 +136,15 @@ def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = 
 def _single_layers(rnn: nn.RNNBase) -> list[nn.RNNBase]:
     """The ``num_layers`` layers of a stacked ``nn.LSTM``/``nn.GRU``/``nn.RNN`` as one-layer modules sharing its
     weights (``weight_ih_l{k}`` ...), so that each layer's output can be read (the stacked module hides them)."""
-    layers = []
+    layers, directions = [], 2 if rnn.bidirectional else 1
     for k in range(rnn.num_layers):
         kw = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
-        one = type(rnn)(rnn.input_size if k == 0 else rnn.hidden_size, rnn.hidden_size, 1, bias=rnn.bias,
-                        batch_first=rnn.batch_first, **kw)
+        one = type(rnn)(rnn.input_size if k == 0 else directions * rnn.hidden_size, rnn.hidden_size, 1,
+                        bias=rnn.bias, batch_first=rnn.batch_first, bidirectional=rnn.bidirectional, **kw)
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            if hasattr(rnn, f"{name}_l{k}"):
-                setattr(one, f"{name}_l0", getattr(rnn, f"{name}_l{k}"))
+            for suffix in ("", "_reverse")[:directions]:
+                if hasattr(rnn, f"{name}_l{k}{suffix}"):
+                    setattr(one, f"{name}_l0{suffix}", getattr(rnn, f"{name}_l{k}{suffix}"))
         layers.append(one)
     return layers
 
@@ -192,7 +206,8 @@ def truth(case, n_inits: int = 4, *, seed: int = 0) -> dict:
         else:
             names, M, G, ratio = _measure_once(model, inputs, u_seed=seed + 10_000,
                                                cls_name=getattr(case, "blocks", None),
-                                               under=getattr(case, "blocks_under", ""))
+                                               under=getattr(case, "blocks_under", ""),
+                                               shared=getattr(case, "shared", False))
         Ms.append(M), Gs.append(G), ratios.append(ratio)
     M, G = np.array(Ms), np.array(Gs)
     blocks = names[0].endswith(".input") and len(names) > 1
