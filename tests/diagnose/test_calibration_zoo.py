@@ -12,6 +12,7 @@ from tools.calibration import cases as calibration
 from tools.calibration import label as labelling
 from tools.calibration.cases import CASES, broken, stock, truth
 from tools.calibration.zoo import ALL_CASES, NEW_CASES, SPLIT, split
+from tools.calibration.zoo2 import CASES2, SPLIT2
 
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
@@ -173,8 +174,8 @@ def test_split_is_seeded_by_family_and_stored():
     halves = [SPLIT[c.name] for c in NEW_CASES.values()]
     assert 0.35 < halves.count("held-out") / len(halves) < 0.65
     stored = _stored()
-    assert stored["split_seed"] == 18 and set(stored["cases"]) == set(NEW_CASES)
-    assert all(e["split"] == SPLIT[name] for name, e in stored["cases"].items())
+    assert stored["split_seed"] == 18 and set(stored["cases"]) == set(NEW_CASES) | set(CASES2)
+    assert all(e["split"] == {**SPLIT, **SPLIT2}[name] for name, e in stored["cases"].items())
     assert len(ALL_CASES) >= 40
 
 
@@ -184,9 +185,7 @@ def test_stored_labels_follow_the_rule():
     for name, e in stored.items():
         sibling = None if e["intended"] == "stock" else next(
             (v["training"] for v in stored.values() if v["family"] == e["family"] and v["intended"] == "stock"), None)
-        ratio = e["truth"]["norm_over_eps_min"]
-        t = {**e["truth"], "norm_over_eps_min": math.inf if ratio is None else ratio}  # JSON: inf → null
-        assert labelling.decide(t, e["training"], sibling)[0] == e["label"], name
+        assert labelling.decide(_from_json(e["truth"]), e["training"], sibling)[0] == e["label"], name
 
 
 def test_label_rule_flips_with_the_numbers():
@@ -206,16 +205,21 @@ def test_label_rule_flips_with_the_numbers():
     assert labelling.decide({**t, "stream_growth": b + 0.1}, {**good, "last": 2.12}, good)[0] == "broken"
 
 
+def _from_json(t: dict) -> dict:
+    """Stored truth with JSON's null read back: inf for the norm ratio (no norm), NaN elsewhere (non-finite)."""
+    return {k: (math.inf if k == "norm_over_eps_min" else math.nan) if v is None else v for k, v in t.items()}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(NEW_CASES))
+@pytest.mark.parametrize("name", sorted(NEW_CASES) + sorted(CASES2))
 def test_stored_hook_truth_reproduces(name):
     """The hook truth behind each stored label is what the code measures now (no stale label is reused)."""
-    case = NEW_CASES[name]
+    case = {**NEW_CASES, **CASES2}[name]
     _build(case, 0)
     e = _stored()["cases"][name]
-    t = truth(case, labelling.N_INITS)
+    t, stored = truth(case, labelling.N_INITS), _from_json(e["truth"])
     for key in ("stream_growth", "grad_log_ratio", "first_gain"):
-        assert t[key] == pytest.approx(e["truth"][key], abs=1e-3), key
+        assert t[key] == pytest.approx(stored[key], abs=1e-3, nan_ok=True), key
     assert labelling.pathologies(t) == e["pathologies"]
 
 

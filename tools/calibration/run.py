@@ -1,13 +1,16 @@
 """Run ``check`` on the labelled zoo (both zoos: :mod:`tools.calibration.cases`, :mod:`tools.calibration.zoo`) and
 write a markdown table per half (tuning / held-out) beside the labels.
 
-Usage (from the repository root): ``python -m tools.calibration [--out FILE] [--half tuning|held-out|all]
-[--n-inits 4] [--quick] [--without-hf]`` or ``python tools/calibration/run.py ...``. Without ``--out`` the table
-goes to a new temporary folder (printed); ``docs/calibration.md`` is written only when named explicitly, and then
-only below its ``<!-- calibration results -->`` marker (the method text above it is kept); ``--json FILE`` also
-writes the rows and counts. For every case: its label and the label's evidence, the verdict
-``check`` gives (error and warning findings with their measured values, parts reported as not assessed), and the
-outcome: false error (a healthy model with an error), miss (a broken model without one), crash.
+Usage (from the repository root): ``python -m tools.calibration [--out FILE]
+[--half tuning|held-out|all|held-out-2] [--n-inits 4] [--quick] [--without-hf]`` or ``python
+tools/calibration/run.py ...``. Without ``--out`` the table goes to a new temporary folder (printed);
+``docs/calibration.md`` is written only when named explicitly, and then only below its ``<!-- calibration results
+-->`` marker (the method text above it is kept); ``--json FILE`` also writes the rows and counts. ``all`` is the
+tuning and held-out halves of the first two zoos; the second held-out zoo (:mod:`tools.calibration.zoo2`, split
+``held-out-2``) runs only when asked for by name (``--half held-out-2``), so that nobody tuning ``check`` sees its
+verdicts by accident. For every case: its label and the label's evidence, the verdict ``check`` gives (error and
+warning findings with their measured values, parts reported as not assessed), and the outcome: false error (a
+healthy model with an error), miss (a broken model without one), crash.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 @dataclass
 class Row:
     name: str
-    split: str          # "tuning" or "held-out" (tools.calibration.zoo.SPLIT)
+    split: str          # "tuning", "held-out" or "held-out-2" (tools.calibration.zoo.SPLIT, zoo2.SPLIT2)
     label: str          # "healthy", "broken", or "disputed"/"unlabelled" (never scored)
     family: str
     verdict: str        # check's verdict, or "CRASH"
@@ -114,22 +117,43 @@ def _run(case, n_inits: int, seed: int, labels: dict, split: str) -> Row:
                _outcome(label, case, errors, report.verdict, unassessed), seconds, evidence, case.why)
 
 
+HALVES = ("tuning", "held-out", "held-out-2")
+
+
+def _splits() -> dict:
+    from tools.calibration.zoo import SPLIT
+    from tools.calibration.zoo2 import SPLIT2
+
+    return {**SPLIT, **SPLIT2}
+
+
+def _cases(half: str) -> list:
+    """The cases of ``half`` ("all": tuning and held-out; "held-out-2" only by name)."""
+    from tools.calibration.zoo import ALL_CASES, SPLIT
+    from tools.calibration.zoo2 import CASES2
+
+    if half == "held-out-2":
+        return list(CASES2.values())
+    return [c for c in ALL_CASES.values() if half in ("all", SPLIT[c.name])]
+
+
 def load_labels(path: Path = LABELS) -> dict:
     """The new zoo's labels (``{case: entry}``) from labels.json, or {} when it is missing."""
     return json.loads(path.read_text(encoding="utf-8"))["cases"] if path.is_file() else {}
 
 
 def calibrate(cases=None, *, n_inits: int = 4, seed: int = 0, progress: bool = True, labels=None) -> list:
-    """Rows for ``cases`` (default: every case of both zoos)."""
-    from tools.calibration.zoo import ALL_CASES, SPLIT
+    """Rows for ``cases`` (default: every case of the first two zoos, not the second held-out zoo)."""
+    from tools.calibration.zoo import ALL_CASES
 
     labels = load_labels() if labels is None else labels
     cases = list(ALL_CASES.values()) if cases is None else cases
+    splits = _splits()
     rows = []
     for case in cases:
         if progress:
             print(f"calibrate: {case.name} …", flush=True)
-        rows.append(_run(case, n_inits, seed, labels, SPLIT.get(case.name, "tuning")))
+        rows.append(_run(case, n_inits, seed, labels, splits.get(case.name, "tuning")))
     return rows
 
 
@@ -145,8 +169,10 @@ def _findings(items) -> str:
 def counts(rows) -> dict:
     """Per half: models scored, false errors (of healthy), misses (of broken), crashes, healthy-with-unassessed."""
     out = {}
-    for half in ("tuning", "held-out"):
+    for half in HALVES:
         rs = [r for r in rows if r.split == half]
+        if not rs and half == "held-out-2":
+            continue
         out[half] = {"models": len(rs), "healthy": sum(r.label == "healthy" for r in rs),
                      "broken": sum(r.label == "broken" for r in rs),
                      "disputed": sum(r.label == "disputed" for r in rs),
@@ -216,8 +242,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows and counts to this JSON file")
     parser.add_argument("--n-inits", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="skip the cases marked slow")
-    parser.add_argument("--half", choices=("tuning", "held-out", "all"), default="all",
-                        help="which half of the zoo to check (default: all)")
+    parser.add_argument("--half", choices=("tuning", "held-out", "all", "held-out-2"), default="all",
+                        help="which half of the zoo to check (default: all = tuning and held-out; the second "
+                             "held-out zoo only as held-out-2)")
     parser.add_argument("--without-hf", action="store_true",
                         help="skip the cases built from transformers configs (when transformers is not installed)")
     args = parser.parse_args(argv)
@@ -227,10 +254,7 @@ def main(argv=None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="deepstart-calibration-")) / "calibration.md"
     if out.is_dir() or not out.parent.is_dir():
         parser.exit(2, f"calibration: --out {out}: not a file in an existing folder\n")
-    from tools.calibration.zoo import ALL_CASES, SPLIT
-
-    cases = [c for c in ALL_CASES.values() if not (args.quick and c.slow)
-             and args.half in ("all", SPLIT[c.name])]
+    cases = [c for c in _cases(args.half) if not (args.quick and c.slow)]
     if args.without_hf:
         cases = [c for c in cases if not _needs_transformers(c)]
     rows = calibrate(cases, n_inits=args.n_inits)

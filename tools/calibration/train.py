@@ -145,6 +145,7 @@ def short_training(case, *, steps: int | None = None, seed: int = 0) -> dict:
         loss.backward()
         opt.step()
     finite = all(math.isfinite(v) for v in losses) and len(losses) == steps
+    seen = seen or [targets]  # a loss non-finite from the first step: the reference of the batch it saw
     reference = math.log(10) if task in CLASSIFY else _unigram_entropy(torch.cat([t.flatten() for t in seen]))
     return {"task": task, "steps": steps, "lr": lr, "first": sum(losses[:5]) / len(losses[:5]),
             "last": sum(losses[-10:]) / len(losses[-10:]), "reference": reference, "finite": finite,

@@ -1,0 +1,131 @@
+"""The second held-out zoo (tools/calibration/zoo2.py), without ``check``: every case builds, reproduces, runs forward
+on its inputs and has a stored label of split "held-out-2"; the labelling machinery it needed (truth per call of a
+shared block, bidirectional recurrent layers, the audio task, merging labels) does what it says."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tools.calibration import label as labelling
+from tools.calibration import truth as hook_truth
+from tools.calibration.cases import CASES, _as_tensor
+from tools.calibration.zoo import ALL_CASES, NEW_CASES
+from tools.calibration.zoo2 import CASES2, HELD_OUT_2
+
+
+def _build(case, seed: int):
+    torch.manual_seed(seed)
+    try:
+        return case.build()
+    except ModuleNotFoundError as e:
+        if e.name != "transformers":
+            raise
+        pytest.importorskip("transformers")
+
+
+def _stored() -> dict:
+    return json.loads(labelling.LABELS.read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("name", sorted(CASES2))
+def test_case_builds_runs_and_reproduces(name):
+    case = CASES2[name]
+    a, b, c = _build(case, 1), _build(case, 1), _build(case, 2)
+    assert a.training
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), "same seed must give bitwise the same parameters"
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa), "different seeds must give different parameters"
+    with torch.no_grad():
+        out = _as_tensor(hook_truth._call(a, case.inputs(torch.Generator().manual_seed(0))))
+    assert out.shape[0] == 4
+    if not any("non-finite" in p for p in _stored()[name]["pathologies"]):
+        assert torch.isfinite(out).all()
+
+
+def test_every_case_is_labelled_held_out_2_and_kept_apart():
+    """Labels are stored for every case with split held-out-2; the families are new; each has a stock model and a
+    broken variant; the cases are not in ALL_CASES (which the default runners iterate)."""
+    stored = _stored()
+    for name, case in CASES2.items():
+        e = stored[name]
+        assert (e["split"], e["family"], e["intended"]) == (HELD_OUT_2, case.family, case.intended), name
+        assert e["label"] in ("healthy", "broken", "disputed"), name
+    assert not set(CASES2) & set(ALL_CASES)
+    families = {c.family for c in CASES2.values()}
+    assert len(families) >= 8
+    assert not families & {c.family for c in (*CASES.values(), *NEW_CASES.values())}
+    for f in families:
+        assert {c.intended for c in CASES2.values() if c.family == f} == {"stock", "broken"}, f
+
+
+def test_shared_block_truth_reads_every_call():
+    """ALBERT calls one layer module six times: the truth has a point per call, and its M at each is the mean
+    square of the hidden state the model itself returns after that layer."""
+    case = CASES2["albert-6x64"]
+    model = _build(case, 0)
+    inputs = case.inputs(torch.Generator().manual_seed(0))
+    t = hook_truth.truth(case, 1)
+    assert len(t["points"]) == 1 + model.config.num_hidden_layers
+    with torch.no_grad():
+        states = model(**inputs, output_hidden_states=True).hidden_states
+    expected = [s.double().pow(2).mean().item() for s in states]
+    assert t["M"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_bidirectional_layers_compose_to_the_stacked_module():
+    """The one-layer modules the truth runs (sharing the weights of a stacked bidirectional nn.GRU, both directions)
+    chain to the stacked module's output."""
+    rnn = _build(CASES2["bigru-rows-3x64"], 0).rnn
+    x = torch.randn(2, 7, rnn.input_size, generator=torch.Generator().manual_seed(1))
+    h = x
+    layers = hook_truth._single_layers(rnn)
+    for layer in layers:
+        h = layer(h)[0]
+    assert len(layers) == rnn.num_layers and all(layer.bidirectional for layer in layers)
+    torch.testing.assert_close(h, rnn(x)[0], rtol=0, atol=1e-6)
+
+
+def test_audio_task_tones_have_their_class_frequency():
+    """Class c is a sine of 250·(c + 1) Hz: the periodogram's peak is at that frequency (bin width 10 Hz) in every
+    example; the waveforms come from the generator passed (the same seed gives the same batch)."""
+    from tools.calibration import train
+
+    y = torch.arange(10).repeat(3)
+    x = train.tones(y, torch.Generator().manual_seed(0))
+    freqs = torch.fft.rfftfreq(train.AUDIO_LEN, 1 / train.AUDIO_RATE)
+    peak = freqs[torch.fft.rfft(x).abs().argmax(1)]
+    assert torch.equal(peak, 250.0 * (y + 1).float())
+    assert torch.equal(train.tones(y, torch.Generator().manual_seed(0)), x)
+    assert not torch.equal(train.tones(y, torch.Generator().manual_seed(1)), x)
+    batches = train._batches("audio", 3)
+    inputs, labels = next(batches)
+    assert inputs["input_values"].shape == (train.CIFAR_BATCH, train.AUDIO_LEN) and labels.max() < 10
+
+
+def test_merge_adds_cases_and_never_changes_stored_ones():
+    stored = json.loads(labelling.LABELS.read_text(encoding="utf-8"))
+    first = {k: v for k, v in stored["cases"].items() if k in NEW_CASES}
+    old = {**stored, "cases": first, "steps": {k: v for k, v in stored["steps"].items() if k != "audio"}}
+    new = {**stored, "cases": {"x": {"label": "healthy"}}, "steps": {"audio": 100}, "margin": {"audio": 0.15}}
+    merged = labelling.merge(old, new)
+    assert merged["cases"] == {**first, "x": {"label": "healthy"}} and merged["steps"]["audio"] == 100
+    assert merged["steps"]["cifar"] == old["steps"]["cifar"]
+    with pytest.raises(ValueError, match="already labelled"):
+        labelling.merge(merged, new)
+    with pytest.raises(ValueError, match="steps for cifar"):
+        labelling.merge(old, {**new, "steps": {"cifar": 99}})
+    with pytest.raises(ValueError, match="n_inits"):
+        labelling.merge(old, {**new, "n_inits": 2})
+
+
+def test_runner_reaches_held_out_2_only_by_name(monkeypatch, tmp_path):
+    """``--half held-out-2`` checks exactly the second held-out zoo; ``all`` (the default) none of it."""
+    from tools.calibration import run
+
+    seen = []
+    monkeypatch.setattr(run, "calibrate", lambda cases, **k: seen.append({c.name for c in cases}) or [])
+    run.main(["--half", "held-out-2", "--out", str(tmp_path / "a.md")])
+    run.main(["--out", str(tmp_path / "b.md")])
+    assert seen[0] == set(CASES2) and not seen[1] & set(CASES2) and seen[1] == set(ALL_CASES)
