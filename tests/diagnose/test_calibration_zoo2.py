@@ -129,3 +129,18 @@ def test_runner_reaches_held_out_2_only_by_name(monkeypatch, tmp_path):
     run.main(["--half", "held-out-2", "--out", str(tmp_path / "a.md")])
     run.main(["--out", str(tmp_path / "b.md")])
     assert seen[0] == set(CASES2) and not seen[1] & set(CASES2) and seen[1] == set(ALL_CASES)
+
+
+def test_results_of_each_zoo_keep_the_others():
+    """Writing the held-out-2 table into calibration.md keeps the method text and the other results, and rewriting
+    the other results keeps the held-out-2 table."""
+    from tools.calibration.run import MARKER, MARKER2, place
+
+    doc = place("# Title\nmethod\n" + MARKER + "\n\nold results\n", "## H2\nsecond", True)
+    assert doc.startswith("# Title\nmethod\n" + MARKER) and "old results" in doc
+    assert doc.index("old results") < doc.index(MARKER2) < doc.index("## H2\nsecond")
+    doc = place(doc, "## Results\nnew", False)
+    assert "old results" not in doc and "## H2\nsecond" in doc and "## Results\nnew" in doc
+    assert doc.index("## Results\nnew") < doc.index(MARKER2)
+    assert place(doc, "## Results\nnew", False) == doc
+    assert place("", "## Results\nx", False).startswith("# Calibration") and MARKER2 not in place("", "x", False)

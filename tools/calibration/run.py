@@ -33,6 +33,7 @@ from tools.calibration.cases import ANY_ERROR  # noqa: E402
 
 LABELS = Path(__file__).with_name("labels.json")
 MARKER = "<!-- calibration results -->"
+MARKER2 = "<!-- held-out-2 results -->"  # the second held-out zoo's results, below the others
 
 __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 
@@ -198,9 +199,9 @@ def _commit() -> str:
         return "unknown"
 
 
-def to_markdown(rows, n_inits: int) -> str:
+def to_markdown(rows, n_inits: int, title: str = "Results") -> str:
     total = sum(r.seconds for r in rows)
-    lines = ["## Results", "", f"`check` of commit `{_commit()}` on {len(rows)} models, {total:.0f} s of `check` in all.",
+    lines = [f"## {title}", "", f"`check` of commit `{_commit()}` on {len(rows)} models, {total:.0f} s of `check` in all.",
              "", f"Made by `python -m tools.calibration --out FILE` ({n_inits} inits per model, factory re-inits, "
              "`jacobian=False`, 2-core CPU under load). Healthy models must get no error-level finding; broken ones "
              "an error (first zoo: in one of their expected categories); disputed models are not scored.", ""]
@@ -222,6 +223,21 @@ def to_markdown(rows, n_inits: int) -> str:
                          f"{_mark(r.outcome)} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def place(old: str, text: str, second: bool) -> str:
+    """``old`` (a calibration.md) with its results replaced by ``text``: the text above ``MARKER`` is kept; the
+    second held-out zoo's results (``second``) go below ``MARKER2`` and the others between the two markers, each
+    keeping the other."""
+    if MARKER not in old:
+        old = "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n"
+    head, rest = old.split(MARKER, 1)
+    results, held2 = rest.split(MARKER2, 1) if MARKER2 in rest else (rest, "")
+    if second:
+        held2 = "\n\n" + text
+    else:
+        results = "\n\n" + text
+    return head + MARKER + results.rstrip("\n") + "\n" + (f"\n{MARKER2}{held2.rstrip()}\n" if held2.strip() else "")
 
 
 def _needs_transformers(case) -> bool:
@@ -258,11 +274,9 @@ def main(argv=None) -> int:
     if args.without_hf:
         cases = [c for c in cases if not _needs_transformers(c)]
     rows = calibrate(cases, n_inits=args.n_inits)
-    text = to_markdown(rows, args.n_inits)
-    old = out.read_text(encoding="utf-8") if out.is_file() else ""
-    head = old[: old.index(MARKER) + len(MARKER)] + "\n\n" if MARKER in old else \
-        "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n\n"
-    out.write_text(head + text, encoding="utf-8")
+    second = args.half == "held-out-2"
+    text = to_markdown(rows, args.n_inits, "Results on the second held-out zoo" if second else "Results")
+    out.write_text(place(out.read_text(encoding="utf-8") if out.is_file() else "", text, second), encoding="utf-8")
     if args.json is not None:
         args.json.write_text(json.dumps({"counts": counts(rows), "rows": [asdict(r) for r in rows]}, indent=1) + "\n",
                              encoding="utf-8")
