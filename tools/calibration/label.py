@@ -1,5 +1,6 @@
 """Label the held-out zoo (:mod:`tools.calibration.zoo`) from hook truth and a short training run, *before* any
-``check`` run, and write ``tools/calibration/labels.json`` (``python -m tools.calibration label``).
+``check`` run, and write ``tools/calibration/labels.json`` (``python -m tools.calibration label``; the second
+held-out zoo, :mod:`tools.calibration.zoo2`: ``label --zoo 2 --merge --out tools/calibration/labels.json``).
 
 The rule (fixed before ``check`` ran on any model of this zoo; see docs/calibration.md):
 
@@ -9,8 +10,8 @@ The rule (fixed before ``check`` ran on any model of this zoo; see docs/calibrat
   a first block that multiplies the stream's mean square by more than e^5 (branch ≫ stream); a LayerNorm/RMSNorm
   whose input mean square is below 10⁻³ × eps (the norm no longer normalizes);
 * **trains** (:func:`tools.calibration.train.short_training`): the loss stays finite and its mean over the last
-  10 steps is at least ``MARGIN[task]`` nats below the reference (chance for CIFAR-10, the unigram entropy for
-  the bigram task); a broken variant *trains as well* when it also reaches half of its stock sibling's gain
+  10 steps is at least ``MARGIN[task]`` nats below the reference (chance for CIFAR-10 and the audio task, the
+  unigram entropy for the bigram task); a broken variant *trains as well* when it also reaches half of its stock sibling's gain
   over the reference;
 * label **healthy** when no ``P`` and it trains; **broken** when ``P`` and it does not train as well as its stock
   sibling; otherwise **disputed** (hooks and training disagree): reported, never scored.

@@ -135,7 +135,8 @@ def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = 
 
 def _single_layers(rnn: nn.RNNBase) -> list[nn.RNNBase]:
     """The ``num_layers`` layers of a stacked ``nn.LSTM``/``nn.GRU``/``nn.RNN`` as one-layer modules sharing its
-    weights (``weight_ih_l{k}`` ...), so that each layer's output can be read (the stacked module hides them)."""
+    weights (``weight_ih_l{k}`` ..., both directions' when bidirectional), so that each layer's output can be read
+    (the stacked module hides them)."""
     layers, directions = [], 2 if rnn.bidirectional else 1
     for k in range(rnn.num_layers):
         kw = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}

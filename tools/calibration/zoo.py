@@ -24,7 +24,7 @@ SPLIT_SEED = 18  # issue 18; fixed before any check run on this zoo
 
 @dataclass(frozen=True)
 class ZooCase(Case):
-    """A :class:`Case` with what labelling needs: the training ``task`` ("cifar", "lm", "seq2seq", "speech"),
+    """A :class:`Case` with what labelling needs: the training ``task`` ("cifar", "lm", "seq2seq", "speech", "audio"),
     the class name of the repeated block whose outputs the hook truth reads (``blocks``, optionally only under the
     module prefix ``blocks_under``; None: found automatically) and what the variant was built to be."""
 

@@ -15,7 +15,7 @@ import torch
 
 from tools.calibration import zoo2_models as zm
 from tools.calibration.cases import ANY_ERROR, _tokens
-from tools.calibration.zoo import _LM, ZooCase, _pixels, _seq2seq, hf
+from tools.calibration.zoo import _LM, ZooCase, _images, _pixels, _seq2seq, hf
 
 HELD_OUT_2 = "held-out-2"
 
@@ -80,10 +80,6 @@ def _wav2vec2(**kw):
 
 
 # ------------------------------------------------------------------------------------------------------ inputs
-def _images(g: torch.Generator) -> torch.Tensor:
-    return torch.randn(4, 3, 32, 32, generator=g)
-
-
 def _audio(g: torch.Generator) -> dict:
     return {"input_values": torch.randn(4, 1600, generator=g)}
 
