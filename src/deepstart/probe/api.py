@@ -38,20 +38,21 @@ def _is_hf(model) -> bool:
 
 def _optimizer(optimizer):
     """``(name, make(params, lr), elementwise, lr range)`` from ``"adam"``, ``"sgd"``, a ``torch.optim`` class or a
-    ``functools.partial`` of one."""
+    ``functools.partial`` of one. torch's own classes that have a fused kernel (Adam, AdamW, SGD, Adagrad) run it
+    unless ``foreach=``/``fused=`` were given: the same update, one pass over the memory instead of one per op."""
     if isinstance(optimizer, str):
         key = optimizer.lower()
         if key not in ("adam", "sgd"):
             raise ValueError(f"optimizer={optimizer!r}: use 'adam', 'sgd' or a torch.optim.Optimizer class "
                              "(functools.partial(torch.optim.SGD, momentum=0.9) for extra arguments)")
-        optimizer = functools.partial(torch.optim.Adam if key == "adam" else torch.optim.SGD, foreach=True)
+        optimizer = torch.optim.Adam if key == "adam" else torch.optim.SGD
     cls = optimizer.func if isinstance(optimizer, functools.partial) else optimizer
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise TypeError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer subclass (or a partial of one), "
                         f"got {optimizer!r}")
     elementwise = issubclass(cls, engine.ELEMENTWISE) and cls.__module__.startswith("torch.optim")
     kind = "sgd" if issubclass(cls, torch.optim.SGD) else "adam"
-    return cls.__name__, (lambda params, lr: optimizer(params, lr=lr)), elementwise, LR_RANGES[kind]
+    return cls.__name__, functools.partial(engine.make_optimizer, optimizer), elementwise, LR_RANGES[kind]
 
 
 def _check_args(steps, n_inits, lr):
@@ -237,7 +238,8 @@ def _train(base, members, lrs, task, make_opt, steps, data_seed, device, element
         return traces[0]
     cat = lambda name: np.concatenate([getattr(t, name) for t in traces])  # noqa: E731
     return engine.Trace(cat("loss"), cat("grad_norm"), cat("update_norm"), cat("weight_norm"), traces[0].layers,
-                        traces[0].path, "; ".join(dict.fromkeys(t.note for t in traces if t.note)))
+                        traces[0].path, "; ".join(dict.fromkeys(t.note for t in traces if t.note)),
+                        traces[0].stat_steps)
 
 
 def probe(model_or_factory, task=None, *, optimizer="adam", lr: float | None = None, steps: int = 100,
@@ -355,7 +357,7 @@ def _result(trace, lrs, n, has_ref, task, opt_name, steps, ref_desc, inits_desc,
         ref_loss=trace.loss[rl] if ref else None, ref_hit=ref[0] if ref else None,
         ref_verdicts=tuple(ref[1]) if ref else None, ratio=ratio, ratio_se=se,
         ref_update_share=update_share(trace.update_norm[rl]) if ref else None, lr_table=table, path=trace.path,
-        notes=tuple(notes), seconds=seconds)
+        notes=tuple(notes), seconds=seconds, stat_steps=tuple(int(t) for t in trace.stat_steps))
 
 
 def _bar(progress, total):

@@ -88,7 +88,8 @@ def ratio_se(hit: np.ndarray, ref_hit: np.ndarray, steps: int) -> tuple[float, f
 
 
 def update_share(update_norm: np.ndarray) -> np.ndarray:
-    """Per init and layer: the layer's share of the summed update norms, ``Σ_t ‖Δθ_l,t‖ / Σ_l Σ_t ‖Δθ_l,t‖``."""
+    """Per init and layer: the layer's share of the summed update norms, ``Σ_t ‖Δθ_l,t‖ / Σ_l Σ_t ‖Δθ_l,t‖`` over the
+    statistics steps ``t`` (evenly spaced: an estimate of the share over all steps)."""
     total = np.nansum(np.where(np.isfinite(update_norm), update_norm, np.nan), axis=1)
     whole = total.sum(1, keepdims=True)
     return np.divide(total, whole, out=np.full_like(total, np.nan), where=(whole > 0) & np.isfinite(whole))
@@ -96,8 +97,10 @@ def update_share(update_norm: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the first steps of training said. Arrays are per init (rows) and step (and layer): ``loss``, the
-    reference's ``ref_loss``, ``grad_norm`` and ``update_ratio`` (‖Δθ_l‖/‖θ_l‖ per step) per layer."""
+    """What the first steps of training said. Arrays are per init (rows) and step: ``loss`` and the reference's
+    ``ref_loss`` on every step; per layer, ``grad_norm`` and ``update_ratio`` (‖Δθ_l‖/‖θ_l‖) on the steps
+    ``stat_steps`` only (:func:`deepstart.probe.engine.stat_steps`: about 20, evenly spaced, and the last), and
+    ``update_share`` summed over them."""
 
     model: str
     task: str
@@ -126,6 +129,7 @@ class ProbeResult:
     notes: tuple = ()
     seconds: float = 0.0
     criteria: dict = field(default_factory=lambda: {"fraction": FRACTION, "growth": GROWTH, "slow": SLOW})
+    stat_steps: tuple = ()  # the steps of grad_norm / update_ratio (their axis 1)
 
     def counts(self, verdicts=None) -> dict:
         vs = self.verdicts if verdicts is None else verdicts
@@ -142,7 +146,7 @@ class ProbeResult:
                    loss=arr(self.loss), ref_loss=arr(self.ref_loss), grad_norm=arr(self.grad_norm),
                    update_ratio=arr(self.update_ratio), update_share=arr(self.update_share),
                    ref_update_share=arr(self.ref_update_share), lr_table=[dict(r) for r in self.lr_table],
-                   notes=list(self.notes), criteria=dict(self.criteria))
+                   notes=list(self.notes), criteria=dict(self.criteria), stat_steps=list(self.stat_steps))
         return out
 
     @classmethod
@@ -157,7 +161,8 @@ class ProbeResult:
                   ref_hit=arr(d["ref_hit"], int), loss=arr(d["loss"]), ref_loss=arr(d["ref_loss"]),
                   grad_norm=arr(d["grad_norm"]), update_ratio=arr(d["update_ratio"]),
                   update_share=arr(d["update_share"]), ref_update_share=arr(d["ref_update_share"]),
-                  lr_table=tuple(d["lr_table"]), notes=tuple(d["notes"]), criteria=dict(d["criteria"]))
+                  lr_table=tuple(d["lr_table"]), notes=tuple(d["notes"]), criteria=dict(d["criteria"]),
+                  stat_steps=tuple(d.get("stat_steps", range(d["steps"]))))  # older results: every step
         return cls(**kw)
 
     def summary(self) -> str:
