@@ -80,3 +80,33 @@ def test_stat_steps_survive_serialization_and_old_results_read_as_every_step(pla
     old = r.to_dict()
     del old["stat_steps"]
     assert ProbeResult.from_dict(old).stat_steps == tuple(range(50))
+
+
+def _tiny_gpt2(dropout: float):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=96, n_positions=16, n_embd=32, n_layer=1, n_head=2,
+                                     resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=0,
+                                     eos_token_id=0, attn_implementation="eager")
+    return lambda: transformers.GPT2LMHeadModel(config)
+
+
+def test_vmap_path_with_fused_adam_matches_the_loop_for_gpt2():
+    """GPT-2's Conv1D weights, embeddings and layer norms through vmap, fused Adam on the stacked leaves."""
+    kw = dict(steps=8, n_inits=2, lr=1e-3, reference=None)
+    vec = probe(_tiny_gpt2(0.0), generator=torch.Generator().manual_seed(2), **kw)
+    loop = probe(_tiny_gpt2(0.0), optimizer=_LoopAdam, generator=torch.Generator().manual_seed(2), **kw)
+    assert vec.path == "vmap" and loop.path == "sequential"
+    np.testing.assert_allclose(vec.loss, loop.loss, rtol=1e-5)
+    np.testing.assert_allclose(vec.grad_norm, loop.grad_norm, rtol=1e-4)
+
+
+def test_dropout_is_drawn_from_the_probes_seed_and_the_callers_rng_is_left_alone():
+    kw = dict(steps=3, n_inits=2, lr=1e-3, reference=None)
+    torch.manual_seed(11)
+    state = torch.get_rng_state()
+    a = probe(_tiny_gpt2(0.1), generator=torch.Generator().manual_seed(5), **kw)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = probe(_tiny_gpt2(0.1), generator=torch.Generator().manual_seed(5), **kw)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    off = probe(_tiny_gpt2(0.0), generator=torch.Generator().manual_seed(5), **kw)
+    assert not np.allclose(a.loss, off.loss, rtol=1e-4)  # the dropout is there to be seeded

@@ -26,6 +26,7 @@ repro).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -277,15 +278,28 @@ def train_sequential(base, members, lrs, task, make_opt, steps: int, data_seed: 
     return rec.trace("sequential", note)
 
 
+@contextlib.contextmanager
+def _own_rng(seed: int, device):
+    """torch's global RNG (dropout masks) seeded from the probe's data seed inside, and the caller's state restored
+    after: a probe is reproducible from its ``generator`` and leaves the caller's random stream alone."""
+    cuda = torch.device(device).type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        yield
+
+
 def train_members(base, members, lrs, task, make_opt, steps, data_seed, device, *, vectorize: bool, bar=None):
     """Vectorized when ``vectorize`` and the model runs under it, else sequential (the trace's note says why)."""
-    if not vectorize:
-        return train_sequential(base, members, lrs, task, make_opt, steps, data_seed, device, bar,
-                                "optimizer not elementwise: members trained one after another")
-    try:
-        return train_stacked(base, members, lrs, task, make_opt, steps, data_seed, device, bar)
-    except (RuntimeError, NotImplementedError, ValueError) as err:
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        return train_sequential(base, members, lrs, task, make_opt, steps, data_seed, device, bar,
-                                f"the model does not run under torch.func.vmap ({first}); members trained one "
-                                "after another, one model alive at a time")
+    with _own_rng(data_seed, device):
+        if not vectorize:
+            return train_sequential(base, members, lrs, task, make_opt, steps, data_seed, device, bar,
+                                    "optimizer not elementwise: members trained one after another")
+        try:
+            return train_stacked(base, members, lrs, task, make_opt, steps, data_seed, device, bar)
+        except (RuntimeError, NotImplementedError, ValueError) as err:
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            return train_sequential(base, members, lrs, task, make_opt, steps, data_seed, device, bar,
+                                    f"the model does not run under torch.func.vmap ({first}); members trained "
+                                    "one after another, one model alive at a time")
