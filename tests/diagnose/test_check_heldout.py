@@ -30,8 +30,7 @@ LABELLED = {**NEW_CASES, **CASES2}
 
 # check's wrong verdicts on main at the last landing of this file: {case: reason}. Rerun
 # `python -m tools.calibration --out docs/calibration.md` and update both together.
-KNOWN_WRONG: dict[str, str] = {
-}
+KNOWN_WRONG: dict[str, str] = {}
 
 
 @functools.lru_cache(maxsize=None)

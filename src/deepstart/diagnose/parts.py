@@ -175,8 +175,8 @@ def _addition(s, names, main) -> Addition:
     if (s.get("parallel") or 1) > 1:
         what = f"{s['parallel']} parallel branches, first {what}"
     return cls(s["name"], s.get("source"), s.get("branch_site"), what,
-                    normalizer["name"] if normalizer is not None else None, normalized, s.get("eta"),
-                    int(s.get("parallel") or 1), bool(s.get("attention")), main)
+               normalizer["name"] if normalizer is not None else None, normalized, s.get("eta"),
+               int(s.get("parallel") or 1), bool(s.get("attention")), main)
 
 
 BOUNDED_ETA2 = 2.0  # Σ η_l² at most this: the branches' total weight is bounded (η_l = 1/l gives π²/6)

@@ -1,6 +1,8 @@
 """Residual additions read from the graph: which additions are residual blocks (identity or projection skips), the
-branch's scale η (a layer scale γ, a Fixup multiplier), parallel branches summed first (GPT-J/NeoX), which sites lie
-inside which branch (the main path), the softmax taps of attention branches, and the family as a description.
+branch's scale η (a layer scale γ, a Fixup multiplier), parallel branches summed first (GPT-J/NeoX), concatenations
+of a stream and a new layer's output (DenseNet: block sites too, placement ``concat``), which sites lie inside which
+branch (the main path; a cross-attention's key/value projections of the encoder output are in the decoder block's
+branch), the softmax taps of attention branches, and the family as a description.
 
 Part of :mod:`deepstart.diagnose.structure`'s reading (:func:`~deepstart.diagnose.structure.read_sites`).
 """
@@ -42,7 +44,7 @@ def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
 _CATS = {"cat", "concat", "concatenate"}
 
 
-def _concats(graph: Graph, anc: _Ancestry, sizes) -> list:
+def _concats(graph: Graph, anc: _Ancestry) -> list:
     """(cat op, stream node, stream operand, new piece, "concat") for every concatenation along the feature axis of
     a stream and a piece computed from it through weight ops (a DenseNet layer, Huang et al. 2017). The mean square
     of a concatenation is the width-weighted mean of its pieces' (c·M(x) + g·M(f(x)))/(c + g), so the stream's
@@ -98,7 +100,7 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
     """Append a block site per residual addition; returns block index -> branch node to tap (if not a site)."""
     extra = {}
     adds, parallel = _parallel(graph, _residual_adds(graph, anc, sizes), sizes)
-    adds = sorted(adds + _concats(graph, anc, sizes), key=lambda a: a[0].index)
+    adds = sorted(adds + _concats(graph, anc), key=lambda a: a[0].index)
     for op, stream, skip, branch, kind in adds:
         y = op.outputs[0]  # a concatenation is measured as it is: the stream goes on un-activated (DenseNet)
         end, members = (y, []) if kind == "concat" else _chain(graph, y, consumers, sizes)

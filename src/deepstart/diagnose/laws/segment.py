@@ -58,20 +58,15 @@ def segment_stats(report, positions) -> dict:
 def judge(seg, report, t, remedy, parts=()) -> list:
     from deepstart.diagnose.verdicts import Finding, pm
 
-    st = segment_stats(report, seg.links)
+    start = _stream_start(seg, report) if seg.growth == "additive" else 0
+    st = segment_stats(report, seg.links[start:])
     n, sig = st.get("links_read", 0), t["significance"]
     if not n:
         return []
-    last, first = seg.sites[-1], seg.sites[0]
+    last, first = seg.sites[-1], seg.sites[start]
     where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
     out = []
     if seg.growth == "additive":
-        i = _stream_start(seg, report)
-        st = segment_stats(report, seg.links[i:])
-        n, first = st.get("links_read", 0), seg.sites[i]
-        if not n:
-            return []
-        where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
         band = additive_band(n)
         growth, gse = st.get("log_mean_ratio", math.nan), st.get("fm1_se", math.nan)
         if abs(growth) > band and significant(abs(growth) - band, gse, sig):
@@ -114,9 +109,9 @@ def judge(seg, report, t, remedy, parts=()) -> list:
 
 
 def _stream_start(seg, report) -> int:
-    """Where a segment's residual stream starts: the position (in ``seg.links``) of its first addition. The plain layers before
-    it (an embedding, a convolutional front end, with a position table added) set the scale the stream starts
-    from, M_0; the additive law bounds M_L/M_0 from there (M_l = M_{l−1} + v_l), not the front end's own gain."""
+    """Where a segment's residual stream starts: the position (in ``seg.links``) of its first addition. The plain
+    layers before it (an embedding, a convolutional front end with a position table added) set the scale the stream
+    starts from, M_0; the additive law bounds M_L/M_0 from there (M_l = M_{l−1} + v_l), not the front end's gain."""
     main = report.main_sites
     return next((i for i, k in enumerate(seg.links) if main[k]["kind"] == "block"), 0)
 
