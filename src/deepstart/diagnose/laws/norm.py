@@ -8,7 +8,9 @@ it passes back.
   removes forward, ‖∂ℓ/∂x_in‖² ≈ ‖∂ℓ/∂x_out‖² · M_out/M_in (the Jacobian of x/σ is P/σ), so gradients are compared
   at matching points: the scale-free product G·M at the first read site against the last (each link's gradient
   ratio taken relative to its length ratio). An embedding of std 0.02 feeding a LayerNorm (or a patch embedding) is
-  not an explosion. What remains — BatchNorm's gradient growth with depth
+  not an explosion. Along a residual stream the comparison starts at the stream's first addition: a constant added
+  by the front end before it (a position table) raises the length without touching the gradient, so G·M is not
+  conserved there (Whisper's conv front end read e^-8.7 before this; the front end's layers are judged by theirs). What remains — BatchNorm's gradient growth with depth
   (Yang et al. 2019, Thm 3.9), post-LN's growth toward the output (Xiong et al. 2020, Thm 1) — is a warning above
   ``gradient_nats`` and an error above ``normalized_gradient_nats``.
 """
@@ -66,18 +68,19 @@ def stream_gradients(report, parts, t, remedy) -> list:  # noqa: ARG001 - same s
 
     use = full_links(report)
     main = report.main_sites
-    norms = [k for k, s in enumerate(main) if s["kind"] == "norm" and k > 0 and use[k]]
+    start = next((k for k, s in enumerate(main) if s["kind"] == "block"), 0)  # a residual stream: its first addition
+    norms = [k for k, s in enumerate(main) if s["kind"] == "norm" and k > start and use[k]]
     if not norms:  # no norm between read links: the segments' own laws judge the gradients
         return []
-    st = segment_stats(report, range(len(main)))
+    st = segment_stats(report, range(start, len(main)))
     g, se = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
-    resets = [_reset(report, k) for k in range(1, len(main)) if use[k]]
+    resets = [_reset(report, k) for k in range(max(start, 1), len(main)) if use[k]]
     g -= sum(r for r in resets if math.isfinite(r))
     if not (abs(g) > t["gradient_nats"]) or abs(g) <= t["significance"] * se:
         return []
     severe = abs(g) > t["normalized_gradient_nats"]
     way = "vanishing toward the input" if g < 0 else "exploding toward the input"
-    return [Finding("gradients", "error" if severe else "warning", main[0]["name"], g,
+    return [Finding("gradients", "error" if severe else "warning", main[start]["name"], g,
                     t["normalized_gradient_nats"] if severe else t["gradient_nats"], None,
                     f"gradients {way}: ‖∂ℓ/∂x‖² at the first site is exp({g:.3g}) times that at the last ({pm(se)}), "
                     f"compared at matching points (G·M, so {len(norms)} norms' scale resets are taken out).",
