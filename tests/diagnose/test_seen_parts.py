@@ -37,8 +37,9 @@ class PositionLM(nn.Module):
     """Embedding plus a sinusoidal position table (a buffer read by position index, Vaswani et al. 2017) →
     ``depth`` × (Linear, ReLU): the table is a constant of the forward (no parameter, no input enters it)."""
 
-    def __init__(self, depth=6, std=None):
+    def __init__(self, depth=6, std=None, from_ids=False):
         super().__init__()
+        self.from_ids = from_ids
         self.emb = nn.Embedding(VOCAB, WIDTH)
         self.layers = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(WIDTH, WIDTH), nn.ReLU())])
         pos = torch.arange(64.0)[:, None] / 10000 ** (torch.arange(0, WIDTH, 2.0) / WIDTH)
@@ -48,12 +49,15 @@ class PositionLM(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, ids):
+        if self.from_ids:  # positions counted over the non-padding tokens (M2M100/FSMT-style): fed by the ids
+            return self.layers(self.emb(ids) + self.table[(ids != 0).long().cumsum(1)])
         return self.layers(self.emb(ids) + self.table[torch.arange(ids.shape[1])])
 
 
+@pytest.mark.parametrize("from_ids", [False, True])
 @pytest.mark.parametrize("std, broken", [(None, False), (0.5 / math.sqrt(WIDTH), True)])
-def test_a_table_read_by_position_is_a_constant_not_a_layer(std, broken):
-    report = _check(lambda: PositionLM(std=std), _tokens)
+def test_a_table_read_by_position_is_a_constant_not_a_layer(std, broken, from_ids):
+    report = _check(lambda: PositionLM(std=std, from_ids=from_ids), _tokens)
     assert not any(s["module_type"] == "PositionLM" for s in report.sites)  # the table read at the root
     assert len([s for s in report.sites if s["kind"] == "layer"]) == 7, [s["name"] for s in report.sites]
     assert not any(f.category == "nonfinite" for f in report.findings), _describe(report)

@@ -329,13 +329,12 @@ def read_sites(graph: Graph, params: dict) -> tuple:
 
 
 def _constant(graph: Graph, op) -> bool:
-    """The op's output depends neither on a trainable parameter nor on the model's input (``Node.fed``): a sin/cos
-    position table or a mask read from a buffer by an index (GPT-J's rotary table). It is a constant of the forward,
-    not an activation x_j: no law of initialization speaks about it, so it is no site (measured, its gradient is
-    undefined and read as non-finite)."""
+    """The op's output carries no gradient: no trainable parameter enters it, directly or through its inputs (a
+    sin/cos position table or a mask read from a buffer by an index, GPT-J's rotary table, whether the index is a
+    constant or computed from the token ids). No law of initialization speaks about it, and its gradient is
+    undefined (measured, it reads as non-finite), so it is no site."""
     h = op.outputs[0]
-    t = graph.tensors[h] if h < len(graph.tensors) else None
-    return t is not None and not t.requires_grad and not graph.nodes[h].fed
+    return h < len(graph.tensors) and not graph.tensors[h].requires_grad
 
 
 def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -> tuple:
