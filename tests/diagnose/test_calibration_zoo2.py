@@ -1,5 +1,6 @@
-"""The second held-out zoo (tools/calibration/zoo2.py), without ``check``: every case builds, reproduces, runs forward
-on its inputs and has a stored label of split "held-out-2"; the labelling machinery it needed (truth per call of a
+"""The second and third held-out zoos (tools/calibration/zoo2.py, zoo3.py), without ``check``: every case builds,
+reproduces, runs forward on its inputs and has a stored label of split "held-out-2" / "held-out-3", in families of no
+other zoo; the labelling machinery the second needed (truth per call of a
 shared block, bidirectional recurrent layers, the audio task, merging labels) does what it says."""
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from tools.calibration import truth as hook_truth
 from tools.calibration.cases import CASES, _as_tensor
 from tools.calibration.zoo import ALL_CASES, NEW_CASES
 from tools.calibration.zoo2 import CASES2, HELD_OUT_2
+from tools.calibration.zoo3 import CASES3, HELD_OUT_3
+
+ZOOS = {HELD_OUT_2: CASES2, HELD_OUT_3: CASES3}
 
 
 def _build(case, seed: int):
@@ -29,9 +33,9 @@ def _stored() -> dict:
     return json.loads(labelling.LABELS.read_text(encoding="utf-8"))["cases"]
 
 
-@pytest.mark.parametrize("name", sorted(CASES2))
+@pytest.mark.parametrize("name", sorted(CASES2) + sorted(CASES3))
 def test_case_builds_runs_and_reproduces(name):
-    case = CASES2[name]
+    case = {**CASES2, **CASES3}[name]
     a, b, c = _build(case, 1), _build(case, 1), _build(case, 2)
     assert a.training
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
@@ -44,20 +48,22 @@ def test_case_builds_runs_and_reproduces(name):
         assert torch.isfinite(out).all()
 
 
-def test_every_case_is_labelled_held_out_2_and_kept_apart():
-    """Labels are stored for every case with split held-out-2; the families are new; each has a stock model and a
-    broken variant; the cases are not in ALL_CASES (which the default runners iterate)."""
-    stored = _stored()
-    for name, case in CASES2.items():
+@pytest.mark.parametrize("split", sorted(ZOOS))
+def test_every_case_is_labelled_with_its_split_and_kept_apart(split):
+    """Labels are stored for every case with the zoo's split; its families are in no other zoo; each has a stock
+    model and a broken variant; the cases are not in ALL_CASES (which the default runners iterate)."""
+    stored, cases = _stored(), ZOOS[split]
+    for name, case in cases.items():
         e = stored[name]
-        assert (e["split"], e["family"], e["intended"]) == (HELD_OUT_2, case.family, case.intended), name
+        assert (e["split"], e["family"], e["intended"]) == (split, case.family, case.intended), name
         assert e["label"] in ("healthy", "broken", "disputed"), name
-    assert not set(CASES2) & set(ALL_CASES)
-    families = {c.family for c in CASES2.values()}
+    assert not set(cases) & set(ALL_CASES)
+    families = {c.family for c in cases.values()}
+    others = [*CASES.values(), *NEW_CASES.values(), *(c for s, z in ZOOS.items() if s != split for c in z.values())]
     assert len(families) >= 8
-    assert not families & {c.family for c in (*CASES.values(), *NEW_CASES.values())}
+    assert not families & {c.family for c in others}
     for f in families:
-        assert {c.intended for c in CASES2.values() if c.family == f} == {"stock", "broken"}, f
+        assert {c.intended for c in cases.values() if c.family == f} == {"stock", "broken"}, f
 
 
 def test_shared_block_truth_reads_every_call():
@@ -120,21 +126,23 @@ def test_merge_adds_cases_and_never_changes_stored_ones():
         labelling.merge(old, {**new, "n_inits": 2})
 
 
-def test_runner_reaches_held_out_2_only_by_name(monkeypatch, tmp_path):
-    """``--half held-out-2`` checks exactly the second held-out zoo; ``all`` (the default) none of it."""
+@pytest.mark.parametrize("split", sorted(ZOOS))
+def test_runner_reaches_each_later_zoo_only_by_name(monkeypatch, tmp_path, split):
+    """``--half held-out-2`` (``held-out-3``) checks exactly that zoo; ``all`` (the default) none of either."""
     from tools.calibration import run
 
     seen = []
     monkeypatch.setattr(run, "calibrate", lambda cases, **k: seen.append({c.name for c in cases}) or [])
-    run.main(["--half", "held-out-2", "--out", str(tmp_path / "a.md")])
+    run.main(["--half", split, "--out", str(tmp_path / "a.md")])
     run.main(["--out", str(tmp_path / "b.md")])
-    assert seen[0] == set(CASES2) and not seen[1] & set(CASES2) and seen[1] == set(ALL_CASES)
+    assert seen[0] == set(ZOOS[split]) and seen[1] == set(ALL_CASES)
+    assert not seen[1] & (set(CASES2) | set(CASES3))
 
 
 def test_results_of_each_zoo_keep_the_others():
     """Writing the held-out-2 table into calibration.md keeps the method text and the other results, and rewriting
     the other results keeps the held-out-2 table."""
-    from tools.calibration.run import MARKER, MARKER2, place
+    from tools.calibration.run import MARKER, MARKER2, MARKER3, place
 
     doc = place("# Title\nmethod\n" + MARKER + "\n\nold results\n", "## H2\nsecond", True)
     assert doc.startswith("# Title\nmethod\n" + MARKER) and "old results" in doc
@@ -143,4 +151,25 @@ def test_results_of_each_zoo_keep_the_others():
     assert "old results" not in doc and "## H2\nsecond" in doc and "## Results\nnew" in doc
     assert doc.index("## Results\nnew") < doc.index(MARKER2)
     assert place(doc, "## Results\nnew", False) == doc
+    third = place(doc, "## H3\nthird", "held-out-3")  # below the second's table, keeping it and the others
+    assert third.index("## Results\nnew") < third.index(MARKER2) < third.index("## H2\nsecond") < third.index(
+        MARKER3) < third.index("## H3\nthird")
+    again = place(place(third, "## H2\nnew second", True), "## Results\nx", False)
+    assert "## H3\nthird" in again and "## H2\nnew second" in again and "## H2\nsecond" not in again
+    assert again.index(MARKER2) < again.index(MARKER3)
+    assert place(again, "## H3\nthird", "held-out-3") == again
     assert place("", "## Results\nx", False).startswith("# Calibration") and MARKER2 not in place("", "x", False)
+
+
+def test_tcn_is_causal():
+    """The third zoo's TCN LM (its bigram task predicts the next token): the logits at step t do not change when
+    tokens after t change, and do change when the token at t does."""
+    model = _build(CASES3["tcn-lm-6x64"], 0)
+    ids = torch.randint(3, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+    later, now = ids.clone(), ids.clone()
+    later[:, 9:] = (later[:, 9:] + 1) % 1000
+    now[:, 8] = (now[:, 8] + 1) % 1000
+    with torch.no_grad():
+        a, b, c = model(ids), model(later), model(now)
+    assert torch.equal(a[:, :9], b[:, :9]) and not torch.allclose(a[:, 9:], b[:, 9:])
+    assert not torch.allclose(a[:, 8], c[:, 8])

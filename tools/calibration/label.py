@@ -1,6 +1,7 @@
 """Label the held-out zoo (:mod:`tools.calibration.zoo`) from hook truth and a short training run, *before* any
 ``check`` run, and write ``tools/calibration/labels.json`` (``python -m tools.calibration label``; the second
-held-out zoo, :mod:`tools.calibration.zoo2`: ``label --zoo 2 --merge --out tools/calibration/labels.json``; the third, :mod:`tools.calibration.zoo3`: ``--zoo 3``).
+held-out zoo, :mod:`tools.calibration.zoo2`: ``label --zoo 2 --merge --out tools/calibration/labels.json``; the
+third, :mod:`tools.calibration.zoo3`: ``--zoo 3``, the same way).
 
 The rule (fixed before ``check`` ran on any model of this zoo; see docs/calibration.md):
 
@@ -166,7 +167,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: a new temporary folder)")
     parser.add_argument("--only", nargs="*", default=None, help="case names (default: every case of the zoo)")
     parser.add_argument("--zoo", type=int, choices=(1, 2, 3), default=1,
-                        help="1: the held-out zoo (zoo.py); 2: the second held-out zoo (zoo2.py); 3: the third (zoo3.py)")
+                        help="1: the held-out zoo (zoo.py); 2: the second held-out zoo (zoo2.py); 3: the third "
+                             "(zoo3.py)")
     parser.add_argument("--merge", action="store_true",
                         help="add the new labels to the existing --out file, never changing its stored entries")
     parser.add_argument("--markdown", type=Path, default=None, metavar="LABELS_JSON",

@@ -2,15 +2,16 @@
 write a markdown table per half (tuning / held-out) beside the labels.
 
 Usage (from the repository root): ``python -m tools.calibration [--out FILE]
-[--half tuning|held-out|all|held-out-2] [--n-inits 4] [--quick] [--without-hf]`` or ``python
+[--half tuning|held-out|all|held-out-2|held-out-3] [--n-inits 4] [--quick] [--without-hf]`` or ``python
 tools/calibration/run.py ...``. Without ``--out`` the table goes to a new temporary folder (printed);
 ``docs/calibration.md`` is written only when named explicitly, and then only below its ``<!-- calibration results
 -->`` marker (the method text above it is kept); ``--json FILE`` also writes the rows and counts. ``all`` is the
 tuning and held-out halves of the first two zoos; the second held-out zoo (:mod:`tools.calibration.zoo2`, split
-``held-out-2``) runs only when asked for by name (``--half held-out-2``), so that nobody tuning ``check`` sees its
-verdicts by accident. For every case: its label and the label's evidence, the verdict ``check`` gives (error and
-warning findings with their measured values, parts reported as not assessed), and the outcome: false error (a
-healthy model with an error), miss (a broken model without one), crash.
+``held-out-2``) and the third (:mod:`tools.calibration.zoo3`, ``held-out-3``) run only when asked for by name
+(``--half held-out-2``, ``--half held-out-3``), so that nobody tuning ``check`` sees their verdicts by accident; their
+tables go below their own markers. For every case: its label and the label's evidence, the verdict ``check`` gives
+(error and warning findings with their measured values, parts reported as not assessed), and the outcome: false error
+(a healthy model with an error), miss (a broken model without one), crash.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ from tools.calibration.cases import ANY_ERROR  # noqa: E402
 LABELS = Path(__file__).with_name("labels.json")
 MARKER = "<!-- calibration results -->"
 MARKER2 = "<!-- held-out-2 results -->"  # the second held-out zoo's results, below the others
+MARKER3 = "<!-- held-out-3 results -->"  # the third held-out zoo's results, below the second's
+TAIL = {"held-out-2": MARKER2, "held-out-3": MARKER3}  # zoos checked only by name, and their markers, in order
+TITLE = {"held-out-2": "Results on the second held-out zoo", "held-out-3": "Results on the third held-out zoo"}
 
 __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 
@@ -41,7 +45,7 @@ __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 @dataclass
 class Row:
     name: str
-    split: str          # "tuning", "held-out" or "held-out-2" (tools.calibration.zoo.SPLIT, zoo2.SPLIT2)
+    split: str          # "tuning", "held-out", "held-out-2" or "held-out-3" (zoo.SPLIT, zoo2.SPLIT2, zoo3.SPLIT3)
     label: str          # "healthy", "broken", or "disputed"/"unlabelled" (never scored)
     family: str
     verdict: str        # check's verdict, or "CRASH"
@@ -118,23 +122,25 @@ def _run(case, n_inits: int, seed: int, labels: dict, split: str) -> Row:
                _outcome(label, case, errors, report.verdict, unassessed), seconds, evidence, case.why)
 
 
-HALVES = ("tuning", "held-out", "held-out-2")
+HALVES = ("tuning", "held-out", "held-out-2", "held-out-3")
 
 
 def _splits() -> dict:
     from tools.calibration.zoo import SPLIT
     from tools.calibration.zoo2 import SPLIT2
+    from tools.calibration.zoo3 import SPLIT3
 
-    return {**SPLIT, **SPLIT2}
+    return {**SPLIT, **SPLIT2, **SPLIT3}
 
 
 def _cases(half: str) -> list:
-    """The cases of ``half`` ("all": tuning and held-out; "held-out-2" only by name)."""
+    """The cases of ``half`` ("all": tuning and held-out; "held-out-2" and "held-out-3" only by name)."""
     from tools.calibration.zoo import ALL_CASES, SPLIT
     from tools.calibration.zoo2 import CASES2
+    from tools.calibration.zoo3 import CASES3
 
-    if half == "held-out-2":
-        return list(CASES2.values())
+    if half in TAIL:
+        return list({"held-out-2": CASES2, "held-out-3": CASES3}[half].values())
     return [c for c in ALL_CASES.values() if half in ("all", SPLIT[c.name])]
 
 
@@ -172,7 +178,7 @@ def counts(rows) -> dict:
     out = {}
     for half in HALVES:
         rs = [r for r in rows if r.split == half]
-        if not rs and half == "held-out-2":
+        if not rs and half in TAIL:
             continue
         out[half] = {"models": len(rs), "healthy": sum(r.label == "healthy" for r in rs),
                      "broken": sum(r.label == "broken" for r in rs),
@@ -225,19 +231,24 @@ def to_markdown(rows, n_inits: int, title: str = "Results") -> str:
     return "\n".join(lines) + "\n"
 
 
-def place(old: str, text: str, second: bool) -> str:
+def place(old: str, text: str, second: bool | str) -> str:
     """``old`` (a calibration.md) with its results replaced by ``text``: the text above ``MARKER`` is kept; the
-    second held-out zoo's results (``second``) go below ``MARKER2`` and the others between the two markers, each
-    keeping the other."""
+    results of a zoo checked only by name (``second``: "held-out-2" or True, "held-out-3") go below its marker in
+    :data:`TAIL`, the others (``second`` False) between ``MARKER`` and the first of those; each keeps the others."""
     if MARKER not in old:
         old = "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n"
     head, rest = old.split(MARKER, 1)
-    results, held2 = rest.split(MARKER2, 1) if MARKER2 in rest else (rest, "")
-    if second:
-        held2 = "\n\n" + text
+    tails = {}
+    for half, marker in reversed(TAIL.items()):
+        if marker in rest:
+            rest, tails[half] = rest.split(marker, 1)
+    half = "held-out-2" if second is True else second
+    if half:
+        tails[half] = "\n\n" + text
     else:
-        results = "\n\n" + text
-    return head + MARKER + results.rstrip("\n") + "\n" + (f"\n{MARKER2}{held2.rstrip()}\n" if held2.strip() else "")
+        rest = "\n\n" + text
+    return head + MARKER + rest.rstrip("\n") + "\n" + "".join(
+        f"\n{marker}{tails[h].rstrip()}\n" for h, marker in TAIL.items() if tails.get(h, "").strip())
 
 
 def _needs_transformers(case) -> bool:
@@ -258,9 +269,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the rows and counts to this JSON file")
     parser.add_argument("--n-inits", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="skip the cases marked slow")
-    parser.add_argument("--half", choices=("tuning", "held-out", "all", "held-out-2"), default="all",
+    parser.add_argument("--half", choices=("tuning", "held-out", "all", *TAIL), default="all",
                         help="which half of the zoo to check (default: all = tuning and held-out; the second "
-                             "held-out zoo only as held-out-2)")
+                             "and third held-out zoos only as held-out-2 and held-out-3)")
     parser.add_argument("--without-hf", action="store_true",
                         help="skip the cases built from transformers configs (when transformers is not installed)")
     args = parser.parse_args(argv)
@@ -274,9 +285,9 @@ def main(argv=None) -> int:
     if args.without_hf:
         cases = [c for c in cases if not _needs_transformers(c)]
     rows = calibrate(cases, n_inits=args.n_inits)
-    second = args.half == "held-out-2"
-    text = to_markdown(rows, args.n_inits, "Results on the second held-out zoo" if second else "Results")
-    out.write_text(place(out.read_text(encoding="utf-8") if out.is_file() else "", text, second), encoding="utf-8")
+    tail = args.half if args.half in TAIL else False
+    text = to_markdown(rows, args.n_inits, TITLE.get(tail, "Results"))
+    out.write_text(place(out.read_text(encoding="utf-8") if out.is_file() else "", text, tail), encoding="utf-8")
     if args.json is not None:
         args.json.write_text(json.dumps({"counts": counts(rows), "rows": [asdict(r) for r in rows]}, indent=1) + "\n",
                              encoding="utf-8")
