@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tools.calibration import zoo3_models as zm
 from tools.calibration.cases import _tokens
-from tools.calibration.zoo import _LM, _images, _pixels, hf
+from tools.calibration.zoo import _LM, _images, _pixels, _seq2seq, hf
 from tools.calibration.zoo2 import _family
 
 HELD_OUT_3 = "held-out-3"
@@ -53,6 +53,26 @@ def _segformer(**kw):
 def _poolformer(**kw):
     return hf("PoolFormerModel", "PoolFormerConfig", num_channels=3, num_encoder_blocks=2, depths=[3, 3],
               hidden_sizes=[32, 64], patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1], mlp_ratio=4.0, **kw)
+
+
+def _pegasus(**kw):
+    return hf("PegasusModel", "PegasusConfig", vocab_size=1000, d_model=64, encoder_layers=2, decoder_layers=2,
+              encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
+              max_position_embeddings=64, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+              forced_eos_token_id=1, use_cache=False, **kw)
+
+
+def _xlnet(**kw):
+    return hf("XLNetModel", "XLNetConfig", vocab_size=1000, d_model=64, n_layer=4, n_head=4, d_head=16, d_inner=256,
+              mem_len=None, pad_token_id=0, bos_token_id=1, eos_token_id=2, **kw)
+
+
+def _cvt(**kw):
+    return hf("CvtModel", "CvtConfig", num_channels=3, patch_sizes=[7, 3], patch_stride=[4, 2], patch_padding=[2, 1],
+              embed_dim=[32, 64], num_heads=[1, 2], depth=[1, 3], mlp_ratio=[4.0, 4.0], attention_drop_rate=[0.0, 0.0],
+              drop_rate=[0.0, 0.0], drop_path_rate=[0.0, 0.0], qkv_bias=[True, True], cls_token=[False, True],
+              qkv_projection_method=["dw_bn", "dw_bn"], kernel_qkv=[3, 3], padding_kv=[1, 1], stride_kv=[2, 2],
+              padding_q=[1, 1], stride_q=[1, 1], **kw)
 
 
 # ------------------------------------------------------------------------------------------------------- cases
@@ -115,6 +135,26 @@ _CASE3_LIST = [
               "the same highway net with gate bias +4: every layer transforms (T ≈ 0.98), a plain ReLU net at "
               "PyTorch's default init (M × ~1/6 per layer)"),
              inputs=_images, blocks="Highway"),
+    # added after the first 20 were labelled (3 of them disputed), before any check run on this zoo
+    *_family("pegasus", ("pegasus-2+2x64", _pegasus,
+                         f"PegasusModel (Zhang et al. 2020) encoder-decoder: sinusoidal positions, pre-LN with a "
+                         f"final LayerNorm in each stack, {_HF} (init_std 0.02)"),
+             ("pegasus-2+2x64-std1", lambda: _pegasus(init_std=1.0), "Pegasus with init_std 1.0 (50×)"),
+             inputs=_seq2seq, task="seq2seq", blocks="PegasusDecoderLayer", blocks_under="decoder"),
+    *_family("xlnet", ("xlnet-4x64", _xlnet, f"XLNetModel (Yang et al. 2019): two-stream relative attention with "
+                                             f"learned content/position biases, post-LN, {_HF} (std 0.02)"),
+             ("xlnet-4x64-std1", lambda: _xlnet(initializer_range=1.0), "XLNet with initializer_range 1.0 (50×)"),
+             inputs=_tokens, task="lm", blocks="XLNetLayer"),
+    *_family("cvt", ("cvt-1+3", _cvt, f"CvtModel (Wu et al. 2021): convolutional token embedding, attention whose "
+                                      f"q/k/v come from depthwise conv + BatchNorm (keys/values strided), CLS token in "
+                                      f"the last stage, pre-LN, {_HF} (std 0.02)"),
+             ("cvt-1+3-std1", lambda: _cvt(initializer_range=1.0), "CvT with initializer_range 1.0 (50×)"),
+             inputs=_pixels, blocks="CvtLayer"),
+    *_family("siren", ("siren-8x128", zm.siren, "SIREN (Sitzmann et al. 2020): 8 sine layers sin(30·(Wx + b)), the "
+                                                "paper's init U(±√(6/n)/30): a plain net, periodic activation"),
+             ("siren-8x128-bound1", lambda: zm.siren(hidden_bound=1.0),
+              "SIREN with hidden weights U(±√(6/n)) (no 1/ω₀): ω₀·Wx has variance 1800·E[x²], chaotic"),
+             inputs=_images),
 ]
 CASES3 = {c.name: c for c in _CASE3_LIST}
 SPLIT3: dict[str, str] = {name: HELD_OUT_3 for name in CASES3}

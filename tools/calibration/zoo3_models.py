@@ -1,7 +1,8 @@
 """Hand-written models of the third held-out zoo (:mod:`tools.calibration.zoo3`): a temporal convolutional network
 (dilated causal 1-D convolutions with weight normalization), a pre-activation ResNet (BN-ReLU-conv, the stream
-itself never normalized) and a highway network (a learned sigmoid gate mixing the transform and the carried
-input). Every builder draws from torch's global RNG, so ``torch.manual_seed`` reproduces it.
+itself never normalized), a highway network (a learned sigmoid gate mixing the transform and the carried input)
+and a SIREN (sine activations with their frequency ω₀). Every builder draws from torch's global RNG, so
+``torch.manual_seed`` reproduces it.
 """
 from __future__ import annotations
 
@@ -125,4 +126,35 @@ def highway_net(depth: int = 20, d: int = 64, gate_bias: float = -2.0) -> nn.Mod
     return model
 
 
-__all__ = ["tcn_lm", "preact_resnet", "highway_net"]
+# ----------------------------------------------------------------------------------------------------- SIREN
+class Sine(nn.Module):
+    """sin(ω₀·x) (Sitzmann et al. 2020)."""
+
+    def __init__(self, w0: float):
+        super().__init__()
+        self.w0 = w0
+
+    def forward(self, x):
+        return torch.sin(self.w0 * x)
+
+
+def siren(depth: int = 8, d: int = 128, w0: float = 30.0, hidden_bound: float | None = None) -> nn.Module:
+    """CIFAR pixels flattened → ``depth`` sine layers of width ``d`` → linear 10, with the SIREN init (Sitzmann et
+    al. 2020, §3.2): first layer U(±1/fan_in), later layers U(±√(6/fan_in)/ω₀), so that ω₀·Wx has variance
+    2·E[x²] and every sine's input stays arcsine-distributed; biases and the head keep PyTorch's default.
+    ``hidden_bound`` (× √(6/fan_in)) replaces the hidden layers' bound."""
+    widths = [3 * 32 * 32] + [d] * depth
+    layers = [nn.Flatten()]
+    for n_in, n_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(n_in, n_out), Sine(w0)]
+    model = nn.Sequential(*layers, nn.Linear(d, 10))
+    linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    with torch.no_grad():
+        nn.init.uniform_(linears[0].weight, -1 / widths[0], 1 / widths[0])
+        for lin in linears[1:]:
+            bound = (6 / lin.in_features) ** 0.5 * (1 / w0 if hidden_bound is None else hidden_bound)
+            nn.init.uniform_(lin.weight, -bound, bound)
+    return model
+
+
+__all__ = ["tcn_lm", "preact_resnet", "highway_net", "siren"]
