@@ -147,10 +147,14 @@ def _set_grads(leaves, names, grads, alive) -> None:
                 grad = torch.zeros_like(leaf)
             elif not every:
                 grad = torch.where(keep.view(-1, *([1] * (grad.dim() - 1))), grad, 0.0)
-            if grad.stride() != leaf.stride():
-                grad = torch.empty_like(leaf).copy_(grad)
-            leaf.grad = grad
+            leaf.grad = _in_layout_of(leaf, grad)
         start += n
+
+
+def _in_layout_of(param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``grad`` with ``param``'s strides (a copy only when they differ): torch's fused CPU optimizers read a
+    gradient's memory as if laid out like its parameter (``docs/probe.md``)."""
+    return grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
 
 
 def _stepper(opts, groups, names, rec, rows):
@@ -268,6 +272,9 @@ def train_sequential(base, members, lrs, task, make_opt, steps: int, data_seed: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             with torch.no_grad():
+                for p in leaves:  # backward gives a parameter's layout; a hook or custom Function may not
+                    if p.grad is not None:
+                        p.grad = _in_layout_of(p, p.grad)
                 if step in rec.at:
                     _sequential_stats(opt, leaves, rec, i, step)
                 else:
