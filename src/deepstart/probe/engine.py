@@ -232,7 +232,7 @@ def train_stacked(base, members, lrs, task, make_opt, steps: int, data_seed: int
 
 
 def _sequential_stats(opt, leaves, rec, row: int, step: int) -> None:
-    """:func:`_step` for one model's own parameters (no member axis)."""
+    """The statistics of :func:`_stepper` around ``opt.step()``, for one model's own parameters (no member axis)."""
     grads = [torch.zeros(1) if p.grad is None else p.grad.double().pow(2).sum().view(1) for p in leaves]
     before = [p.detach().clone() for p in leaves]
     opt.step()
