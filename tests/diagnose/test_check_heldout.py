@@ -9,6 +9,9 @@ healthy and one broken model per family run too (the whole new zoo takes ~1-4 s 
 The second held-out zoo (tools/calibration/zoo2.py, split "held-out-2") was scored once, by the lead, at 1608726
 (after the fixes made on the first held-out half had landed; ``python -m tools.calibration --half held-out-2``):
 false errors 1 of 13 (inception-4), misses 0 of 10, crashes 0. Its wrong verdict is in KNOWN_WRONG below.
+
+The third held-out zoo (tools/calibration/zoo3.py, split "held-out-3", 23 scored models) is labelled and not scored
+yet: ``check`` runs on it only once the lead adds it to SCORED_SPLITS after the scoring run.
 """
 from __future__ import annotations
 
