@@ -10,6 +10,8 @@ whole model one family label:
   layer scale γ or a Fixup multiplier is part of the branch) and the number of parallel branches summed first;
 * :class:`Concat`: a concatenation [x, f(x)] of the stream and a new layer's output (DenseNet): a link of a plain
   segment (the width-weighted mean of its pieces' lengths);
+* :class:`Branches`: parallel branches of one input concatenated (Inception): one link of the stream from the
+  module's input to the concatenation, each branch a plain segment off the main path;
 * :class:`Norm`: a normalization (resets the length: its input scale against ε, the gradient it passes back);
 * :class:`Recurrent`: an ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (the law across stacked layers and across time steps);
 * :class:`Opaque`: a part whose law cannot be stated (a custom autograd Function, an op the reader could not read).
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Segment", "Addition", "Concat", "Norm", "Recurrent", "Opaque", "read_parts", "full_links"]
+__all__ = ["Segment", "Addition", "Concat", "Branches", "Norm", "Recurrent", "Opaque", "read_parts", "full_links"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,18 @@ class Concat(Addition):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "part": "concat"}
+
+
+@dataclass(frozen=True)
+class Branches(Addition):
+    """Parallel branches of one input joined by concatenation along the feature axis (an Inception module, Szegedy
+    et al. 2015): the fields of :class:`Addition` (``stream`` the module's input, ``parallel`` the number of
+    branches). Each branch is a plain segment from the module's input to the concatenation, whose mean square is the
+    width-weighted mean of its pieces'; the module is one link of the stream, judged at matching points — its input
+    and its output (``laws/branches.py``)."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "part": "branches"}
 
 
 @dataclass(frozen=True)
@@ -130,10 +144,11 @@ def read_parts(report) -> tuple:
     for k, s in enumerate(main):
         own = _own_part(s, names, main, k)
         if own is not None:
-            parts.append(own)
             if not isinstance(own, Addition):  # an addition is judged by its own law and as a link of the stream
-                close()
+                close()  # a norm (recurrent, opaque part) ends the segment before it, in order
+                parts.append(own)
                 continue
+            parts.append(own)
         if use[k]:
             current.append(k)
         else:
@@ -163,7 +178,7 @@ def _own_part(s, names, main, k):
 
 
 def _addition(s, names, main) -> Addition:
-    cls = Concat if s.get("norm") == "concat" else Addition
+    cls = {"concat": Concat, "branches": Branches}.get(s.get("norm"), Addition)
     inner = [t for t in names.values() if t.get("parent") == s["name"]]
     opener = next((t for t in inner if t.get("source") == s.get("source")), None)
     norms = [t for t in inner if t["kind"] == "norm"]
@@ -192,7 +207,8 @@ def _bounded_eta(blocks) -> bool:
 
 
 def _segment(positions, main, names) -> Segment:
-    blocks = [main[k] for k in positions if main[k]["kind"] == "block" and main[k].get("norm") != "concat"]
+    blocks = [main[k] for k in positions if main[k]["kind"] == "block" and main[k].get("norm") not in ("concat",
+                                                                                                     "branches")]
     unnormalized = [b for b in blocks if not _addition(b, names, True).normalized]
     if not blocks:
         growth = "plain"

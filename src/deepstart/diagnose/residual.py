@@ -51,6 +51,8 @@ def _concats(graph: Graph, anc: _Ancestry) -> list:
     length changes by the new layer's gain at every concatenation: a link of a plain segment, not an addition."""
     out = []
     for op in graph.ops:
+        if op.name in _CATS and len(op.inputs) >= 2 and op.outputs:
+            out += _parallel_branches(graph, anc, op)
         if op.name not in _CATS or len(op.inputs) != 2 or not op.outputs:
             continue
         a, b = op.inputs
@@ -66,6 +68,31 @@ def _concats(graph: Graph, anc: _Ancestry) -> list:
                 out.append((op, root, skip, branch, "concat"))
                 break
     return out
+
+
+def _parallel_branches(graph: Graph, anc: _Ancestry, op) -> list:
+    """[(cat op, module input, module input, cat output, "branches")] when the concatenation joins parallel
+    branches of one input along the feature axis (an Inception module, Szegedy et al. 2015): no piece is the input
+    itself (that is a DenseNet layer), every piece is computed from the pieces' latest common ancestor at its
+    resolution, and at least one through weight ops. Its mean square is the width-weighted mean of its pieces', each
+    piece a plain segment from the module's input: the module is one link of the stream, from its input to the
+    concatenation, and the sites inside the branches are off the main path."""
+    pieces, y = list(op.inputs), op.outputs[0]
+    axis = graph.nodes[pieces[0]].feature_axis
+    shapes = [graph.nodes[n].shape for n in (*pieces, y)]
+    if axis is None or any(len(sh) != len(shapes[0]) or not -len(sh) <= axis < len(sh) for sh in shapes) or \
+            shapes[-1][axis] != sum(sh[axis] for sh in shapes[:-1]):
+        return []
+    common = -1
+    for p in pieces:
+        common &= anc.nodes[p] | (1 << p)
+    if common <= 0:
+        return []
+    root = common.bit_length() - 1
+    if root in {_back(graph, p) for p in pieces} or not any(anc.weights[p] & ~anc.weights[root] for p in pieces) \
+            or not all(_same_resolution(graph, anc, root, p, axis) for p in pieces):
+        return []
+    return [(op, root, root, y, "branches")]
 
 
 def _same_resolution(graph: Graph, anc: _Ancestry, root: int, branch: int, axis: int) -> bool:
@@ -103,18 +130,19 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
     adds = sorted(adds + _concats(graph, anc), key=lambda a: a[0].index)
     for op, stream, skip, branch, kind in adds:
         y = op.outputs[0]  # a concatenation is measured as it is: the stream goes on un-activated (DenseNet)
-        end, members = (y, []) if kind == "concat" else _chain(graph, y, consumers, sizes)
+        end, members = (y, []) if kind in ("concat", "branches") else _chain(graph, y, consumers, sizes)
         name, k = unique(op.module)
         act = _activation(graph, members, op.module)
         site = Site(name, "block", op.module_type or "add", op.module, k,
-                    f"stream after the {'concatenation' if kind == 'concat' else 'add'} → {act or 'identity'}",
+                    f"stream after the {'add' if kind in ('identity', 'projection') else 'concatenation'} → "
+                    f"{act or 'identity'}",
                     graph.nodes[end].op, act, _width(graph, branch), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape)
         site.norm = kind
         b_root = _scaled_back(graph, branch, sizes)
         site.branch_site = sites[measured_back[_back(graph, b_root)]].name if _back(graph, b_root) in measured_back \
             else None
         site.eta = _eta(graph, branch, b_root)
-        site.parallel = parallel.get(op.index, 1)
+        site.parallel = len(op.inputs) if kind == "branches" else parallel.get(op.index, 1)
         site.layer_scale = _back(graph, branch) != _back(graph, b_root)
         s_root = _scaled_back(graph, skip, sizes)
         if _back(graph, skip) != s_root:
@@ -127,7 +155,7 @@ def _blocks(graph, anc, sizes, consumers, sites, taps, measured_back, unique) ->
         site._in, site._out, site._op, site._out_op = stream, end, op.index, graph.nodes[end].op
         site._branch, site._stream = branch, stream
         site._proj = skip if kind == "projection" else None
-        if site.branch_site is None:
+        if site.branch_site is None and kind != "branches":  # parallel branches: the module's output is the site
             extra[len(sites)] = branch
         sites.append(site)
         taps.append(end)

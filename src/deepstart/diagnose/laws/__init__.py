@@ -7,12 +7,12 @@ judged by its own law.
 """
 from __future__ import annotations
 
-from deepstart.diagnose.laws import addition, attention, concat, norm, opaque, recurrent, segment
-from deepstart.diagnose.parts import Addition, Concat, Norm, Opaque, Recurrent, Segment, read_parts
+from deepstart.diagnose.laws import addition, attention, branches, concat, norm, opaque, recurrent, segment
+from deepstart.diagnose.parts import Addition, Branches, Concat, Norm, Opaque, Recurrent, Segment, read_parts
 
 __all__ = ["judge", "LAWS"]
 
-LAWS = {Segment: segment.judge, Addition: addition.judge, Concat: concat.judge, Norm: norm.judge,
+LAWS = {Segment: segment.judge, Addition: addition.judge, Concat: concat.judge, Branches: branches.judge, Norm: norm.judge,
         Recurrent: recurrent.judge, Opaque: opaque.judge}
 
 

@@ -1,0 +1,77 @@
+"""The law of parallel branches joined by concatenation (an Inception module, Szegedy et al. 2015):
+y = [f₁(x), …, f_n(x)] along the feature axis.
+
+Each branch is a plain segment from the module's input x to the concatenation; the mean square of the
+concatenation is the width-weighted mean of its pieces', M(y) = Σ_i c_i M(f_i(x)) / Σ_i c_i, so the module is one
+link of the stream with gain M(y)/M(x), and its gradient is compared at matching points — the module's input and
+its output — never at a site inside one branch against the stream (a branch's pre-BatchNorm conv output carries a
+gradient larger by the length the norm removes, which is no explosion of the stream). A run of modules grows like
+the product of their gains (mean-field per layer: Poole et al. 2016; Hanin & Rolnick 2018), so the law judges
+Σ log(M(y)/M(x)) over the main path's modules beyond ``fm1_nats``, and Σ log(G(x)/G(y)) beyond
+``normalized_gradient_nats`` when a norm sits in a branch, else beyond ``gradient_nats`` — the plain and normalized
+laws' thresholds for a net's whole depth.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deepstart.diagnose.laws._stats import column, mean_se_log, quiet, significant
+
+__all__ = ["judge", "module_gains"]
+
+SOURCE = ("width-weighted mean of a concatenation of parallel branches; Hanin & Rolnick 2018 Thm 5 (FM1), "
+          "gradients at the module's input and output")
+
+
+@quiet
+def _log_ratio(a, b) -> tuple:
+    """(mean log(Σa/Σb) over inits, SE): a and b are [inits, inputs] arrays."""
+    r = np.nanmean(a, axis=1) / np.nanmean(b, axis=1)
+    return mean_se_log(r)
+
+
+def module_gains(report, modules) -> tuple:
+    """((Σ log M(y)/M(x), SE), (Σ log G(x)/G(y), SE)) over ``modules`` (NaN where not measured)."""
+    out = []
+    for arr in (report.sq, report.grad):
+        total, var = 0.0, 0.0
+        for p in modules:
+            i, j = column(report, p.stream or ""), column(report, p.site)
+            if i is None or j is None:
+                return (math.nan, math.nan), (math.nan, math.nan)
+            x, y = np.asarray(arr, float)[..., i], np.asarray(arr, float)[..., j]
+            g, se = _log_ratio(y, x) if arr is report.sq else _log_ratio(x, y)
+            total, var = total + g, var + (se * se if math.isfinite(se) else math.nan)
+        out.append((total, math.sqrt(var) if math.isfinite(var) else math.nan))
+    return tuple(out)
+
+
+def _finding(kind, part, value, limit, se, t, text, remedy):
+    from deepstart.diagnose.verdicts import Finding
+
+    if not abs(value) > limit or not significant(abs(value) - limit, se, t["significance"]):
+        return []
+    return [Finding(kind, "error", part.site, value, limit, None, text, remedy(kind), SOURCE)]
+
+
+def judge(part, report, t, remedy, parts=()) -> list:
+    from deepstart.diagnose.parts import Branches, Norm
+    from deepstart.diagnose.verdicts import pm
+
+    modules = tuple(p for p in parts if isinstance(p, Branches) and p.main and column(report, p.stream or "") is not None)
+    if not modules or modules[0] is not part:
+        return []  # judged once, over every module on the main path
+    (m, m_se), (g, g_se) = module_gains(report, modules)
+    normed = any(isinstance(p, Norm) and not p.main for p in parts)
+    g_limit = t["normalized_gradient_nats"] if normed else t["gradient_nats"]
+    span = f"the {len(modules)} modules of parallel branches {modules[0].site} … {modules[-1].site}"
+    out = _finding("fm1", part, m, t["fm1_nats"], m_se, t,
+                   f"{span} {'grow' if m > 0 else 'shrink'} the stream's mean squared length by exp({m:.3g}) "
+                   f"together ({pm(m_se)}): each concatenation's length is the width-weighted mean of its branches'.",
+                   remedy)
+    return out + _finding("gradients", part, g, g_limit, g_se, t,
+                          f"across {span}, ‖∂ℓ/∂x‖² at the modules' inputs is exp({g:.3g}) times that at their "
+                          f"outputs together ({pm(g_se)}), compared at matching points (each module's input and "
+                          "output).", remedy)
