@@ -144,7 +144,9 @@ def read_parts(report) -> tuple:
     for k, s in enumerate(main):
         own = _own_part(s, names, main, k)
         if own is not None:
-            if not isinstance(own, Addition):  # an addition is judged by its own law and as a link of the stream
+            if not isinstance(own, Addition) or isinstance(own, Branches) and own.normalized:
+                # an addition is judged by its own law and as a link of the stream; parallel branches with a norm
+                # reset the length like the norm (laws/branches.py judges them)
                 close()  # a norm (recurrent, opaque part) ends the segment before it, in order
                 parts.append(own)
                 continue
