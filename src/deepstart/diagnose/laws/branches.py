@@ -57,15 +57,15 @@ def _finding(kind, part, value, limit, se, t, text, remedy):
 
 
 def judge(part, report, t, remedy, parts=()) -> list:
-    from deepstart.diagnose.parts import Branches, Norm
+    from deepstart.diagnose.parts import Branches
     from deepstart.diagnose.verdicts import pm
 
-    modules = tuple(p for p in parts if isinstance(p, Branches) and p.main and column(report, p.stream or "") is not None)
+    modules = tuple(p for p in parts
+                    if isinstance(p, Branches) and p.main and column(report, p.stream or "") is not None)
     if not modules or modules[0] is not part:
         return []  # judged once, over every module on the main path
     (m, m_se), (g, g_se) = module_gains(report, modules)
-    normed = any(isinstance(p, Norm) and not p.main for p in parts)
-    g_limit = t["normalized_gradient_nats"] if normed else t["gradient_nats"]
+    g_limit = t["normalized_gradient_nats"] if any(p.normalized for p in modules) else t["gradient_nats"]
     span = f"the {len(modules)} modules of parallel branches {modules[0].site} … {modules[-1].site}"
     out = _finding("fm1", part, m, t["fm1_nats"], m_se, t,
                    f"{span} {'grow' if m > 0 else 'shrink'} the stream's mean squared length by exp({m:.3g}) "
