@@ -86,3 +86,40 @@ def test_a_he_initialized_stack_without_batchnorm_has_no_branch_finding():
     """The same stack without BN at He's std √(2/fan_in) per conv keeps its length: the law finds nothing (it could)."""
     report = _check(lambda: inception_stack(bn=False, std=None))
     assert not [f for f in _errors(report) if "parallel branches" in f.source], [str(f) for f in report.findings]
+
+
+class _LinearBranches(nn.Module):
+    """Branches of depth 1, 2 and 3 and widths 4, 8 and 12 ending in a conv without activation, so each piece of
+    the concatenation is a measured site."""
+
+    def __init__(self, c=6):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(*[nn.Conv2d(c if i == 0 else w, w, 3, padding=1) for i in range(d)])
+            for d, w in ((1, 4), (2, 8), (3, 12)))
+        for b in self.branches:
+            for conv in b:
+                nn.init.normal_(conv.weight, std=0.5 if conv is b[-1] else 0.2)
+
+    def forward(self, x):
+        return torch.cat([b(x) for b in self.branches], 1)
+
+
+def test_the_concatenation_is_the_width_weighted_mean_of_its_branches():
+    """M(y) = Σ c_i M(f_i(x)) / Σ c_i at every init and input (the law's premise, exact up to float rounding), and
+    the module's input is its stream: the branches of different depths are read as one module."""
+    def build():
+        return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), _LinearBranches(), nn.Flatten(), nn.Linear(24 * 36, 4))
+
+    g = torch.Generator().manual_seed(1)
+    torch.manual_seed(1)
+    report = check(build(), torch.randn(5, 3, 6, 6, generator=g), factory=build, n_inits=2, generator=g,
+                   jacobian=False)
+    (module,) = [p for p in report.parts if p["part"] == "branches"]
+    assert module["stream"] == "0" and module["parallel"] == 3
+    col = {s["name"]: j for j, s in enumerate(report.sites)}
+    pieces = [(w, col[f"1.branches.{i}.{d - 1}"]) for i, (d, w) in enumerate(((1, 4), (2, 8), (3, 12)))]
+    expected = sum(w * report.sq[..., j] for w, j in pieces) / 24
+    assert report.sq[..., col[module["site"]]] == pytest.approx(expected, rel=1e-5)
+    unweighted = sum(report.sq[..., j] for _, j in pieces) / 3  # the pieces' lengths differ: the widths matter
+    assert not report.sq[..., col[module["site"]]] == pytest.approx(unweighted, rel=1e-2)
