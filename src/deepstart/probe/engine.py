@@ -136,8 +136,11 @@ def _stacked_forward(base: nn.Module, buffers: dict):
 
 def _set_grads(leaves, names, grads, alive) -> None:
     """``.grad`` of each stacked leaf: its gradient in the leaf's own strides (fused optimizers read the memory as
-    laid out like the parameter), zeroed for diverged rows (non-finite entries set to 0 there)."""
-    it, start, every = iter(grads), 0, bool(alive.all())
+    laid out like the parameter), zeroed for diverged rows (non-finite entries set to 0 there). On the CPU the
+    masking is skipped while every member is alive; on an accelerator asking would wait for it every step, so the
+    mask is always applied."""
+    it, start = iter(grads), 0
+    every = alive.device.type == "cpu" and bool(alive.all())
     for g in leaves:
         n = len(next(iter(g.values())))
         keep = alive[start:start + n]
