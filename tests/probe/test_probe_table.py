@@ -46,6 +46,10 @@ def test_cache_computes_once_and_recomputes_only_the_stale_half(counted, tmp_pat
     assert all(r["probe"] is None and r["stale_probe"] and r["agree"] == "n/a" for r in rows)
     assert "stale (code or model changed): rerun" in pt.to_markdown(rows)
     assert len(calls["probe"]) == 2
+    shown = pt.table(cache=cache, only=ONLY, do_probe=False, show_stale=True, log=lambda *_: None)
+    assert all(r["probe"] == "starts" and r["stale_probe"] for r in shown)
+    text = pt.to_markdown(shown)
+    assert "**starts** (starts 2) †" in text and "older probe code (version p1)" in text  # marked, with its version
     # only the probe reruns
     pt.table(cache=cache, only=ONLY, log=lambda *_: None)
     assert len(calls["check"]) == 2 and len(calls["probe"]) == 4

@@ -203,8 +203,11 @@ def _cost_order(cases) -> list:
     return sorted(cases, key=cost)
 
 
-def table(splits=DEFAULT_SPLITS, cache: Path = CACHE, only=None, do_probe: bool = True, log=print) -> list:
-    """Rows (dicts) for every case of the selected splits; computes what the cache lacks or has stale."""
+def table(splits=DEFAULT_SPLITS, cache: Path = CACHE, only=None, do_probe: bool = True, log=print,
+          show_stale: bool = False) -> list:
+    """Rows (dicts) for every case of the selected splits; computes what the cache lacks or has stale.
+    ``show_stale`` (with ``do_probe=False``: a record of a run made by older code) keeps a stale probe entry in its
+    row, marked ``stale_probe`` and shown with its code version by :func:`to_markdown`, never as current."""
     from tools.calibration.run import load_labels
     from tools.calibration.zoo import ALL_CASES, SPLIT
 
@@ -228,7 +231,7 @@ def table(splits=DEFAULT_SPLITS, cache: Path = CACHE, only=None, do_probe: bool 
             _save(cache, data)
         fresh = {part: entry.get(part, {}).get("key") == keys[part] for part in keys}
         c = entry.get("check", {}) if fresh["check"] else {}
-        p = entry.get("probe", {}) if fresh["probe"] else {}  # a stale entry is never shown as a result
+        p = entry.get("probe", {}) if fresh["probe"] or show_stale else {}  # stale: never shown unmarked
         rows.append({"name": case.name, "split": split, "label": c.get("label"), "check": c.get("verdict"),
                      "probe": p.get("verdict"), "probe_entry": p, "check_entry": c,
                      "stale_probe": bool(entry.get("probe")) and not fresh["probe"],
@@ -258,18 +261,25 @@ def to_markdown(rows) -> str:
              "(one process, 1 thread, shared 2-core machine).", "",
              "| model | split | label | check | probe (inits) | reference | ratio ± SE | agree |",
              "|---|---|---|---|---|---|---|---|"]
+    stale = set()
     for r in rows:
         p = r["probe_entry"]
         ratio = f"{p['ratio']:.2f} ± {p['ratio_se']:.2f}" if p.get("ratio") is not None and \
             p.get("ratio_se") is not None and math.isfinite(p["ratio_se"]) else "–"
         probe = f"**{p.get('verdict')}** ({_counts(p.get('counts'))})" if p.get("verdict") != "CRASH" else \
             f"CRASH: {p.get('error', '')[:80]}"
+        if p and r.get("stale_probe"):
+            probe += " †"
+            stale.add(p["key"][1].split(";")[0])
         if not p:
             probe = "stale (code or model changed): rerun" if r.get("stale_probe") else "not run"
         ref = f"{p.get('reference_rule', '')}: {_counts(p.get('ref_counts'))}" if p.get("ref_counts") else "–"
         mark = r["agree"] if r["agree"] != "no" else "**no**"
         lines.append(f"| `{r['name']}` | {r['split']} | {r['label']} | {r['check']} | {probe} | {ref} | {ratio} | "
                      f"{mark} |")
+    if stale:
+        lines += ["", f"† probe run by older probe code (version {', '.join(sorted(stale))}): a record of that run; "
+                      "the current code would recompute it."]
     return "\n".join(lines) + "\n"
 
 
@@ -296,12 +306,16 @@ def main(argv=None) -> int:
                         "between its probe-table markers)")
     parser.add_argument("--cases", default=None, help="comma-separated case names (default: every case)")
     parser.add_argument("--check-only", action="store_true", help="run check only (seconds), no probe")
+    parser.add_argument("--show-stale", action="store_true", help="with --check-only: show probe entries of older "
+                        "code, marked † with their code version (a record of that run, not a current result)")
     args = parser.parse_args(argv)
     if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
         parser.exit(2, f"probe-table: --out {args.out}: not a file in an existing folder\n")
     splits = tuple(s.strip() for s in args.split.split(",") if s.strip())
     only = set(args.cases.split(",")) if args.cases else None
-    rows = table(splits, args.cache, only, do_probe=not args.check_only)
+    if args.show_stale and not args.check_only:
+        parser.exit(2, "probe-table: --show-stale needs --check-only (a full run recomputes stale entries)\n")
+    rows = table(splits, args.cache, only, do_probe=not args.check_only, show_stale=args.show_stale)
     text = to_markdown(rows)
     if args.out is not None:
         write(args.out, text)
