@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from deepstart.diagnose.architecture import Site
 from deepstart.diagnose.capture import Graph
-from deepstart.diagnose.structure import (_ADDS, _Ancestry, _activation, _back, _chain, _per_sample, _scaled_back,
-                                          _width)
+from deepstart.diagnose.graph_walk import _ADDS, _Ancestry, _back, _chain, _per_sample, _scaled_back, _width
+from deepstart.diagnose.structure import _activation
 
 __all__ = ["family_of"]
 

@@ -12,6 +12,9 @@ Read from a :class:`~deepstart.diagnose.capture.Graph`, never from numerical fit
   between them (or, for projection shortcuts, two paths from a common ancestor with weight ops on one or both).
 * **width**: the feature size of the layer's output (hidden size for ``[B, T, C]``, channels for ``[B, C, H, W]``).
 * **family** (:func:`family_of`): plain, plain-bn, residual, residual-bn, pre-ln, post-ln, sandwich, deepnorm.
+
+Walking the graph (ancestry, following a node back, a layer's elementwise chain) is :mod:`.graph_walk`; the residual
+additions and concatenations are :mod:`.residual`.
 """
 from __future__ import annotations
 
@@ -21,158 +24,15 @@ import torch
 
 from deepstart.diagnose.architecture import Site
 from deepstart.diagnose.capture import KNOWN_ACTIVATIONS, Graph
+from deepstart.diagnose.graph_walk import (_ADDS, _SUBS, _Ancestry, _back, _chain, _per_sample, _shifted_back,
+                                           _width)
 
 __all__ = ["read_sites", "family_of", "FAMILIES"]
 
 FAMILIES = ("plain", "plain-bn", "residual", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
-_ADDS = {"add", "__add__", "__radd__", "__iadd__", "add_"}
-_SUBS = {"sub", "__sub__", "__isub__", "sub_"}
 _HIDING = {"from_numpy", "tensor", "as_tensor", "asarray", "detach", "detach_"}  # tensors from outside the graph
 _RECURRENT = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
-_SCALINGS = {"mul", "__mul__", "__rmul__", "mul_", "__imul__", "div", "__truediv__", "div_", "__itruediv__"}
-_WINDOW = 96   # ops scanned past the last growth of an activation chain
 _THEORY_OPS = {"linear", "conv1d", "conv2d", "conv3d", "addmm", "matmul", "__matmul__", "mm"}
-
-
-class _Ancestry:
-    """Ancestor sets of every node as Python-int bitsets (nodes, and weight ops on the way)."""
-
-    def __init__(self, graph: Graph):
-        n = len(graph.nodes)
-        self.nodes, self.weights = [0] * n, [0] * n
-        for op in graph.ops:
-            a = w = 0
-            for i in op.inputs:
-                a |= self.nodes[i] | (1 << i)
-                w |= self.weights[i]
-            if op.kind == "weight":
-                w |= 1 << op.index
-            for o in op.outputs:
-                self.nodes[o], self.weights[o] = a, w
-
-    def below(self, a: int, b: int) -> bool:
-        """Node a is b or an ancestor of b."""
-        return a == b or bool(self.nodes[b] >> a & 1)
-
-
-def _per_sample(shape) -> int:
-    return int(math.prod(shape[1:])) if len(shape) >= 2 else int(math.prod(shape))
-
-
-def _back(graph: Graph, nid: int) -> int:
-    """Follow a node back through shape-only and transparent (dropout, cast) ops with one input."""
-    while True:
-        op = graph.nodes[nid].op
-        if op < 0:
-            return nid
-        o = graph.ops[op]
-        if o.kind in ("shape", "transparent") and len(o.inputs) == 1:
-            nid = o.inputs[0]
-        else:
-            return nid
-
-
-def _walk_back(graph: Graph, nid: int, sizes, through) -> int:
-    """As :func:`_back`, also through the arithmetic ops ``through(op, nid, sizes)`` passes (it returns the input
-    to follow, or None to stop there)."""
-    while True:
-        nid = _back(graph, nid)
-        op = graph.nodes[nid].op
-        if op < 0:
-            return nid
-        nxt = through(graph.ops[op], nid, sizes)
-        if nxt is None:
-            return nid
-        nid = nxt
-
-
-def _through_scaling(o, nid, sizes):
-    """A multiplication by a constant (η·b, α·x): the one input at least as large as the output."""
-    if o.kind == "arithmetic" and (o.name in _SCALINGS or len(o.inputs) == 1):
-        big = [i for i in o.inputs if sizes[i] >= sizes[nid]]
-        if len(big) == 1:
-            return big[0]
-    return None
-
-
-def _through_shift(o, nid, sizes):
-    """A bias shift or a multiplier by a smaller constant (x + b, s·x) with one tensor input."""
-    if o.kind == "arithmetic" and len(o.inputs) == 1 and (o.name in _SCALINGS or o.name in _ADDS | _SUBS):
-        return o.inputs[0]
-    return None
-
-
-def _scaled_back(graph: Graph, nid: int, sizes) -> int:
-    """As :func:`_back`, also through multiplications by constants (η·b, α·x)."""
-    return _walk_back(graph, nid, sizes, _through_scaling)
-
-
-def _chain(graph: Graph, h: int, consumers: dict, sizes) -> tuple:
-    """(end node, member ops) of the elementwise ops that follow node ``h``: grow the set of nodes computed from h
-    alone (constants allowed: smaller tensors, parameters, tensors that do not depend on the input such as a
-    position table expanded to the batch) by activation / arithmetic / transparent / shape ops of
-    the same size; the end is the one node of the set read from outside it (else h itself)."""
-    closure, members = {h}, []
-    start = graph.nodes[h].op
-    last = start
-    for op in graph.ops[start + 1:]:
-        if op.index - last > _WINDOW:
-            break
-        if not any(i in closure for i in op.inputs):
-            continue
-        if op.kind in ("activation", "arithmetic", "transparent", "shape") and \
-                all(i in closure or sizes[i] < sizes[h] or not graph.nodes[i].fed for i in op.inputs) and \
-                op.outputs and sizes[op.outputs[0]] == sizes[h]:
-            closure.update(op.outputs)
-            members.append(op.index)
-            last = op.index
-    end, members = _single_end(graph, h, members, consumers)
-    while members and (_is_scaling(graph.ops[members[-1]], closure, sizes, h) or
-                       graph.ops[members[-1]].kind == "shape") and \
-            graph.ops[members[-1]].outputs[0] == end and _feeds_adds(graph, end, consumers, sizes):
-        # η·x, γ·x (layer scale), a Fixup scalar multiplier or bias into a residual add belongs to the residual
-        # branch (read as the block's η), not to the activation of the layer before it
-        op = graph.ops[members.pop()]
-        end = next(i for i in op.inputs if i in closure)
-    return end, members
-
-
-def _feeds_adds(graph: Graph, nid: int, consumers: dict, sizes, depth: int = 4) -> bool:
-    """Every consumer of ``nid`` is an addition, or a view/multiplier/bias leading only to additions."""
-    uses = consumers.get(nid, [])
-    if not uses or depth == 0:
-        return False
-    for c in uses:
-        op = graph.ops[c]
-        if op.name in _ADDS and len(op.inputs) == 2:
-            continue
-        if op.outputs and (op.kind == "shape" or _is_scaling(op, {nid}, sizes, nid)) and \
-                _feeds_adds(graph, op.outputs[0], consumers, sizes, depth - 1):
-            continue
-        return False
-    return True
-
-
-def _single_end(graph: Graph, h: int, members: list, consumers: dict) -> tuple:
-    """(end, members): the longest prefix of the chain whose nodes are read from outside it at one node only (a
-    node used twice, by the next layer and by a residual skip, ends the chain there)."""
-    outputs = set(graph.output_nodes)
-    for k in range(len(members), -1, -1):
-        prefix = members[:k]
-        inside = set(prefix)
-        closure = [h] + [o for m in prefix for o in graph.ops[m].outputs]
-        frontier = [n for n in closure if n in outputs or any(c not in inside for c in consumers.get(n, []))]
-        if len(frontier) == 1:
-            end = frontier[0]
-            return end, [m for m in prefix if graph.ops[m].outputs and graph.ops[m].outputs[0] <= end]
-    return h, []
-
-
-def _is_scaling(op, closure, sizes, h) -> bool:
-    """A multiplier (η, a per-channel γ) or a bias shift by a constant smaller than the tensor."""
-    inner = [i for i in op.inputs if i in closure]
-    small = all(sizes[i] < sizes[inner[0]] for i in op.inputs if i not in closure) if inner else False
-    return (op.name in _SCALINGS or op.name in _ADDS or op.name in _SUBS) and len(inner) == 1 and small
 
 
 def _activation(graph: Graph, members: list, own_module: str, params: dict | None = None) -> str | None:
@@ -250,15 +110,6 @@ def _weight_stats(op, params: dict):
     sigma_b = float(bias.detach().double().pow(2).mean().sqrt()) if bias is not None and bias.numel() else 0.0
     sigma_w = math.sqrt(fan_in * float(w.pow(2).mean())) if fan_in else None
     return fan_in, sigma_w, sigma_b, float(w.std()) if w.numel() > 1 else 0.0
-
-
-def _width(graph: Graph, nid: int) -> int:
-    node = graph.nodes[nid]
-    shape = node.shape
-    if not shape:
-        return 1
-    axis = node.feature_axis if node.feature_axis is not None else (1 if len(shape) >= 2 else 0)
-    return int(shape[axis]) if -len(shape) <= axis < len(shape) else int(shape[-1])
 
 
 def read_sites(graph: Graph, params: dict) -> tuple:
@@ -418,11 +269,6 @@ def _norm_eps(op) -> float:
         return float(kw["eps"])
     floats = [v for k, v in op.scalars if isinstance(v, float) and 0 < v < 0.01]
     return float(min(floats)) if floats else (1e-6 if op.name in ("norm_module", "rms_norm") else 1e-5)
-
-
-def _shifted_back(graph: Graph, nid: int, sizes) -> int:
-    """As :func:`_back`, also through a bias shift or a multiplier by a smaller constant (x + b, s·x)."""
-    return _walk_back(graph, nid, sizes, _through_shift)
 
 
 def _finish(sites, taps, pre_taps, blocks, softmax) -> tuple:
