@@ -32,20 +32,20 @@ def _log_ratio(a, b) -> tuple:
     return mean_se_log(r)
 
 
+def _summed(ratios) -> tuple:
+    """(Σ log ratio, SE of the sum) over independent per-module (log ratio, SE) pairs."""
+    var = sum(se * se for _, se in ratios)
+    return sum(g for g, _ in ratios), math.sqrt(var) if math.isfinite(var) else math.nan
+
+
 def module_gains(report, modules) -> tuple:
     """((Σ log M(y)/M(x), SE), (Σ log G(x)/G(y), SE)) over ``modules`` (NaN where not measured)."""
-    out = []
-    for arr in (report.sq, report.grad):
-        total, var = 0.0, 0.0
-        for p in modules:
-            i, j = column(report, p.stream or ""), column(report, p.site)
-            if i is None or j is None:
-                return (math.nan, math.nan), (math.nan, math.nan)
-            x, y = np.asarray(arr, float)[..., i], np.asarray(arr, float)[..., j]
-            g, se = _log_ratio(y, x) if arr is report.sq else _log_ratio(x, y)
-            total, var = total + g, var + (se * se if math.isfinite(se) else math.nan)
-        out.append((total, math.sqrt(var) if math.isfinite(var) else math.nan))
-    return tuple(out)
+    cols = [(column(report, p.stream or ""), column(report, p.site)) for p in modules]
+    if not cols or any(i is None or j is None for i, j in cols):
+        return (math.nan, math.nan), (math.nan, math.nan)
+    sq, grad = np.asarray(report.sq, float), np.asarray(report.grad, float)
+    return (_summed([_log_ratio(sq[..., j], sq[..., i]) for i, j in cols]),
+            _summed([_log_ratio(grad[..., i], grad[..., j]) for i, j in cols]))
 
 
 def _finding(kind, part, value, limit, se, t, text, remedy):
