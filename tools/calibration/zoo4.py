@@ -15,7 +15,7 @@ from torch import nn
 
 from tools.calibration import zoo4_models as zm
 from tools.calibration.cases import _tokens
-from tools.calibration.zoo import _LM, _images, _pixels, hf
+from tools.calibration.zoo import _LM, _images, _pixels, _seq2seq, _speech, hf
 from tools.calibration.zoo2 import _family
 
 HELD_OUT_4 = "held-out-4"
@@ -51,9 +51,8 @@ def _regnet(**kw):
               depths=[1, 2, 3], groups_width=8, layer_type="y", **kw)
 
 
-def _regnet_nobn(conv_scale: float = 4.0) -> nn.Module:
-    """The stock RegNetY with every BatchNorm an identity and every conv weight × ``conv_scale``."""
-    model = _regnet()
+def _without_bn(model: nn.Module, conv_scale: float) -> nn.Module:
+    """``model`` with every BatchNorm2d an identity and every conv weight × ``conv_scale``."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.BatchNorm2d):
@@ -63,6 +62,26 @@ def _regnet_nobn(conv_scale: float = 4.0) -> nn.Module:
             if isinstance(m, nn.Conv2d):
                 m.weight.mul_(conv_scale)
     return model
+
+
+def _resnet(**kw):
+    return hf("ResNetModel", "ResNetConfig", num_channels=3, embedding_size=16, hidden_sizes=[32, 64, 128],
+              depths=[2, 2, 2], layer_type="bottleneck", **kw)
+
+
+def _speech2text(**kw):
+    return hf("Speech2TextModel", "Speech2TextConfig", vocab_size=1000, d_model=64, encoder_layers=2,
+              decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+              decoder_ffn_dim=128, input_feat_per_channel=32, input_channels=1, conv_channels=64,
+              max_source_positions=64, max_target_positions=64, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+              decoder_start_token_id=1, use_cache=False, **kw)
+
+
+def _marian(**kw):
+    return hf("MarianModel", "MarianConfig", vocab_size=1000, decoder_vocab_size=1000, d_model=64, encoder_layers=2,
+              decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
+              decoder_ffn_dim=128, max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
+              decoder_start_token_id=0, forced_eos_token_id=1, use_cache=False, **kw)
 
 
 def _levit(**kw):
@@ -105,7 +124,7 @@ _CASE4_LIST = [
     *_family("regnet", ("regnety-1+2+3", _regnet,
                         f"RegNetModel, Y type (Radosavovic et al. 2020): bottleneck blocks with grouped 3×3 convs "
                         f"(group width 8) and squeeze-excitation, BN, {_HF} (kaiming_normal_, fan_out)"),
-             ("regnety-1+2+3-nobn-x4", _regnet_nobn,
+             ("regnety-1+2+3-nobn-x4", lambda: _without_bn(_regnet(), 4.0),
               "the same RegNetY with every BN an identity and every conv weight × 4"),
              inputs=_pixels, blocks="RegNetYLayer"),
     *_family("levit", ("levit-2+2", _levit, f"LevitModel (Graham et al. 2021): conv stem (16× downsampling), "
@@ -133,6 +152,26 @@ _CASE4_LIST = [
              ("gated-conv-lm-8x64-std1", lambda: zm.gated_conv_lm(conv_std=1.0),
               "the same gated conv LM with conv weights N(0, 1) (16× the He std; fan_in 256)"),
              inputs=_tokens, task="lm", blocks="GatedConvBlock"),
+    # added after the first 18 were labelled (2 of them disputed), before any check run on this zoo
+    *_family("resnet-bottleneck", ("resnet-bottleneck-2+2+2", _resnet,
+                                   f"ResNetModel (He et al. 2016): bottleneck blocks 1×1 → 3×3 → 1×1 with 4× "
+                                   f"reduction, BN, projection shortcuts, stem conv 7×7 + max-pool, {_HF} "
+                                   f"(kaiming_normal_, fan_out)"),
+             ("resnet-bottleneck-2+2+2-nobn-x2", lambda: _without_bn(_resnet(), 2.0),
+              "the same bottleneck ResNet with every BN an identity and every conv weight × 2"),
+             inputs=_pixels, blocks="ResNetBottleNeckLayer"),
+    *_family("speech2text", ("speech2text-2+2x64", _speech2text,
+                             f"Speech2TextModel (Wang et al. 2020) on filterbank features: a conv1d subsampler "
+                             f"with GLU (time ÷ 4), sinusoidal positions, pre-LN encoder-decoder, {_HF} "
+                             f"(init_std 0.02)"),
+             ("speech2text-2+2x64-std1", lambda: _speech2text(init_std=1.0),
+              "Speech2Text with init_std 1.0 (50×)"),
+             inputs=_speech, task="speech", blocks="Speech2TextDecoderLayer", blocks_under="decoder"),
+    *_family("marian", ("marian-2+2x64", _marian,
+                        f"MarianModel (Junczys-Dowmunt et al. 2018) encoder-decoder: sinusoidal positions, no "
+                        f"embedding LayerNorm, post-LN, swish MLP, {_HF} (init_std 0.02)"),
+             ("marian-2+2x64-std1", lambda: _marian(init_std=1.0), "Marian with init_std 1.0 (50×)"),
+             inputs=_seq2seq, task="seq2seq", blocks="MarianDecoderLayer", blocks_under="decoder"),
 ]
 CASES4 = {c.name: c for c in _CASE4_LIST}
 SPLIT4: dict[str, str] = {name: HELD_OUT_4 for name in CASES4}

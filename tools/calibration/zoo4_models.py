@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 # ------------------------------------------------------------------------------------------------ SqueezeNet
 class Fire(nn.Module):
-    """Fire module (Iandola et al. 2016, §3.2): ReLU(squeeze 1×1) → [ReLU(expand 1×1), ReLU(expand 3×3)] concat."""
+    """Fire module (Iandola et al. 2016, §3.2): ReLU(squeeze 1×1) → [ReLU(expand 1×1), ReLU(expand 3×3)],
+    concatenated."""
 
     def __init__(self, c_in: int, squeeze: int, expand: int):
         super().__init__()
