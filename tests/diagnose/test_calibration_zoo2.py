@@ -1,6 +1,6 @@
-"""The second and third held-out zoos (tools/calibration/zoo2.py, zoo3.py), without ``check``: every case builds,
-reproduces, runs forward on its inputs and has a stored label of split "held-out-2" / "held-out-3", in families of no
-other zoo; the labelling machinery the second needed (truth per call of a
+"""The second, third and fourth held-out zoos (tools/calibration/zoo2.py, zoo3.py, zoo4.py), without ``check``: every
+case builds, reproduces, runs forward on its inputs and has a stored label of split "held-out-2" / "-3" / "-4", in
+families of no other zoo; the labelling machinery the second needed (truth per call of a
 shared block, bidirectional recurrent layers, the audio task, merging labels) does what it says."""
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from tools.calibration.cases import CASES, _as_tensor
 from tools.calibration.zoo import ALL_CASES, NEW_CASES
 from tools.calibration.zoo2 import CASES2, HELD_OUT_2
 from tools.calibration.zoo3 import CASES3, HELD_OUT_3
+from tools.calibration.zoo4 import CASES4, HELD_OUT_4
 
-ZOOS = {HELD_OUT_2: CASES2, HELD_OUT_3: CASES3}
+ZOOS = {HELD_OUT_2: CASES2, HELD_OUT_3: CASES3, HELD_OUT_4: CASES4}
 
 
 def _build(case, seed: int):
@@ -33,9 +34,9 @@ def _stored() -> dict:
     return json.loads(labelling.LABELS.read_text(encoding="utf-8"))["cases"]
 
 
-@pytest.mark.parametrize("name", sorted(CASES2) + sorted(CASES3))
+@pytest.mark.parametrize("name", sorted(CASES2) + sorted(CASES3) + sorted(CASES4))
 def test_case_builds_runs_and_reproduces(name):
-    case = {**CASES2, **CASES3}[name]
+    case = {**CASES2, **CASES3, **CASES4}[name]
     a, b, c = _build(case, 1), _build(case, 1), _build(case, 2)
     assert a.training
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
@@ -128,7 +129,7 @@ def test_merge_adds_cases_and_never_changes_stored_ones():
 
 @pytest.mark.parametrize("split", sorted(ZOOS))
 def test_runner_reaches_each_later_zoo_only_by_name(monkeypatch, tmp_path, split):
-    """``--half held-out-2`` (``held-out-3``) checks exactly that zoo; ``all`` (the default) none of either."""
+    """``--half held-out-2`` (``-3``, ``-4``) checks exactly that zoo; ``all`` (the default) none of any."""
     from tools.calibration import run
 
     seen = []
@@ -136,13 +137,13 @@ def test_runner_reaches_each_later_zoo_only_by_name(monkeypatch, tmp_path, split
     run.main(["--half", split, "--out", str(tmp_path / "a.md")])
     run.main(["--out", str(tmp_path / "b.md")])
     assert seen[0] == set(ZOOS[split]) and seen[1] == set(ALL_CASES)
-    assert not seen[1] & (set(CASES2) | set(CASES3))
+    assert not seen[1] & (set(CASES2) | set(CASES3) | set(CASES4))
 
 
 def test_results_of_each_zoo_keep_the_others():
     """Writing the held-out-2 table into calibration.md keeps the method text and the other results, and rewriting
     the other results keeps the held-out-2 table."""
-    from tools.calibration.run import MARKER, MARKER2, MARKER3, place
+    from tools.calibration.run import MARKER, MARKER2, MARKER3, MARKER4, place
 
     doc = place("# Title\nmethod\n" + MARKER + "\n\nold results\n", "## H2\nsecond", True)
     assert doc.startswith("# Title\nmethod\n" + MARKER) and "old results" in doc
@@ -158,13 +159,19 @@ def test_results_of_each_zoo_keep_the_others():
     assert "## H3\nthird" in again and "## H2\nnew second" in again and "## H2\nsecond" not in again
     assert again.index(MARKER2) < again.index(MARKER3)
     assert place(again, "## H3\nthird", "held-out-3") == again
+    fourth = place(again, "## H4\nfourth", "held-out-4")  # below the third's table, keeping every other one
+    assert fourth.index(MARKER3) < fourth.index("## H3\nthird") < fourth.index(MARKER4) < fourth.index("## H4\nfourth")
+    assert place(place(fourth, "## H3\nnew third", "held-out-3"), "## H4\nfourth", "held-out-4").count("## H4") == 1
+    assert "## H2\nnew second" in fourth and "## Results\nx" in fourth
     assert place("", "## Results\nx", False).startswith("# Calibration") and MARKER2 not in place("", "x", False)
 
 
-def test_tcn_is_causal():
-    """The third zoo's TCN LM (its bigram task predicts the next token): the logits at step t do not change when
-    tokens after t change, and do change when the token at t does."""
-    model = _build(CASES3["tcn-lm-6x64"], 0)
+@pytest.mark.parametrize("case", [CASES3["tcn-lm-6x64"], CASES4["gated-conv-lm-8x64"]], ids=lambda c: c.name)
+def test_conv_lms_are_causal(case):
+    """The hand-written conv LMs (the third zoo's TCN, the fourth's gated conv LM; their bigram task predicts the
+    next token): the logits at step t do not change when tokens after t change, and do change when the token at t
+    does."""
+    model = _build(case, 0)
     ids = torch.randint(3, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
     later, now = ids.clone(), ids.clone()
     later[:, 9:] = (later[:, 9:] + 1) % 1000
