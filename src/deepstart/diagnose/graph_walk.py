@@ -17,20 +17,23 @@ _WINDOW = 96   # ops scanned past the last growth of an activation chain
 
 
 class _Ancestry:
-    """Ancestor sets of every node as Python-int bitsets (nodes, and weight ops on the way)."""
+    """Ancestor sets of every node as Python-int bitsets (nodes, weight ops and norm ops on the way)."""
 
     def __init__(self, graph: Graph):
         n = len(graph.nodes)
-        self.nodes, self.weights = [0] * n, [0] * n
+        self.nodes, self.weights, self.norms = [0] * n, [0] * n, [0] * n
         for op in graph.ops:
-            a = w = 0
+            a = w = m = 0
             for i in op.inputs:
                 a |= self.nodes[i] | (1 << i)
                 w |= self.weights[i]
+                m |= self.norms[i]
             if op.kind == "weight":
                 w |= 1 << op.index
+            if op.kind == "norm":
+                m |= 1 << op.index
             for o in op.outputs:
-                self.nodes[o], self.weights[o] = a, w
+                self.nodes[o], self.weights[o], self.norms[o] = a, w, m
 
     def below(self, a: int, b: int) -> bool:
         """Node a is b or an ancestor of b."""

@@ -135,10 +135,11 @@ def read_parts(report) -> tuple:
     use = full_links(report)
     names = {s["name"]: s for s in sites}
     parts, current = [], []
+    gates = gate_eta2(report)
 
     def close():
         if current:
-            parts.append(_segment(current, main, names))
+            parts.append(_segment(current, main, names, gates))
             current.clear()
 
     for k, s in enumerate(main):
@@ -199,22 +200,44 @@ def _addition(s, names, main) -> Addition:
 BOUNDED_ETA2 = 2.0  # Σ η_l² at most this: the branches' total weight is bounded (η_l = 1/l gives π²/6)
 
 
-def _bounded_eta(blocks) -> bool:
+def gate_eta2(report) -> dict:
+    """block name -> measured E[g²] of the gate of a gated addition y = g⊙f(x) + (1 − g)⊙x (a highway layer,
+    Srivastava et al. 2015): the block's stream enters through a sigmoid layer (the carry (1 − g)⊙x is read as
+    the main path through the gate), whose output g ∈ (0, 1) scales the branch f(x) as η_l does. Its mean square
+    is read at the gate's own site (over inits and inputs)."""
+    from deepstart.diagnose.laws._stats import column
+
+    names, out = {s["name"]: s for s in report.sites}, {}
+    for s in report.main_sites:
+        gate = names.get(s.get("source") or "")
+        if s["kind"] != "block" or gate is None or gate["kind"] != "layer" or gate.get("activation") != "sigmoid":
+            continue
+        j = column(report, gate["name"])
+        if j is not None:
+            with np.errstate(all="ignore"):
+                out[s["name"]] = float(np.nanmean(np.asarray(report.sq, float)[..., j]))
+    return out
+
+
+def _bounded_eta(blocks, gates=None) -> bool:
     """Every branch scaled by a read η_l with Σ η_l² ≤ ``BOUNDED_ETA2``: E[M_L] = M_0 ∏(1 + η_l² g_l) ≤
     M_0 exp(g Σ η_l²) stays bounded in depth (Hanin & Rolnick 2018, Thm 2 and §4), so the stream grows at most
-    additively, not exponentially; unscaled branches (η = 1) sum to L and stay multiplicative."""
-    etas = [b.get("eta") for b in blocks]
-    return all(e is not None and math.isfinite(float(e)) for e in etas) and \
-        sum(float(e) ** 2 for e in etas) <= BOUNDED_ETA2
+    additively, not exponentially; unscaled branches (η = 1) sum to L and stay multiplicative. A gated addition's
+    η_l² is its gate's measured E[g²] (:func:`gate_eta2`); its carry (1 − g_l) shrinks the stream by at most
+    ∏(1 − g_l)², polynomial in L when Σ g_l² is bounded (g_l = 1/l: ~1/L²), the additive band's 2·log(L + 1)."""
+    gates = gates or {}
+    etas2 = [gates[b["name"]] if b["name"] in gates else
+             None if b.get("eta") is None else float(b["eta"]) ** 2 for b in blocks]
+    return all(e is not None and math.isfinite(e) for e in etas2) and sum(etas2) <= BOUNDED_ETA2
 
 
-def _segment(positions, main, names) -> Segment:
+def _segment(positions, main, names, gates=None) -> Segment:
     blocks = [main[k] for k in positions if main[k]["kind"] == "block" and main[k].get("norm") not in ("concat",
                                                                                                      "branches")]
     unnormalized = [b for b in blocks if not _addition(b, names, True).normalized]
     if not blocks:
         growth = "plain"
-    elif not unnormalized or _bounded_eta(unnormalized):
+    elif not unnormalized or _bounded_eta(unnormalized, gates):
         growth = "additive"
     else:
         growth = "multiplicative"

@@ -27,7 +27,10 @@ def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
             continue
         for skip, branch in ((a, b), (b, a)):
             root = _scaled_back(graph, skip, sizes)
-            if anc.below(root, branch) and anc.weights[branch] & ~anc.weights[root]:
+            # a branch with weights, or opened by a norm whose ops past it have none (PoolFormer's pool(n) − n):
+            # a weightless op is a link of the branch with no law of its own, the addition is still residual
+            if anc.below(root, branch) and (anc.weights[branch] & ~anc.weights[root] or
+                                            anc.norms[branch] & ~anc.norms[root]):
                 out.append((op, root, skip, branch, "identity"))
                 break
         else:
