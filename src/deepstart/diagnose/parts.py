@@ -1,4 +1,5 @@
-"""The parts of a model along its main path, read from the sites of a report (a pure function of ``report.sites``).
+"""The parts of a model along its main path, read from the sites of a report (a pure function of ``report.sites``,
+and of the measured mean square of each gate of a gated addition).
 
 ``check`` judges each part by its own law (:mod:`deepstart.diagnose.laws`, ``docs/laws.md``) instead of giving the
 whole model one family label:
