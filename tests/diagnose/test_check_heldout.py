@@ -16,8 +16,8 @@ The third held-out zoo (tools/calibration/zoo3.py, split "held-out-3", 23 scored
 lead, at db2c257: false errors 2 of 11 (poolformer-3+3, highway-20x64), misses 0 of 12, crashes 0. Both were fixed by
 general rules (docs/laws.md "Rules made after the third held-out zoo was scored"), so held-out-3 is seen now.
 
-The fourth held-out zoo (tools/calibration/zoo4.py, split "held-out-4") is labelled and not yet scored: it is not in
-``SCORED_SPLITS``, so none of its models is run here; the coverage test checks it without running ``check``.
+The fourth held-out zoo (tools/calibration/zoo4.py, split "held-out-4") was scored once, by the lead, at 6399d01:
+false errors 1 of 10 (gated-conv-lm-8x64, in KNOWN_WRONG, not fixed), misses 0 of 10, crashes 0.
 """
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ from tools.calibration.zoo4 import CASES4
 
 N_INITS = 4  # as tools/calibration/run.py (the table in docs/calibration.md)
 SEED = 0
-SCORED_SPLITS = ("held-out", "held-out-2", "held-out-3")  # tested held-out splits (scored at 1608726, db2c257)
+SCORED_SPLITS = ("held-out", "held-out-2", "held-out-3", "held-out-4")  # tested held-out splits
 LABELLED = {**NEW_CASES, **CASES2, **CASES3, **CASES4}
 
 # check's wrong verdicts on main at the last landing of this file: {case: reason}. Rerun
 # `python -m tools.calibration --out docs/calibration.md` and update both together.
-KNOWN_WRONG: dict[str, str] = {}
+KNOWN_WRONG: dict[str, str] = {
+    "gated-conv-lm-8x64": "held-out-4, first scoring at 6399d01: stock gated conv LM (Dauphin et al. 2017) FAILING "
+                          "'fm1 4.49, gradients 6.01' while the hooks measure no pathology and it trains (to 2.35)",
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,7 +101,7 @@ def test_check_agrees_with_the_label(name):
 @pytest.mark.parametrize("split", ["held-out", "held-out-2", "held-out-3", "held-out-4"])
 def test_the_chosen_cases_cover_each_held_out_split(split):
     """Once a split is scored, every scored model of it is tested, and both labels occur in it (checked for a
-    split before it is switched on, without running ``check``: held-out-4 until the lead adds it to SCORED_SPLITS)."""
+    split before it is switched on, without running ``check``: a new split until the lead adds it to SCORED_SPLITS)."""
     labels, chosen = _labels(), set(_chosen((*SCORED_SPLITS, split)))
     held = {n for n, e in labels.items() if e["split"] == split and e["label"] in ("healthy", "broken")}
     assert held <= chosen and held <= set(LABELLED)
