@@ -207,24 +207,22 @@ def _make_task(task, model, input_shape, batch_size, generator, device):
 
 
 def _task_for(task, model, input_shape, batch_size, seed, device, head):
-    """The default task (:func:`_make_task`); where it refuses the model and ``head`` allows one, the backbone's
-    task (:func:`deepstart.probe.heads.backbone_task`)."""
+    """The default task (:func:`_make_task`); where it refuses the model (or the model takes several inputs) and
+    ``head`` allows one, the backbone's task (:func:`deepstart.probe.heads.backbone_task`)."""
     allowed = head is not None and head is not False
+    refused = None
     if not (allowed and len(heads._positional(model)) > 1):
         try:
             return _make_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed), device)
-        except ValueError:
+        except ValueError as err:
             if not allowed:
                 raise
-            found = heads.backbone_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed),
-                                        device, _real_task)
-            if found is None:
-                raise
-            return found
+            refused = err
     found = heads.backbone_task(task, model, input_shape, batch_size, torch.Generator().manual_seed(seed), device,
                                 _real_task)
     if found is None:
-        raise ValueError(f"{type(model).__name__} takes several inputs and no task here fits it: pass task= a Task")
+        raise refused or ValueError(f"{type(model).__name__} takes several inputs and no task here fits it: pass "
+                                    "task= a Task")
     return found
 
 

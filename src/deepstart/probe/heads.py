@@ -101,8 +101,7 @@ def input_kind(model: nn.Module, input_shape=None) -> str:
 
 def _token_task(model, kind, batch_size, generator, device) -> Task:
     config = getattr(model, "config", None)
-    embed = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
-    vocab = int(getattr(config, "vocab_size", None) or embed.num_embeddings)
+    vocab = int(_vocab(model))
     limit = min(getattr(config, name, None) or 64 for name in ("n_positions", "max_position_embeddings",
                                                                "max_target_positions"))
     key = "input_ids" if config is not None else first_input_name(model)
