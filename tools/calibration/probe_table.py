@@ -2,7 +2,7 @@
 probe-table [--split tuning,held-out] [--cache FILE] [--out FILE]``.
 
 For each case of :data:`tools.calibration.zoo.ALL_CASES` whose split is selected (default: the first zoo, ``tuning``
-and ``held-out``; ``held-out-2`` only when named, so ``check`` never runs on it by accident), ``check``'s verdict (as
+and ``held-out``; the later zoos' ``held-out-2`` … only when named, so ``check`` never runs on them by accident), ``check``'s verdict (as
 ``python -m tools.calibration`` computes it: 4 inits, factory re-inits, ``jacobian=False``) and ``deepstart.probe``'s,
 with the settings of :data:`SETTINGS`, fixed before the run:
 
