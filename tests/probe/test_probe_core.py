@@ -165,3 +165,25 @@ def test_stuck_needs_a_reference_that_learns(plain_mlp):
     assert set(with_ref.verdicts) == {"stuck"} and set(with_ref.ref_verdicts) == {"stuck"}
     assert with_ref.verdict == "inconclusive" and any("inconclusive" in n for n in with_ref.notes)
     assert alone.verdict == "stuck"
+
+
+@pytest.mark.filterwarnings("ignore::deepstart.theory._fixed_point.UnstableFixedPointWarning")  # silu's q* = 0
+def test_auto_reference_falls_back_to_he_where_the_critical_scheme_refuses_a_layer():
+    """An all-SiLU net gets critical(activation=swish) as its "auto" reference; delta-orthogonal cannot initialize a
+    conv with fewer output than input channels (a squeeze-excitation 1 × 1 conv), so the reference is He, and says
+    why (was a ValueError from the first reference init: the mbconv-se crash in docs/probe.md's zoo table)."""
+    from deepstart.init import apply_
+    from deepstart.probe.api import reference_builder
+
+    squeeze = nn.Sequential(nn.Conv2d(3, 16, 3), nn.SiLU(), nn.Conv2d(16, 4, 1), nn.SiLU(), nn.Flatten(),
+                            nn.Linear(4 * 6 * 6, 10))
+    with pytest.raises(ValueError):
+        apply_(squeeze, "critical(activation=swish)", generator=torch.Generator().manual_seed(0))
+    described, build = reference_builder(squeeze, "auto")
+    assert described.startswith("he (critical(activation=swish) refused")
+    built = build(3)
+    assert torch.isfinite(built(torch.randn(2, 3, 8, 8))).all()
+    w = built[2].weight  # He for the 1 × 1 conv: variance 2 / fan_in = 2 / 16, within 3 SE of 64 draws
+    assert abs(float(w.detach().var()) - 2 / 16) < 3 * (2 / 16) * (2 / w.numel()) ** 0.5
+    wide = nn.Sequential(nn.Linear(8, 8), nn.SiLU(), nn.Linear(8, 2))
+    assert reference_builder(wide, "auto")[0] == "critical(activation=swish)"  # applicable: kept

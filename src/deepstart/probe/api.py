@@ -119,12 +119,19 @@ def reference_builder(model, reference):
     from deepstart.init import apply_
 
     scheme = _activation_scheme(model) if reference == "auto" else reference
+    described = str(scheme)
+    if reference == "auto" and scheme != "he":
+        try:  # the critical scheme cannot initialize every layer (e.g. delta-orthogonal needs c_out >= c_in)
+            apply_(copy.deepcopy(model), scheme, generator=torch.Generator().manual_seed(0))
+        except ValueError as refused:
+            described = f"he ({scheme} refused this model: {str(refused).splitlines()[0][:120]})"
+            scheme = "he"
 
     def build(seed):
         clone = copy.deepcopy(model)
         apply_(clone, scheme, generator=torch.Generator().manual_seed(seed))
         return clone
-    return str(scheme), build
+    return described, build
 
 
 _INIT_FIELDS = ("initializer_range", "init_std", "initializer_factor", "init_scale")
