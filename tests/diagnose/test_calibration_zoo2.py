@@ -9,6 +9,8 @@ import json
 import pytest
 import torch
 
+from test_calibration_zoo import _build
+
 from tools.calibration import label as labelling
 from tools.calibration import truth as hook_truth
 from tools.calibration.cases import CASES, _as_tensor
@@ -18,16 +20,6 @@ from tools.calibration.zoo3 import CASES3, HELD_OUT_3
 from tools.calibration.zoo4 import CASES4, HELD_OUT_4
 
 ZOOS = {HELD_OUT_2: CASES2, HELD_OUT_3: CASES3, HELD_OUT_4: CASES4}
-
-
-def _build(case, seed: int):
-    torch.manual_seed(seed)
-    try:
-        return case.build()
-    except ModuleNotFoundError as e:
-        if e.name != "transformers":
-            raise
-        pytest.importorskip("transformers")
 
 
 def _stored() -> dict:
