@@ -10,11 +10,11 @@ import torch
 
 from tools.calibration import cases as calibration
 from tools.calibration import label as labelling
+from tools.calibration import zoos
 from tools.calibration.cases import CASES, broken, stock, truth
 from tools.calibration.zoo import ALL_CASES, NEW_CASES, SPLIT, split
-from tools.calibration.zoo2 import CASES2, SPLIT2
-from tools.calibration.zoo3 import CASES3, SPLIT3
-from tools.calibration.zoo4 import CASES4, SPLIT4
+
+LATER = zoos.all_cases()
 
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
@@ -183,8 +183,8 @@ def test_split_is_seeded_by_family_and_stored():
     assert 0.35 < halves.count("held-out") / len(halves) < 0.65
     stored = _stored()
     assert stored["split_seed"] == 18
-    assert set(stored["cases"]) == set(NEW_CASES) | set(CASES2) | set(CASES3) | set(CASES4)
-    assert all(e["split"] == {**SPLIT, **SPLIT2, **SPLIT3, **SPLIT4}[name] for name, e in stored["cases"].items())
+    assert set(stored["cases"]) == set(NEW_CASES) | set(LATER)
+    assert all(e["split"] == {**SPLIT, **zoos.all_splits()}[name] for name, e in stored["cases"].items())
     assert len(ALL_CASES) >= 40
 
 
@@ -220,10 +220,10 @@ def _from_json(t: dict) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(NEW_CASES) + sorted(CASES2) + sorted(CASES3) + sorted(CASES4))
+@pytest.mark.parametrize("name", sorted(NEW_CASES) + sorted(LATER))
 def test_stored_hook_truth_reproduces(name):
     """The hook truth behind each stored label is what the code measures now (no stale label is reused)."""
-    case = {**NEW_CASES, **CASES2, **CASES3, **CASES4}[name]
+    case = {**NEW_CASES, **LATER}[name]
     _build(case, 0)
     e = _stored()["cases"][name]
     t, stored = truth(case, labelling.N_INITS), _from_json(e["truth"])

@@ -1,5 +1,5 @@
-"""The second, third and fourth held-out zoos (tools/calibration/zoo2.py, zoo3.py, zoo4.py), without ``check``: every
-case builds, reproduces, runs forward on its inputs and has a stored label of split "held-out-2" / "-3" / "-4", in
+"""The later held-out zoos (tools/calibration/zoo2.py, zoo3.py, …; tools/calibration/zoos.py), without ``check``:
+every case builds, reproduces, runs forward on its inputs and has a stored label of split "held-out-N", in
 families of no other zoo; the labelling machinery the second needed (truth per call of a
 shared block, bidirectional recurrent layers, the audio task, merging labels) does what it says."""
 from __future__ import annotations
@@ -12,23 +12,25 @@ import torch
 from test_calibration_zoo import _build, _built_reproducibly
 
 from tools.calibration import label as labelling
+from tools.calibration import zoos
 from tools.calibration import truth as hook_truth
 from tools.calibration.cases import CASES, _as_tensor
 from tools.calibration.zoo import ALL_CASES, NEW_CASES
-from tools.calibration.zoo2 import CASES2, HELD_OUT_2
-from tools.calibration.zoo3 import CASES3, HELD_OUT_3
-from tools.calibration.zoo4 import CASES4, HELD_OUT_4
+from tools.calibration.zoo2 import CASES2
+from tools.calibration.zoo3 import CASES3
+from tools.calibration.zoo4 import CASES4
 
-ZOOS = {HELD_OUT_2: CASES2, HELD_OUT_3: CASES3, HELD_OUT_4: CASES4}
+ZOOS = {zoos.split_of(n): zoos.cases(n) for n in zoos.numbers()}
+LATER = zoos.all_cases()
 
 
 def _stored() -> dict:
     return json.loads(labelling.LABELS.read_text(encoding="utf-8"))["cases"]
 
 
-@pytest.mark.parametrize("name", sorted(CASES2) + sorted(CASES3) + sorted(CASES4))
+@pytest.mark.parametrize("name", sorted(LATER))
 def test_case_builds_runs_and_reproduces(name):
-    case = {**CASES2, **CASES3, **CASES4}[name]
+    case = LATER[name]
     a = _built_reproducibly(case)
     with torch.no_grad():
         out = _as_tensor(hook_truth._call(a, case.inputs(torch.Generator().manual_seed(0))))
@@ -125,13 +127,15 @@ def test_runner_reaches_each_later_zoo_only_by_name(monkeypatch, tmp_path, split
     run.main(["--half", split, "--out", str(tmp_path / "a.md")])
     run.main(["--out", str(tmp_path / "b.md")])
     assert seen[0] == set(ZOOS[split]) and seen[1] == set(ALL_CASES)
-    assert not seen[1] & (set(CASES2) | set(CASES3) | set(CASES4))
+    assert not seen[1] & set(LATER)
 
 
 def test_results_of_each_zoo_keep_the_others():
     """Writing the held-out-2 table into calibration.md keeps the method text and the other results, and rewriting
     the other results keeps the held-out-2 table."""
-    from tools.calibration.run import MARKER, MARKER2, MARKER3, MARKER4, place
+    from tools.calibration.run import MARKER, MARKER2, place
+
+    MARKER3, MARKER4 = zoos.marker(3), zoos.marker(4)
 
     doc = place("# Title\nmethod\n" + MARKER + "\n\nold results\n", "## H2\nsecond", True)
     assert doc.startswith("# Title\nmethod\n" + MARKER) and "old results" in doc
@@ -168,3 +172,18 @@ def test_conv_lms_are_causal(case):
         a, b, c = model(ids), model(later), model(now)
     assert torch.equal(a[:, :9], b[:, :9]) and not torch.allclose(a[:, 9:], b[:, 9:])
     assert not torch.allclose(a[:, 8], c[:, 8])
+
+
+def test_the_registry_finds_each_later_zoo_by_its_file():
+    """zoos.numbers() lists exactly the zoo<N>.py files (N ≥ 2) beside it; a zoo that does not exist is named in a
+    ValueError, not an ImportError deep in importlib."""
+    from pathlib import Path
+
+    folder = Path(zoos.__file__).parent
+    found = zoos.numbers()
+    assert {2, 3, 4} <= set(found) and list(found) == sorted(found) and min(found) == 2  # zoo.py, zoo2_models.py: no
+    assert all((folder / f"zoo{n}.py").is_file() for n in found)
+    assert zoos.cases(3) is CASES3 and set(zoos.splits(4).values()) == {"held-out-4"}
+    missing = max(zoos.numbers()) + 1
+    with pytest.raises(ValueError, match=f"no held-out zoo {missing}"):
+        zoos.cases(missing)

@@ -28,16 +28,14 @@ import pytest
 import torch
 
 from deepstart.diagnose import check
+from tools.calibration import zoos
 from tools.calibration.label import LABELS
 from tools.calibration.zoo import NEW_CASES
-from tools.calibration.zoo2 import CASES2
-from tools.calibration.zoo3 import CASES3
-from tools.calibration.zoo4 import CASES4
 
 N_INITS = 4  # as tools/calibration/run.py (the table in docs/calibration.md)
 SEED = 0
 SCORED_SPLITS = ("held-out", "held-out-2", "held-out-3", "held-out-4")  # tested held-out splits
-LABELLED = {**NEW_CASES, **CASES2, **CASES3, **CASES4}
+LABELLED = {**NEW_CASES, **zoos.all_cases()}
 
 # check's wrong verdicts on main at the last landing of this file: {case: reason}. Rerun
 # `python -m tools.calibration --out docs/calibration.md` and update both together.
@@ -98,7 +96,7 @@ def test_check_agrees_with_the_label(name):
         assert errors, described
 
 
-@pytest.mark.parametrize("split", ["held-out", "held-out-2", "held-out-3", "held-out-4"])
+@pytest.mark.parametrize("split", ["held-out", *map(zoos.split_of, zoos.numbers())])
 def test_the_chosen_cases_cover_each_held_out_split(split):
     """Once a split is scored, every scored model of it is tested, and both labels occur in it (checked for a
     split before it is switched on, without running ``check``: a new split until the lead adds it to SCORED_SPLITS)."""

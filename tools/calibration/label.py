@@ -1,8 +1,7 @@
 """Label the held-out zoo (:mod:`tools.calibration.zoo`) from hook truth and a short training run, *before* any
 ``check`` run, and write ``tools/calibration/labels.json`` (``python -m tools.calibration label``; the second
-held-out zoo, :mod:`tools.calibration.zoo2`: ``label --zoo 2 --merge --out tools/calibration/labels.json``; the
-third, :mod:`tools.calibration.zoo3`, and the fourth, :mod:`tools.calibration.zoo4`: ``--zoo 3`` and ``--zoo 4``,
-the same way).
+held-out zoo, :mod:`tools.calibration.zoo2`: ``label --zoo 2 --merge --out tools/calibration/labels.json``; every
+later zoo ``zoo<N>.py`` (:mod:`tools.calibration.zoos`) with ``--zoo N`` the same way).
 
 The rule (fixed before ``check`` ran on any model of this zoo; see docs/calibration.md):
 
@@ -31,6 +30,8 @@ if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
+
+from tools.calibration import zoos  # noqa: E402
 
 LABELS = Path(__file__).with_name("labels.json")
 MARGIN = {"cifar": 0.15, "lm": 0.5, "seq2seq": 0.5, "speech": 0.5, "audio": 0.15}
@@ -83,21 +84,10 @@ def _json_truth(t: dict) -> dict:
 
 
 def _zoo(zoo: int) -> tuple[dict, dict]:
-    """(cases, split) of the held-out zoo (``zoo=1``, :mod:`tools.calibration.zoo`), the second held-out zoo
-    (``zoo=2``, :mod:`tools.calibration.zoo2`), the third (``zoo=3``, :mod:`tools.calibration.zoo3`) or the fourth
-    (``zoo=4``, :mod:`tools.calibration.zoo4`)."""
-    if zoo == 4:
-        from tools.calibration.zoo4 import CASES4, SPLIT4
-
-        return CASES4, SPLIT4
-    if zoo == 3:
-        from tools.calibration.zoo3 import CASES3, SPLIT3
-
-        return CASES3, SPLIT3
-    if zoo == 2:
-        from tools.calibration.zoo2 import CASES2, SPLIT2
-
-        return CASES2, SPLIT2
+    """(cases, split) of the held-out zoo (``zoo=1``, :mod:`tools.calibration.zoo`) or a later one (``zoo=N``,
+    ``tools/calibration/zoo<N>.py``, :mod:`tools.calibration.zoos`)."""
+    if zoo >= 2:
+        return zoos.cases(zoo), zoos.splits(zoo)
     from tools.calibration.zoo import NEW_CASES, SPLIT
 
     return NEW_CASES, SPLIT
@@ -151,7 +141,7 @@ def merge(stored: dict, new: dict) -> dict:
 def to_markdown(stored: dict) -> str:
     """The labels table (one row per case, by half) of a labels.json dict."""
     lines = []
-    for half in ("tuning", "held-out", "held-out-2", "held-out-3", "held-out-4"):
+    for half in ("tuning", "held-out", *map(zoos.split_of, zoos.numbers())):
         rows = {n: e for n, e in stored["cases"].items() if e["split"] == half}
         if not rows:
             continue
@@ -172,9 +162,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: a new temporary folder)")
     parser.add_argument("--only", nargs="*", default=None, help="case names (default: every case of the zoo)")
-    parser.add_argument("--zoo", type=int, choices=(1, 2, 3, 4), default=1,
-                        help="1: the held-out zoo (zoo.py); 2: the second held-out zoo (zoo2.py); 3: the third "
-                             "(zoo3.py); 4: the fourth (zoo4.py)")
+    parser.add_argument("--zoo", type=int, choices=(1, *zoos.numbers()), default=1,
+                        help="1: the held-out zoo (zoo.py); N ≥ 2: the later held-out zoo zoo<N>.py")
     parser.add_argument("--merge", action="store_true",
                         help="add the new labels to the existing --out file, never changing its stored entries")
     parser.add_argument("--markdown", type=Path, default=None, metavar="LABELS_JSON",

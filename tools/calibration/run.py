@@ -2,14 +2,13 @@
 write a markdown table per half (tuning / held-out) beside the labels.
 
 Usage (from the repository root): ``python -m tools.calibration [--out FILE]
-[--half tuning|held-out|all|held-out-2|held-out-3|held-out-4] [--n-inits 4] [--quick] [--without-hf]`` or ``python
+[--half tuning|held-out|all|held-out-N] [--n-inits 4] [--quick] [--without-hf]`` or ``python
 tools/calibration/run.py ...``. Without ``--out`` the table goes to a new temporary folder (printed);
 ``docs/calibration.md`` is written only when named explicitly, and then only below its ``<!-- calibration results
 -->`` marker (the method text above it is kept); ``--json FILE`` also writes the rows and counts. ``all`` is the
-tuning and held-out halves of the first two zoos; the second held-out zoo (:mod:`tools.calibration.zoo2`, split
-``held-out-2``), the third (:mod:`tools.calibration.zoo3`, ``held-out-3``) and the fourth
-(:mod:`tools.calibration.zoo4`, ``held-out-4``) run only when asked for by name (``--half held-out-2``, …), so that
-nobody tuning ``check`` sees their verdicts by accident; their tables go below their own markers. For every case:
+tuning and held-out halves of the first two zoos; the later held-out zoos (:mod:`tools.calibration.zoos`:
+``zoo2.py`` with split ``held-out-2``, ``zoo3.py`` … ) run only when asked for by name (``--half held-out-2``, …), so
+that nobody tuning ``check`` sees their verdicts by accident; their tables go below their own markers. For every case:
 its label and the label's evidence, the verdict ``check`` gives (error and warning findings with their measured
 values, parts reported as not assessed), and the outcome: false error (a healthy model with an error), miss (a broken
 model without one), crash.
@@ -31,17 +30,15 @@ if __package__ in (None, ""):  # run as a script: make ``tools`` importable from
 
 import torch  # noqa: E402
 
+from tools.calibration import zoos  # noqa: E402
 from tools.calibration.cases import ANY_ERROR  # noqa: E402
 
 LABELS = Path(__file__).with_name("labels.json")
 MARKER = "<!-- calibration results -->"
-MARKER2 = "<!-- held-out-2 results -->"  # the second held-out zoo's results, below the others
-MARKER3 = "<!-- held-out-3 results -->"  # the third held-out zoo's results, below the second's
-MARKER4 = "<!-- held-out-4 results -->"  # the fourth held-out zoo's results, below the third's
-# zoos checked only by name, and their markers, in order
-TAIL = {"held-out-2": MARKER2, "held-out-3": MARKER3, "held-out-4": MARKER4}
-TITLE = {"held-out-2": "Results on the second held-out zoo", "held-out-3": "Results on the third held-out zoo",
-         "held-out-4": "Results on the fourth held-out zoo"}
+MARKER2 = zoos.marker(2)  # the second held-out zoo's results, below the others
+# zoos checked only by name (tools/calibration/zoos.py), and their markers, in order
+TAIL = {zoos.split_of(n): zoos.marker(n) for n in zoos.numbers()}
+TITLE = {zoos.split_of(n): zoos.title(n) for n in zoos.numbers()}
 
 __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 
@@ -49,7 +46,7 @@ __all__ = ["Row", "calibrate", "counts", "to_markdown"]
 @dataclass
 class Row:
     name: str
-    split: str          # "tuning", "held-out", "held-out-2", "-3" or "-4" (zoo.SPLIT, zoo2.SPLIT2, … zoo4.SPLIT4)
+    split: str          # "tuning", "held-out" (zoo.SPLIT) or "held-out-N" (a later zoo, tools/calibration/zoos.py)
     label: str          # "healthy", "broken", or "disputed"/"unlabelled" (never scored)
     family: str
     verdict: str        # check's verdict, or "CRASH"
@@ -126,27 +123,21 @@ def _run(case, n_inits: int, seed: int, labels: dict, split: str) -> Row:
                _outcome(label, case, errors, report.verdict, unassessed), seconds, evidence, case.why)
 
 
-HALVES = ("tuning", "held-out", "held-out-2", "held-out-3", "held-out-4")
+HALVES = ("tuning", "held-out", *TAIL)
 
 
 def _splits() -> dict:
     from tools.calibration.zoo import SPLIT
-    from tools.calibration.zoo2 import SPLIT2
-    from tools.calibration.zoo3 import SPLIT3
-    from tools.calibration.zoo4 import SPLIT4
 
-    return {**SPLIT, **SPLIT2, **SPLIT3, **SPLIT4}
+    return {**SPLIT, **zoos.all_splits()}
 
 
 def _cases(half: str) -> list:
     """The cases of ``half`` ("all": tuning and held-out; the later held-out zoos only by name)."""
     from tools.calibration.zoo import ALL_CASES, SPLIT
-    from tools.calibration.zoo2 import CASES2
-    from tools.calibration.zoo3 import CASES3
-    from tools.calibration.zoo4 import CASES4
 
     if half in TAIL:
-        return list({"held-out-2": CASES2, "held-out-3": CASES3, "held-out-4": CASES4}[half].values())
+        return list(zoos.cases(int(half.rsplit("-", 1)[1])).values())
     return [c for c in ALL_CASES.values() if half in ("all", SPLIT[c.name])]
 
 
@@ -239,7 +230,7 @@ def to_markdown(rows, n_inits: int, title: str = "Results") -> str:
 
 def place(old: str, text: str, second: bool | str) -> str:
     """``old`` (a calibration.md) with its results replaced by ``text``: the text above ``MARKER`` is kept; the
-    results of a zoo checked only by name (``second``: "held-out-2" or True, "held-out-3", "held-out-4") go below its marker in
+    results of a zoo checked only by name (``second``: "held-out-2" or True, "held-out-3", …) go below its marker in
     :data:`TAIL`, the others (``second`` False) between ``MARKER`` and the first of those; each keeps the others."""
     if MARKER not in old:
         old = "# Calibration: `deepstart check` on a labelled zoo\n\n" + MARKER + "\n"
@@ -276,8 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-inits", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="skip the cases marked slow")
     parser.add_argument("--half", choices=("tuning", "held-out", "all", *TAIL), default="all",
-                        help="which half of the zoo to check (default: all = tuning and held-out; the second "
-                             "to fourth held-out zoos only as held-out-2 … held-out-4)")
+                        help="which half of the zoo to check (default: all = tuning and held-out; the later "
+                             "held-out zoos only by name, held-out-2 …)")
     parser.add_argument("--without-hf", action="store_true",
                         help="skip the cases built from transformers configs (when transformers is not installed)")
     args = parser.parse_args(argv)
