@@ -74,7 +74,9 @@ def test_he_relu_width_equal_depth_is_healthy(generator):
 
 
 def test_resnet_eta_1_explodes_like_2_to_the_L(generator, scaled_resnet):
-    depth = 10
+    # 16 blocks: 2^16 = e^11.1, beyond the residual-stream bound e^7.17 (docs/laws.md, rule made after the fourth
+    # held-out zoo; 10 blocks, e^6.93 against e^6.30, was an error before it and is within 3 SE of the bound now)
+    depth = 16
     report = check(scaled_resnet(64, [1.0] * depth, generator), n_inits=8, generator=generator)
     blocks = [s for s in report.main_sites]
     assert len(blocks) == depth and all(s["kind"] == "block" and s["eta"] == pytest.approx(1.0) for s in blocks)

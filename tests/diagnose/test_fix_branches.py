@@ -90,9 +90,11 @@ def model_index(model: nn.Sequential, block: nn.Module) -> str:
 
 def test_branch_scaling_survives_a_user_reinit_scheme():
     """With ``reinit="he"`` every init of the re-check is drawn by He again; the branch scaling is applied after
-    each draw, else the re-check would measure the unscaled net and reject the change."""
+    each draw, else the re-check would measure the unscaled net and reject the change. ResNet-44 (21 blocks,
+    e^12.4 against the residual-stream bound e^7.68): ResNet-20's e^5.1 is within e^6.11 (docs/laws.md, rule made
+    after the fourth held-out zoo)."""
     torch.manual_seed(SEED)
-    model = he_resnet(20)
+    model = he_resnet(44)
     x = torch.randn(8, 3, 8, 8, generator=_gen(2))
     result = fix_(model, x, n_inits=4, generator=_gen(3), jacobian=False, reinit="he")
     assert "fm1" in {f.category for f in result.before.findings if f.severity == "error"}

@@ -137,27 +137,28 @@ def stream_series(report):
     s = _series("stream_length", report, pts, title="residual stream length per block",
                 ylabel="M_l of the stream", log=True,
                 law="M_l = M_{l−1} + v_l (v_l: the branch's output; Xiong et al. 2020 §3); a stretch of normalized "
-                    "blocks is an error when it grows beyond exp(2·log(L + 1) + 1.5) over L links",
+                    "or unnormalized blocks is an error when it grows beyond exp(2·log(L + 1) + 1.5) over L links",
                 expected_label="M_{l−1} + v_l (measured M_{l−1}, v_l)")
     if s is None:
         return None
     envelope = _additive_envelope(report)
     bound = np.array([envelope.get(n, math.nan) for n in s.names])
-    return replace(s, bound=bound, bound_label="error above: additive growth limit") if np.isfinite(bound).any() \
+    return replace(s, bound=bound, bound_label="error above: residual-stream limit") if np.isfinite(bound).any() \
         else s
 
 
 @quiet
 def _additive_envelope(report) -> dict:
-    """site -> M_start · exp(additive_band(k)) for the k-th link of each additive segment of at least ``min_links``
-    links (:func:`deepstart.diagnose.laws.segment.additive_band`, the law that judges such a stretch)."""
+    """site -> M_start · exp(additive_band(k)) for the k-th link of each residual (additive or multiplicative)
+    segment of at least ``min_links`` links (:func:`deepstart.diagnose.laws.segment.additive_band`, the bound that
+    judges such a stretch)."""
     from deepstart.diagnose.laws.segment import additive_band
     from deepstart.diagnose.parts import Segment, read_parts
 
     main, out = report.main_idx, {}
     m0 = float(np.nanmean(report.m0)) if np.size(report.m0) else math.nan
     for seg in read_parts(report):
-        if not isinstance(seg, Segment) or seg.growth != "additive" or \
+        if not isinstance(seg, Segment) or seg.growth == "plain" or \
                 len(seg.links) < report.thresholds.get("min_links", 4):
             continue
         first = seg.links[0]

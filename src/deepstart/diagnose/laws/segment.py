@@ -4,16 +4,26 @@ A segment (:class:`deepstart.diagnose.parts.Segment`) is a stretch of the main p
 layer or unreadable op in it and no boundary (pooling, reshaping). Its links j carry the per-link mean length ratios
 ξ_j = M_j/M_{j−1} and gradient ratios (:func:`deepstart.diagnose.verdicts.path_stats`, restricted to the segment):
 
-* ``plain`` and ``multiplicative`` segments (weight layers; residual additions whose branch is not normalized, so
-  M_l = M_{l−1}(1 + η_l² g_l)): FM1 drift of the mean length over the segment's links, FM2 = Σ Var log ξ_j, and the
-  gradient ratio across the segment (Hanin & Rolnick 2018, Thm 5 and §1; Schoenholz et al. 2017, χ₁). FM1 and
-  gradients need ``min_links`` links: they are rates over depth.
-* ``additive`` segments (every branch normalized or opened by a norm: M_l = M_{l−1} + v_l, Xiong et al. 2020 §3; or
-  scaled by η_l with Σ η_l² bounded, Hanin & Rolnick 2018 Thm 2):
-  the stream may grow like a polynomial of the depth; the error is growth (or a gradient ratio) beyond
-  2·log(L + 1) + 1.5 nats over L links (growth at most like L², coherent branches). Gradients beyond it are a
-  warning, an error only beyond ``normalized_gradient_nats`` as well (the branches' norms divide the backward signal
-  by the stream's growing length, a polynomial of higher degree with BatchNorm; Yang et al. 2019).
+* ``plain`` segments (weight layers only): FM1 drift of the mean length over the segment's links, FM2 =
+  Σ Var log ξ_j, and the gradient ratio across the segment (Hanin & Rolnick 2018, Thm 5 and §1; Schoenholz et al.
+  2017, χ₁). FM1 and gradients need ``min_links`` links: they are rates over depth. At the critical init E ξ_j = 1
+  exactly, so a drift beyond ``fm1_nats`` (1 nat) measures an init off criticality.
+* residual segments, judged from the stream's first addition by their total growth (and gradient ratio) over their
+  L links against the bound of a residual stream, :func:`additive_band` = 2·log(L + 1) + 1.5 nats (growth at most
+  like L², coherent branches):
+
+  - ``additive`` (every branch normalized or opened by a norm: M_l = M_{l−1} + v_l, Xiong et al. 2020 §3; or scaled
+    by η_l with Σ η_l² bounded, Hanin & Rolnick 2018 Thm 2): the stream may grow like a polynomial of the depth;
+  - ``multiplicative`` (branches not normalized, Σ η_l² unbounded: E M_l = E M_{l−1}(1 + η_l² g_l), Hanin &
+    Rolnick 2018 Thm 2 and §4): the growth is exponential in depth at any init, and FM1 is its L → ∞ statement; at
+    the model's finite depth the total growth is what is judged, against the same bound, and the finding says the
+    growth is exponential and at how many links it leaves the bound (:func:`crossing_depth`). Needs ``min_links``
+    links (shorter stretches: the addition law's branch gain); FM2 as a plain segment (rule made after the fourth
+    held-out zoo was scored, ``docs/laws.md``).
+
+  Gradients beyond the bound are a warning, an error only beyond ``normalized_gradient_nats`` as well (the
+  branches' norms divide the backward signal by the stream's growing length, a polynomial of higher degree with
+  BatchNorm, Yang et al. 2019; unnormalized branches grow it with the forward signal, over the same blocks).
 
 :func:`layer_findings` judges every weight layer by itself (a one-layer segment): a layer that changes the mean
 squared length of its input by more than e^±``layer_gain_nats`` has weights orders of magnitude off its input.
@@ -26,10 +36,13 @@ import numpy as np
 
 from deepstart.diagnose.laws._stats import column, mean_se_log, per_init, quiet, significant, worst
 
-__all__ = ["judge", "segment_stats", "layer_gain", "layer_findings", "additive_band", "plain_runs", "run_findings"]
+__all__ = ["judge", "segment_stats", "layer_gain", "layer_findings", "additive_band", "crossing_depth", "plain_runs",
+           "run_findings"]
 
 SOURCE_FM = "Hanin & Rolnick 2018, Thm 5 (FM1/FM2); Schoenholz et al. 2017 (χ₁)"
 SOURCE_ADDITIVE = "Xiong et al. 2020, §3 (normalized branches add to the stream)"
+SOURCE_RESIDUAL = ("Hanin & Rolnick 2018, Thm 2 and §4 (E M_L = M_0 ∏(1 + η_l² g_l)); the bound of a residual "
+                   "stream, 2·log(L + 1) + 1.5 nats (Xiong et al. 2020, §3)")
 
 
 def additive_band(links: int) -> float:
@@ -56,34 +69,117 @@ def segment_stats(report, positions) -> dict:
 
 
 def judge(seg, report, t, remedy, parts=()) -> list:
-    from deepstart.diagnose.verdicts import Finding, pm
+    """Findings of segment ``seg``: a ``plain`` one by the mean-field law per link (:func:`_plain_law`), a residual
+    one (``additive`` or ``multiplicative``) by its total growth against :func:`additive_band` (:func:`_stream_law`);
+    a ``multiplicative`` one also by FM2, as a plain one."""
+    if seg.growth == "plain":
+        return _plain_law(seg, report, t, remedy)
+    if seg.growth == "additive":
+        return _stream_law(seg, report, t, remedy)
+    out = _stream_law(seg, report, t, remedy) if len(seg.links) >= t["min_links"] else []
+    return out + _plain_law(seg, report, t, remedy, fm2_only=True)
 
-    start = _stream_start(seg, report) if seg.growth == "additive" else 0
+
+def crossing_depth(rate: float, limit: int = 10**9) -> int | None:
+    """The fewest links L at which a stream growing by |``rate``| nats per link leaves the bound of a residual stream,
+    |rate|·L > :func:`additive_band` (L) (None: not below ``limit``). f(L) = |rate|·L − 2·log(L + 1) − 1.5 is convex
+    with f(0) < 0, so it has one root; found by bisection over the integers."""
+    r = abs(rate)
+    if not r > 0 or not math.isfinite(r):
+        return None
+    beyond = lambda n: r * n > additive_band(n)  # noqa: E731
+    hi = 1
+    while not beyond(hi):
+        if hi >= limit:
+            return None
+        hi *= 2
+    lo = hi // 2  # not beyond at lo (or lo = 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if beyond(mid) else (mid, hi)
+    return hi
+
+
+def _stream_law(seg, report, t, remedy) -> list:
+    """A residual stream judged by its total growth and gradient ratio from its first addition, against the bound
+    2·log(L + 1) + 1.5 nats over its L links (:func:`additive_band`).
+
+    * ``additive`` (normalized branches, or bounded Σ η_l²): that bound is the law (module docstring).
+    * ``multiplicative`` (unnormalized branches with unbounded Σ η_l², E M_l = E M_{l−1}(1 + η_l² g_l)): the stream
+      grows exponentially in depth at *any* init — Hanin & Rolnick 2018, Thm 2 and §4: log E[M_L]/M_0 =
+      Σ_l log(1 + η_l² g_l), bounded in L iff Σ η_l² is; FM1 is a statement about L → ∞. A plain segment at its
+      critical init has E ξ_j = 1 exactly (Thm 5; Poole et al. 2016), so its drift measures how far the init is off
+      criticality and ``fm1_nats`` (1 nat) judges it; a residual stream with η_l = 1 has no such init short of
+      zeroing its branches, and what decides whether it starts training at the model's actual depth is its total
+      growth and gradient ratio there. Those are judged by the same bound as every residual stream (growth like L²
+      plus slack, the additive law's, Xiong et al. 2020 §3), and the finding says that the growth is exponential and
+      at how many links (:func:`crossing_depth`) it leaves the bound at the measured rate per link: an ``info``
+      within the bound when the growth is beyond ``fm1_nats``, an error beyond it.
+
+    Gradients beyond the bound are a warning, an error only beyond ``normalized_gradient_nats`` too (for a
+    multiplicative stream the backward signal grows with the forward one, G_{l−1} = G_l(1 + χ_l), over the same
+    blocks; the forward growth is the error)."""
+    from deepstart.diagnose.verdicts import Finding
+
+    start = _stream_start(seg, report)
     st = segment_stats(report, seg.links[start:])
     n, sig = st.get("links_read", 0), t["significance"]
     if not n:
         return []
     last, first = seg.sites[-1], seg.sites[start]
     where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
+    band, out = additive_band(n), []
+    exponential = seg.growth == "multiplicative"
+    growth, gse = st.get("log_mean_ratio", math.nan), st.get("fm1_se", math.nan)
+    way, span = "grows" if growth > 0 else "shrinks", where or f" over {n} links"
+    beyond = abs(growth) > band and significant(abs(growth) - band, gse, sig)
+    if exponential and (beyond or abs(growth) > t["fm1_nats"] and significant(abs(growth), gse, sig)):
+        at = crossing_depth(growth / n)
+        rate = (f"exponentially in depth, by a factor {math.exp(growth / n):.3g} per link (its branches are not "
+                f"normalized: E M_l = E M_{{l−1}}(1 + η_l² g_l), unbounded unless Σ η_l² is)")
+        if beyond:
+            depth = f"; it stays within the bound up to {at - 1} links" if at and at > 1 else ""
+            text = (f"the residual stream {way} by exp({growth:.3g}){span}, {rate}, beyond the "
+                    f"bound of a residual stream at this depth (≤ exp({band:.3g})){depth}.")
+        else:
+            depth = f"; at this rate it leaves the bound at about {at} links" if at else ""
+            text = (f"the residual stream {way} by exp({growth:.3g}){span}, within the bound of a "
+                    f"residual stream at this depth (≤ exp({band:.3g})), but {rate}{depth}: deeper stacks of these "
+                    "blocks need branch scaling (η_l = 1/l) or normalized branches.")
+        out.append(Finding("fm1", "error" if beyond else "info", last, growth, band, None, text,
+                           remedy("fm1"), SOURCE_RESIDUAL))
+    elif beyond:
+        out.append(Finding("fm1", "error", last, growth, band, None,
+                           f"the residual stream {way} by exp({growth:.3g}){where}, beyond the additive law of "
+                           f"normalized or η-scaled branches (≤ exp({band:.3g})).", remedy("branches"),
+                           SOURCE_ADDITIVE))
+    g, se = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
+    if abs(g) > band and significant(abs(g) - band, se, sig):
+        severe = abs(g) > t["normalized_gradient_nats"]  # BatchNorm branches: polynomial of higher degree
+        law = "the bound of a residual stream" if exponential else "the additive law"
+        out.append(Finding("gradients", "error" if severe else "warning", first, g,
+                           max(band, t["normalized_gradient_nats"]) if severe else band, None,
+                           f"gradients change by exp({g:.3g}) along the residual stream{where}, beyond {law} "
+                           f"(≤ exp({band:.3g})).", remedy("gradients"),
+                           SOURCE_RESIDUAL if exponential else SOURCE_ADDITIVE))
+    return out
+
+
+def _plain_law(seg, report, t, remedy, fm2_only=False) -> list:
+    """The mean-field law per link over a plain segment: FM1 drift (deeper half, extrapolated over the segment's
+    links) beyond ``fm1_nats``, FM2 beyond ``fm2_var``, gradients beyond ``gradient_nats`` (Hanin & Rolnick 2018,
+    Thm 5; Schoenholz et al. 2017); ``fm2_only``: FM2 alone (a multiplicative stream's FM2)."""
+    from deepstart.diagnose.verdicts import Finding, pm
+
+    st = segment_stats(report, seg.links)
+    n, sig = st.get("links_read", 0), t["significance"]
+    if not n:
+        return []
+    last, first = seg.sites[-1], seg.sites[0]
+    where = f" over the segment {first} … {last} ({n} links)" if len(seg.sites) < len(report.main_idx) else ""
     out = []
-    if seg.growth == "additive":
-        band = additive_band(n)
-        growth, gse = st.get("log_mean_ratio", math.nan), st.get("fm1_se", math.nan)
-        if abs(growth) > band and significant(abs(growth) - band, gse, sig):
-            out.append(Finding("fm1", "error", last, growth, band, None,
-                               f"the residual stream {'grows' if growth > 0 else 'shrinks'} by exp({growth:.3g}){where}"
-                               f", beyond the additive law of normalized or η-scaled branches (≤ exp({band:.3g})).",
-                               remedy("branches"), SOURCE_ADDITIVE))
-        g, se = st.get("grad_log_ratio", math.nan), st.get("grad_se", math.nan)
-        if abs(g) > band and significant(abs(g) - band, se, sig):
-            severe = abs(g) > t["normalized_gradient_nats"]  # BatchNorm branches: polynomial of higher degree
-            out.append(Finding("gradients", "error" if severe else "warning", first, g,
-                               max(band, t["normalized_gradient_nats"]) if severe else band, None,
-                               f"gradients change by exp({g:.3g}) along the residual stream{where}, beyond the "
-                               f"additive law (≤ exp({band:.3g})).", remedy("gradients"), SOURCE_ADDITIVE))
-        return out
     pred = report.predicted_stats if len(seg.sites) == len(report.main_idx) else {}
-    deep = n >= t["min_links"]
+    deep = n >= t["min_links"] and not fm2_only
     drift, se = st.get("fm1_drift", math.nan), st.get("fm1_se", math.nan)
     if deep and abs(drift) > t["fm1_nats"] and not abs(drift) <= sig * se:
         way = "vanishing" if drift < 0 else "exploding"
