@@ -135,14 +135,16 @@ def _measure_once(model: nn.Module, inputs, u_seed: int, cls_name: str | None = 
 
 def _single_layers(rnn: nn.RNNBase) -> list[nn.RNNBase]:
     """The ``num_layers`` layers of a stacked ``nn.LSTM``/``nn.GRU``/``nn.RNN`` as one-layer modules sharing its
-    weights (``weight_ih_l{k}`` ..., both directions' when bidirectional), so that each layer's output can be read
+    weights (``weight_ih_l{k}`` ..., both directions' when bidirectional, the projections ``weight_hr_l{k}`` of an
+    LSTM with ``proj_size``), so that each layer's output can be read
     (the stacked module hides them)."""
-    layers, directions = [], 2 if rnn.bidirectional else 1
+    layers, directions, out = [], 2 if rnn.bidirectional else 1, rnn.proj_size or rnn.hidden_size
     for k in range(rnn.num_layers):
         kw = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
-        one = type(rnn)(rnn.input_size if k == 0 else directions * rnn.hidden_size, rnn.hidden_size, 1,
+        kw |= {"proj_size": rnn.proj_size} if rnn.proj_size else {}
+        one = type(rnn)(rnn.input_size if k == 0 else directions * out, rnn.hidden_size, 1,
                         bias=rnn.bias, batch_first=rnn.batch_first, bidirectional=rnn.bidirectional, **kw)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"):
             for suffix in ("", "_reverse")[:directions]:
                 if hasattr(rnn, f"{name}_l{k}{suffix}"):
                     setattr(one, f"{name}_l0{suffix}", getattr(rnn, f"{name}_l{k}{suffix}"))
