@@ -7,8 +7,8 @@ norms, ``scaled_dot_product_attention``), and forward pre/post hooks name the in
 implement a normalization by hand (``LlamaRMSNorm``, ``T5LayerNorm``: a class whose name ends in ``Norm``) are
 recorded as one ``norm`` op. Each float tensor becomes a node; ops list their input and output nodes and the
 parameters they used, so :mod:`deepstart.diagnose.structure` can read layers, activations, residual additions and
-normalization placement from the graph. The same op order is replayed when measuring (:mod:`.stream`), which taps
-the tensors the structure chose by op index.
+normalization placement from the graph. The same op order is replayed when measuring (:mod:`.replay`, used by
+:mod:`.stream`), which taps the tensors the structure chose by op index.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "replay", "ModelForwardError", "op_name",
-           "KNOWN_ACTIVATIONS", "first_tensor", "float_tensors"]
+__all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS",
+           "first_tensor", "float_tensors"]
 
 # Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
@@ -336,80 +336,3 @@ def capture(model: nn.Module, args: tuple, kwargs: dict, params: dict) -> Graph:
     outs = [rec.lookup(t) for t in _tensors(output, []) if t.is_floating_point()]
     return Graph(rec.ops, rec.nodes, inputs, tuple(n for n in outs if n is not None), output, rec.tensors,
                  tuple(op.name for op in rec.ops))
-
-
-class _Replayer(TorchFunctionMode):
-    """The replay of a recorded forward: counts ops exactly as :class:`_Recorder` does and checks their names against
-    the recorded ``signature``, but builds no graph; ``on_tap(node_id, tensor)`` gets the outputs of tapped ops
-    (``taps``: op index -> ``[(output position, node id)]``)."""
-
-    def __init__(self, signature: tuple, taps: dict, on_tap):
-        super().__init__()
-        self.signature, self.taps, self.on_tap = signature, taps, on_tap
-        self.count, self.opaque, self.first_mismatch = 0, 0, None  # first_mismatch: (index, recorded, ran)
-
-    def op(self, name: str, outs: list) -> None:
-        i = self.count
-        self.count += 1
-        if self.first_mismatch is not None:
-            return
-        if i >= len(self.signature) or self.signature[i] != name:
-            self.first_mismatch = (i, self.signature[i] if i < len(self.signature) else None, name)
-        elif i in self.taps:
-            self.opaque += 1  # the tap's own torch calls are not part of the model
-            try:
-                for pos, nid in self.taps[i]:
-                    self.on_tap(nid, outs[pos])
-            finally:
-                self.opaque -= 1
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if self.opaque:
-            return out
-        name = op_name(func)
-        if name in _SKIP:
-            return out
-        outs = [t for t in _tensors(out, []) if t.is_floating_point()]
-        if outs:
-            self.op(name, outs)
-        return out
-
-
-def replay(model: nn.Module, graph: Graph, args: tuple, kwargs: dict, params: dict, taps: dict, on_tap):
-    """``(output, number of ops run, mismatch)``: ``mismatch`` is None or ``(index, recorded op name or None, op name
-    run)`` of the first op that differs from the graph (None recorded: the replay ran past its end); ``model`` run
-    through ``functional_call`` with ``params`` as :func:`run_recorded` runs it (same op count), calling
-    ``on_tap(node_id, tensor)`` for the tapped op outputs (``taps``: op index -> ``[(output position, node id)]``).
-
-    Cheaper than :func:`run_recorded` (no graph, hooks only on hand-written norm modules); when the forward raises,
-    it is run once more under :func:`run_recorded`, whose :class:`ModelForwardError` names the module.
-    """
-    rep = _Replayer(graph.signature, taps, on_tap)
-    handles = []
-
-    def pre(mod, inputs):
-        rep.opaque += 1
-
-    def post(mod, inputs, output):
-        rep.opaque -= 1
-        t = first_tensor(output)
-        if not rep.opaque and t is not None:
-            rep.op("norm_module", [t])
-
-    try:
-        for m in model.modules():
-            if _opaque_norm(m):
-                handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-        with torch.enable_grad(), rep:
-            output = torch.func.functional_call(model, params, args, kwargs, strict=False)
-    except Exception as exc:
-        for h in handles:
-            h.remove()
-        handles = []
-        run_recorded(model, args, kwargs, params)  # raises ModelForwardError naming the module
-        raise ModelForwardError(f"the model's forward raised: {type(exc).__name__}: {exc}") from exc
-    finally:
-        for h in handles:
-            h.remove()
-    return output, rep.count, rep.first_mismatch

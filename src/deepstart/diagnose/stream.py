@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from deepstart.diagnose.capture import replay
+from deepstart.diagnose.replay import replay
 
 __all__ = ["Measured", "measure", "init_sources", "ControlFlowError"]
 
