@@ -11,6 +11,7 @@ import torch
 from test_calibration_zoo import _build
 
 from tools.calibration import truth as hook_truth
+from tools.calibration import zoo6_mlp_models as mm
 from tools.calibration import zoo6_models as vm
 from tools.calibration.zoo6 import CASES6
 
@@ -73,7 +74,7 @@ def test_scaled_weight_standardization():
 def test_weightnorm_data_init_gives_unit_preactivations():
     """Salimans & Kingma 2016, §3: after the data-dependent init every layer's pre-activations on the init batch have
     mean 0 and std 1 per channel; without it (g = 1) every filter has norm 1."""
-    model = vm.weightnorm_cnn()
+    model = mm.weightnorm_cnn()
     x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for m in model:
@@ -81,7 +82,7 @@ def test_weightnorm_data_init_gives_unit_preactivations():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 dims = (0, 2, 3) if x.dim() == 4 else (0,)
                 assert x.mean(dims).abs().max() < 1e-4 and (x.std(dims) - 1).abs().max() < 1e-4
-    plain = vm.weightnorm_cnn(data_init=False)
+    plain = mm.weightnorm_cnn(data_init=False)
     for m in plain.modules():
         if isinstance(m, torch.nn.Conv2d):
             assert m.weight.detach().flatten(1).norm(dim=1).tolist() == pytest.approx([1.0] * m.out_channels, rel=1e-5)

@@ -10,6 +10,7 @@ they are reached only through :data:`CASES6` (``python -m tools.calibration --ha
 """
 from __future__ import annotations
 
+from tools.calibration import zoo6_mlp_models as mm
 from tools.calibration import zoo6_models as vm
 from tools.calibration import zoo6_seq_models as sm
 from tools.calibration.cases import _tokens
@@ -26,16 +27,16 @@ _CASE6_LIST = [
              ("wavenet-lm-8x32-std1", lambda: sm.wavenet(weight_std=1.0),
               "the same WaveNet with every conv weight N(0, 1) (nn.init.normal_ without a std)"),
              inputs=_tokens, task="lm", blocks="WaveNetLayer"),
-    *_family("gmlp", ("gmlp-6x64", vm.gmlp,
+    *_family("gmlp", ("gmlp-6x64", mm.gmlp,
                       "gMLP (Liu et al. 2021): pre-LN blocks whose spatial gating unit splits the channels, normalizes "
                       "one half and mixes it across tokens with W ≈ 0, b = 1 (identity gate at init), timm init"),
-             ("gmlp-6x64-std1", lambda: vm.gmlp(weight_std=1.0),
+             ("gmlp-6x64-std1", lambda: mm.gmlp(weight_std=1.0),
               "gMLP with every channel linear N(0, 1) (≈ √fan_in × too large)"),
              inputs=_images, blocks="GMLPBlock"),
-    *_family("resmlp", ("resmlp-8x64", vm.resmlp,
+    *_family("resmlp", ("resmlp-8x64", mm.resmlp,
                         "ResMLP (Touvron et al. 2022): Affine (α ⊙ x + β, no statistics) instead of a norm, "
                         "cross-patch linear and channel MLP branches × layer scale 0.1, linears N(0, 0.02²)"),
-             ("resmlp-8x64-ls1-he", lambda: vm.resmlp(init_values=1.0, he=True),
+             ("resmlp-8x64-ls1-he", lambda: mm.resmlp(init_values=1.0, he=True),
               "ResMLP without layer scale (1.0) and with He-initialized linears: nothing normalizes the stream"),
              inputs=_images, blocks="ResMLPBlock"),
     *_family("convmixer", ("convmixer-64x6", vm.convmixer,
@@ -79,18 +80,18 @@ _CASE6_LIST = [
              ("tfixup-lm-12x64-unscaled", lambda: sm.tfixup_lm(scaled=False),
               "the T-Fixup LM without the (9M)^-1/4 scaling: Xavier linears, no norm"),
              inputs=_tokens, task="lm", blocks="TFixupLayer"),
-    *_family("selu-mlp", ("selu-mlp-16x256", vm.selu_mlp,
+    *_family("selu-mlp", ("selu-mlp-16x256", mm.selu_mlp,
                           "self-normalizing network (Klambauer et al. 2017) on flattened CIFAR: 16 SELU layers of 256, "
                           "LeCun normal init (σ_w² = 1/fan_in), biases 0"),
-             ("selu-mlp-16x256-default", lambda: vm.selu_mlp(default_init=True),
+             ("selu-mlp-16x256-default", lambda: mm.selu_mlp(default_init=True),
               "the same SELU MLP at PyTorch's default Linear init (σ_w² = 1/(3·fan_in))"),
-             ("selu-mlp-16x256-x2", lambda: vm.selu_mlp(std_scale=2.0),
+             ("selu-mlp-16x256-x2", lambda: mm.selu_mlp(std_scale=2.0),
               "the same SELU MLP with weights N(0, 4/fan_in) (2 × LeCun's std)"),
              inputs=_images),
-    *_family("weightnorm", ("weightnorm-cnn-12x16", vm.weightnorm_cnn,
+    *_family("weightnorm", ("weightnorm-cnn-12x16", mm.weightnorm_cnn,
                             "plain 12-layer ReLU CNN with weight normalization (Salimans & Kingma 2016): w = g·v/‖v‖, "
                             "v ~ N(0, 0.05²), the paper's data-dependent init of g and b on a fixed batch"),
-             ("weightnorm-cnn-12x16-g1", lambda: vm.weightnorm_cnn(data_init=False),
+             ("weightnorm-cnn-12x16-g1", lambda: mm.weightnorm_cnn(data_init=False),
               "the same weight-normed CNN with g = 1, b = 0 (unit-norm filters, no data-dependent init)"),
              inputs=_images),
     *_family("lstm-projection", ("lstmp-lm-3x128p64", sm.lstmp_lm,
@@ -99,6 +100,32 @@ _CASE6_LIST = [
              ("lstmp-lm-3x128p64-std1", lambda: sm.lstmp_lm(weight_std=1.0),
               "the same LSTMP LM with every recurrent weight N(0, 1) (saturated gates)"),
              inputs=_tokens, task="lm"),
+    # added after the first 27 were labelled (6 disputed), before any check run on this zoo
+    *_family("mobilenet-v1", ("mobilenet-v1-0.5x", vm.mobilenet_v1,
+                              "MobileNetV1 at width 0.5 (Howard et al. 2017) for CIFAR: 9 depthwise separable layers "
+                              "(depthwise 3×3 → BN → ReLU → pointwise 1×1 → BN → ReLU), no residual, PyTorch defaults"),
+             ("mobilenet-v1-0.5x-nobn", lambda: vm.mobilenet_v1(bn=False),
+              "the same MobileNetV1 with every BN an identity at PyTorch's default conv init"),
+             inputs=_images, blocks="DepthwiseSeparable"),
+    *_family("res2net", ("res2net-3x2-4s", vm.res2net,
+                         "Res2Net (Gao et al. 2021) for CIFAR: bottlenecks whose 3×3 stage is split into 4 groups "
+                         "chained by hierarchical residual-like connections, BN, kaiming_normal_ fan_out"),
+             ("res2net-3x2-4s-nobn-x2", lambda: vm.res2net(bn=False, weight_scale=2.0),
+              "the same Res2Net with every BN an identity and every conv weight × 2"),
+             inputs=_images, blocks="Res2NetBottleneck"),
+    *_family("ghostnet", ("ghostnet-8", vm.ghostnet,
+                          "GhostNet (Han et al. 2020) for CIFAR: ghost modules (a primary 1×1 conv and a cheap "
+                          "depthwise 3×3 conv on its output, concatenated) in residual bottlenecks, BN, PyTorch "
+                          "defaults"),
+             ("ghostnet-8-nobn-x3", lambda: vm.ghostnet(bn=False, weight_scale=3.0),
+              "the same GhostNet with every BN an identity and every conv weight × 3"),
+             inputs=_images, blocks="GhostBottleneck"),
+    *_family("normformer", ("normformer-lm-6x64", sm.normformer_lm,
+                            "NormFormer causal LM (Shleifer et al. 2021): pre-LN plus a LayerNorm after attention and "
+                            "after the FFN activation, learned per-head scales, fairseq init"),
+             ("normformer-lm-6x64-std1", lambda: sm.normformer_lm(weight_std=1.0),
+              "NormFormer with every linear weight in the layers N(0, 1)"),
+             inputs=_tokens, task="lm", blocks="NormFormerLayer"),
 ]
 CASES6 = {c.name: c for c in _CASE6_LIST}
 SPLIT6: dict[str, str] = {name: HELD_OUT_6 for name in CASES6}

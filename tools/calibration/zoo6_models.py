@@ -1,7 +1,8 @@
-"""Hand-written image models of the sixth held-out zoo (:mod:`tools.calibration.zoo6`): ConvMixer, ShuffleNetV2,
-ResNeXt, NF-ResNet, gMLP, ResMLP, a self-normalizing SELU MLP and a weight-normalized CNN, each with its paper's (or
-its reference code's) init and a knob for the broken variant. Every builder draws from torch's global RNG, so
-``torch.manual_seed`` reproduces it. The sequence models are in :mod:`tools.calibration.zoo6_seq_models`.
+"""Hand-written conv nets of the sixth held-out zoo (:mod:`tools.calibration.zoo6`): ConvMixer, ShuffleNetV2,
+ResNeXt, NF-ResNet, MobileNetV1, Res2Net and GhostNet, each with its paper's (or its reference code's) init and a knob
+for the broken variant. Every builder draws from torch's global RNG, so ``torch.manual_seed`` reproduces it. The
+MLP-like and weight-normalized models are in :mod:`tools.calibration.zoo6_mlp_models`, the language models in
+:mod:`tools.calibration.zoo6_seq_models`.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.parametrizations import weight_norm
 
 
 def _scale_weights(model: nn.Module, scale: float, types=(nn.Conv2d, nn.Linear)) -> None:
@@ -204,161 +204,130 @@ def nf_resnet(alpha: float = 0.2, scaled: bool = True, standardize: bool = True,
     return model
 
 
-# ------------------------------------------------------------------------------------------- gMLP and ResMLP
-def _patches(x: torch.Tensor, stem: nn.Module) -> torch.Tensor:
-    return stem(x).flatten(2).transpose(1, 2)
+# -------------------------------------------------------------------------------------------------- MobileNetV1
+class DepthwiseSeparable(nn.Module):
+    """MobileNet's depthwise separable convolution (Howard et al. 2017, Fig. 3): depthwise 3×3 → BN → ReLU, then
+    pointwise 1×1 → BN → ReLU; no residual."""
 
-
-class SpatialGatingUnit(nn.Module):
-    """gMLP's spatial gating unit (Liu et al. 2021, eq. 2-3): split the channels into (u, v), v ← W·LN(v) + b across
-    tokens (W near 0, b = 1 at init, so the unit starts as the identity on u), output u ⊙ v."""
-
-    def __init__(self, d_ffn: int, tokens: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, bn: bool):
         super().__init__()
-        self.norm = nn.LayerNorm(d_ffn // 2)
-        self.proj = nn.Linear(tokens, tokens)
+        self.depthwise, self.bn1 = nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), _bn(c_in, bn)
+        self.pointwise, self.bn2 = nn.Conv2d(c_in, c_out, 1, bias=False), _bn(c_out, bn)
 
     def forward(self, x):
-        u, v = x.chunk(2, dim=-1)
-        return u * self.proj(self.norm(v).transpose(1, 2)).transpose(1, 2)
+        return F.relu(self.bn2(self.pointwise(F.relu(self.bn1(self.depthwise(x))))))
 
 
-class GMLPBlock(nn.Module):
-    """gMLP block (Liu et al. 2021, Fig. 1): x + W₂ · SGU(GELU(W₁ · LN(x)))."""
+def mobilenet_v1(bn: bool = True, weight_scale: float = 1.0) -> nn.Module:
+    """A CIFAR MobileNetV1 at width 0.5 (Howard et al. 2017, Table 1 with stride 1 in the stem and the first stage):
+    conv 3×3 → 16, BN, ReLU, then 9 depthwise separable layers (16 → 32 → 64 s2 → 64 → 128 s2 → 128 → 256 s2 → 256 →
+    256 → 256), global average pool, linear head; PyTorch's default init. ``bn=False``: every BN an identity;
+    ``weight_scale`` multiplies every conv weight."""
+    plan = [(16, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1),
+            (256, 256, 1), (256, 256, 1)]
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), _bn(16, bn), nn.ReLU(),
+                          *[DepthwiseSeparable(a, b, s, bn) for a, b, s in plan],
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10))
+    _scale_weights(model, weight_scale, (nn.Conv2d,))
+    return model
 
-    def __init__(self, d: int, d_ffn: int, tokens: int):
+
+# ----------------------------------------------------------------------------------------------------- Res2Net
+class Res2NetBottleneck(nn.Module):
+    """Res2Net block (Gao et al. 2021, Fig. 2b, in the reference code's order): 1×1 conv, its output split into
+    ``scale`` groups x₁ … x_s; y₁ = K₁(x₁), y_i = K_i(x_i + y_{i−1}) for i < s with 3×3 convs (BN, ReLU), y_s = x_s;
+    the y's concatenated → 1×1 conv; ReLU(x + branch),
+    BN after every conv, a 1×1 projection shortcut where the shape changes (stride 2: the first group's path is
+    average-pooled and every K_i is strided, the reference code's "stage" block)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, width: int, scale: int, bn: bool):
         super().__init__()
-        self.norm = nn.LayerNorm(d)
-        self.fc1, self.sgu, self.fc2 = nn.Linear(d, d_ffn), SpatialGatingUnit(d_ffn, tokens), nn.Linear(d_ffn // 2, d)
+        self.stride, self.scale = stride, scale
+        self.conv1, self.bn1 = nn.Conv2d(c_in, width * scale, 1, bias=False), _bn(width * scale, bn)
+        self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, stride, 1, bias=False) for _ in range(scale - 1))
+        self.bns = nn.ModuleList(_bn(width, bn) for _ in range(scale - 1))
+        self.conv3, self.bn3 = nn.Conv2d(width * scale, c_out, 1, bias=False), _bn(c_out, bn)
+        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), _bn(c_out, bn))
+                         if stride > 1 or c_in != c_out else nn.Identity())
 
     def forward(self, x):
-        return x + self.fc2(self.sgu(F.gelu(self.fc1(self.norm(x)))))
+        xs = F.relu(self.bn1(self.conv1(x))).chunk(self.scale, dim=1)
+        ys, y = [], None
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            y = F.relu(bn(conv(xs[i] if y is None or self.stride > 1 else xs[i] + y)))
+            ys.append(y)
+        last = xs[-1] if self.stride == 1 else F.avg_pool2d(xs[-1], 3, self.stride, 1)
+        out = self.bn3(self.conv3(torch.cat([*ys, last], 1)))
+        return F.relu(self.shortcut(x) + out)
 
 
-def gmlp(weight_std: float | None = None, spatial_default: bool = False, d: int = 64, d_ffn: int = 256,
-         depth: int = 6, patch: int = 4) -> nn.Module:
-    """gMLP for CIFAR (patch 4: 64 tokens, d 64, d_ffn 256, 6 blocks, a final LayerNorm; output the tokens). Init as
-    timm's gMLP (the MLP-Mixer ``_init_weights``): channel linears xavier_uniform_ with biases N(0, 1e-6²), the
-    spatial projection N(0, 1e-6²) with bias 1 (the paper's "near-zero W, b = 1"), patch embedding LeCun normal.
-    ``weight_std``: every channel linear N(0, weight_std²) instead; ``spatial_default``: the spatial projection keeps
-    PyTorch's default Linear init (W ~ U(±1/√n), b ~ U(±1/√n))."""
-    tokens = (32 // patch) ** 2
-    stem = nn.Conv2d(3, d, patch, patch)
-    blocks = [GMLPBlock(d, d_ffn, tokens) for _ in range(depth)]
-    model = _TokenNet(stem, blocks, nn.LayerNorm(d))
+def res2net(bn: bool = True, weight_scale: float = 1.0, channels=(64, 128, 256), blocks: int = 2, width: int = 8,
+            scale: int = 4) -> nn.Module:
+    """A CIFAR Res2Net (3 stages of ``blocks`` bottlenecks, scale 4, base width 8 doubling per stage, stem conv 3×3
+    → 32 + BN + ReLU), global average pool, linear head; the reference init (kaiming_normal_ fan_out, BN 1/0).
+    ``bn=False``: every BN an identity; ``weight_scale`` multiplies every conv weight after that init."""
+    layers, c = [nn.Conv2d(3, 32, 3, 1, 1, bias=False), _bn(32, bn), nn.ReLU()], 32
+    for i, c_out in enumerate(channels):
+        for j in range(blocks):
+            layers.append(Res2NetBottleneck(c, c_out, 2 if i and not j else 1, width * 2 ** i, scale, bn))
+            c = c_out
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
     with torch.no_grad():
-        for b in blocks:
-            for lin in (b.fc1, b.fc2):
-                nn.init.xavier_uniform_(lin.weight) if weight_std is None else nn.init.normal_(lin.weight, 0, weight_std)
-                nn.init.normal_(lin.bias, 0.0, 1e-6)
-            if not spatial_default:
-                nn.init.normal_(b.sgu.proj.weight, 0.0, 1e-6)
-                nn.init.ones_(b.sgu.proj.bias)
-        nn.init.trunc_normal_(stem.weight, std=math.sqrt(1.0 / stem.weight[0].numel()) / 0.87962566103423978)
-        nn.init.zeros_(stem.bias)
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                m.weight.mul_(weight_scale)
     return model
 
 
-class _TokenNet(nn.Module):
-    """Patch embedding → blocks → final norm; returns the tokens [B, N, d]."""
+# ---------------------------------------------------------------------------------------------------- GhostNet
+class GhostModule(nn.Module):
+    """Ghost module (Han et al. 2020, Fig. 2b): a primary 1×1 conv makes half the output channels, a cheap depthwise
+    3×3 conv makes the other half from them ("ghost" features); both BN, ReLU if ``relu``, concatenated."""
 
-    def __init__(self, stem: nn.Module, blocks: list, norm: nn.Module):
+    def __init__(self, c_in: int, c_out: int, relu: bool, bn: bool):
         super().__init__()
-        self.stem, self.blocks, self.norm = stem, nn.Sequential(*blocks), norm
+        half = c_out // 2
+        self.primary = nn.Sequential(nn.Conv2d(c_in, half, 1, bias=False), _bn(half, bn),
+                                     *([nn.ReLU()] if relu else []))
+        self.cheap = nn.Sequential(nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=False), _bn(half, bn),
+                                   *([nn.ReLU()] if relu else []))
 
     def forward(self, x):
-        return self.norm(self.blocks(_patches(x, self.stem)))
+        y = self.primary(x)
+        return torch.cat([y, self.cheap(y)], 1)
 
 
-class Affine(nn.Module):
-    """ResMLP's Aff (Touvron et al. 2022, eq. 1): α ⊙ x + β, α = 1, β = 0 at init, no statistics."""
+class GhostBottleneck(nn.Module):
+    """Ghost bottleneck (Han et al. 2020, Fig. 3): ghost module (expand, ReLU) → [depthwise 3×3 stride 2 + BN] →
+    ghost module (project, no ReLU), added to the input (or to a depthwise + 1×1 projection of it)."""
 
-    def __init__(self, d: int):
+    def __init__(self, c_in: int, c_mid: int, c_out: int, stride: int, bn: bool):
         super().__init__()
-        self.alpha, self.beta = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+        self.expand, self.project = GhostModule(c_in, c_mid, True, bn), GhostModule(c_mid, c_out, False, bn)
+        self.down = (nn.Sequential(nn.Conv2d(c_mid, c_mid, 3, stride, 1, groups=c_mid, bias=False), _bn(c_mid, bn))
+                     if stride > 1 else nn.Identity())
+        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), _bn(c_in, bn),
+                                       nn.Conv2d(c_in, c_out, 1, bias=False), _bn(c_out, bn))
+                         if stride > 1 or c_in != c_out else nn.Identity())
 
     def forward(self, x):
-        return self.alpha * x + self.beta
+        return self.shortcut(x) + self.project(self.down(self.expand(x)))
 
 
-class ResMLPBlock(nn.Module):
-    """ResMLP layer (Touvron et al. 2022, eq. 2-3): x + ls₁ ⊙ (A · Aff(x)ᵀ)ᵀ across patches, then
-    x + ls₂ ⊙ MLP(Aff(x)) across channels (GELU, 4×), layer scales ls initialized to ``init_values``."""
-
-    def __init__(self, d: int, tokens: int, init_values: float):
-        super().__init__()
-        self.aff1, self.cross_patch, self.aff2 = Affine(d), nn.Linear(tokens, tokens), Affine(d)
-        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-        self.ls1 = nn.Parameter(torch.full((d,), float(init_values)))
-        self.ls2 = nn.Parameter(torch.full((d,), float(init_values)))
-
-    def forward(self, x):
-        x = x + self.ls1 * self.cross_patch(self.aff1(x).transpose(1, 2)).transpose(1, 2)
-        return x + self.ls2 * self.fc2(F.gelu(self.fc1(self.aff2(x))))
-
-
-def resmlp(init_values: float = 0.1, he: bool = False, d: int = 64, depth: int = 8, patch: int = 4) -> nn.Module:
-    """ResMLP for CIFAR (patch 4: 64 tokens, d 64, 8 layers, a final Affine; output the tokens). The reference code's
-    init (``resmlp_models.py``): linears trunc_normal_(std 0.02), biases 0, layer scale 0.1 (their depth-12 value),
-    patch embedding PyTorch's default. ``init_values``: the layer scale; ``he``: every linear kaiming_normal_ (ReLU
-    gain) instead of std 0.02."""
-    tokens = (32 // patch) ** 2
-    blocks = [ResMLPBlock(d, tokens, init_values) for _ in range(depth)]
-    model = _TokenNet(nn.Conv2d(3, d, patch, patch), blocks, Affine(d))
-    with torch.no_grad():
-        for m in model.blocks.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu") if he else nn.init.trunc_normal_(m.weight,
-                                                                                                          std=0.02)
-                nn.init.zeros_(m.bias)
+def ghostnet(bn: bool = True, weight_scale: float = 1.0) -> nn.Module:
+    """A CIFAR GhostNet (stem conv 3×3 → 16 + BN + ReLU, 8 ghost bottlenecks (expansion 16/48/72/72/120/240/200/200,
+    outputs 16/24/24/40/40/80/80/80, stride 2 at the 2nd, 4th and 6th), 1×1 conv → 320 + BN + ReLU, global average
+    pool, linear head; the reference code's init (PyTorch defaults). ``bn=False``: every BN an identity;
+    ``weight_scale`` multiplies every conv weight."""
+    plan = [(16, 16, 16, 1), (16, 48, 24, 2), (24, 72, 24, 1), (24, 72, 40, 2), (40, 120, 40, 1), (40, 240, 80, 2),
+            (80, 200, 80, 1), (80, 200, 80, 1)]
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), _bn(16, bn), nn.ReLU(),
+                          *[GhostBottleneck(a, m, b, s, bn) for a, m, b, s in plan],
+                          nn.Conv2d(80, 320, 1, bias=False), _bn(320, bn), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(320, 10))
+    _scale_weights(model, weight_scale, (nn.Conv2d,))
     return model
 
 
-# ---------------------------------------------------------------------------------------------------- SELU MLP
-def selu_mlp(depth: int = 16, width: int = 256, std_scale: float = 1.0, default_init: bool = False) -> nn.Module:
-    """Self-normalizing network (Klambauer et al. 2017, §3): flattened CIFAR image → ``depth`` hidden SELU layers
-    of ``width`` → 10 logits, LeCun normal weights N(0, 1/fan_in), biases 0 (AlphaDropout left out: rate 0).
-    ``std_scale`` multiplies the std; ``default_init``: PyTorch's default Linear init instead (U(±1/√fan_in))."""
-    dims = [3 * 32 * 32, *[width] * depth]
-    layers = [nn.Flatten()]
-    for a, b in zip(dims, dims[1:]):
-        layers += [nn.Linear(a, b), nn.SELU()]
-    model = nn.Sequential(*layers, nn.Linear(width, 10))
-    if not default_init:
-        with torch.no_grad():
-            for m in model.modules():
-                if isinstance(m, nn.Linear):
-                    nn.init.normal_(m.weight, 0.0, std_scale / math.sqrt(m.in_features))
-                    nn.init.zeros_(m.bias)
-    return model
-
-
-# ------------------------------------------------------------------------------------------ weight-normed CNN
-def weightnorm_cnn(depth: int = 12, c: int = 16, data_init: bool = True) -> nn.Module:
-    """A plain ReLU CNN with weight normalization (Salimans & Kingma 2016): conv 3×3 3 → ``c``, ``depth`` − 1 convs
-    ``c`` → ``c``, global average pool, linear head, every layer ``weight_norm``'d (w = g · v/‖v‖). The paper's init
-    (§3): v ~ N(0, 0.05²), then layer by layer on a fixed batch (16 N(0, 1) images, seed 0) g = 1/σ and b = −μ/σ of
-    the layer's pre-activations per channel, so each starts at zero mean and unit variance. ``data_init=False``:
-    g = 1, b = 0 (unit-norm weights, no data-dependent init)."""
-    convs = [nn.Conv2d(3 if i == 0 else c, c, 3, padding=1) for i in range(depth)]
-    layers = [m for conv in convs for m in (weight_norm(conv), nn.ReLU())]
-    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), weight_norm(nn.Linear(c, 10)))
-    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for m in model:
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                w = m.parametrizations.weight
-                w.original1.normal_(0.0, 0.05)
-                w.original0.fill_(1.0)
-                m.bias.zero_()
-                if data_init:
-                    t = m(x)
-                    dims = (0, 2, 3) if t.dim() == 4 else (0,)
-                    mu, sd = t.mean(dims), t.std(dims)
-                    w.original0.copy_((1 / sd).view_as(w.original0))
-                    m.bias.copy_(-mu / sd)
-            x = m(x)
-    return model
-
-
-__all__ = ["convmixer", "shufflenet_v2", "resnext", "nf_resnet", "gmlp", "resmlp", "selu_mlp", "weightnorm_cnn"]
+__all__ = ["convmixer", "shufflenet_v2", "resnext", "nf_resnet", "mobilenet_v1", "res2net", "ghostnet"]

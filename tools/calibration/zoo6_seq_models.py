@@ -184,4 +184,59 @@ def lstmp_lm(weight_std: float | None = None, proj_scale: float = 1.0) -> nn.Mod
     return model
 
 
-__all__ = ["wavenet", "rezero_lm", "tfixup_lm", "lstmp_lm"]
+# ---------------------------------------------------------------------------------------------------- NormFormer
+class NormFormerLayer(nn.Module):
+    """NormFormer layer (Shleifer et al. 2021, Fig. 1): pre-LN attention whose heads are each scaled by a learned
+    γ_h (init 1) and whose output is LayerNorm'd again before the addition; pre-LN FFN with a LayerNorm after the
+    activation (GELU, 4×)."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.ln_attn, self.ln_post_attn, self.ln_ffn, self.ln_mid = (nn.LayerNorm(n) for n in (d, d, d, 4 * d))
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.head_scale = nn.Parameter(torch.ones(heads))
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        h = self.ln_attn(x)
+        q, k, v = (p(h).view(b, t, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True) * self.head_scale.view(1, -1, 1, 1)
+        x = x + self.ln_post_attn(self.o(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.fc2(self.ln_mid(F.gelu(self.fc1(self.ln_ffn(x)))))
+
+
+class NormFormerLM(nn.Module):
+    """Token embedding × √d + sinusoidal positions → layers → final LayerNorm → linear decoder (fairseq's
+    ``transformer_lm`` with ``--scale-attn --scale-fc --scale-heads``)."""
+
+    def __init__(self, depth: int = 6, d: int = 64, heads: int = 4, vocab: int = VOCAB):
+        super().__init__()
+        self.embed, self.scale = nn.Embedding(vocab, d), math.sqrt(d)
+        self.layers = nn.Sequential(*[NormFormerLayer(d, heads) for _ in range(depth)])
+        self.norm, self.decoder = nn.LayerNorm(d), nn.Linear(d, vocab)
+        pos = torch.arange(64)[:, None] / 10_000 ** (torch.arange(0, d, 2) / d)
+        self.register_buffer("positions", torch.stack([pos.sin(), pos.cos()], -1).flatten(1), persistent=False)
+
+    def forward(self, input_ids):
+        x = self.scale * self.embed(input_ids) + self.positions[: input_ids.shape[1]]
+        return self.decoder(self.norm(self.layers(x)))
+
+
+def normformer_lm(weight_std: float | None = None) -> nn.Module:
+    """NormFormer LM (6 layers, d 64) with fairseq's init: q/k/v xavier_uniform_ with gain 1/√2, the other linears
+    xavier_uniform_, biases 0, embedding N(0, 1/d) (× √d in the forward). ``weight_std``: every linear weight in
+    the layers N(0, weight_std²) instead."""
+    model = NormFormerLM()
+    with torch.no_grad():
+        for layer in model.layers:
+            for lin in (layer.q, layer.k, layer.v, layer.o, layer.fc1, layer.fc2):
+                gain = 2 ** -0.5 if lin in (layer.q, layer.k, layer.v) else 1.0
+                nn.init.xavier_uniform_(lin.weight, gain) if weight_std is None else lin.weight.normal_(0, weight_std)
+                nn.init.zeros_(lin.bias)
+        nn.init.normal_(model.embed.weight, 0.0, model.embed.embedding_dim ** -0.5)
+    return model
+
+
+__all__ = ["wavenet", "rezero_lm", "tfixup_lm", "lstmp_lm", "normformer_lm"]
