@@ -14,10 +14,6 @@ from torch.nn.utils.parametrizations import weight_norm
 
 
 # ------------------------------------------------------------------------------------------- gMLP and ResMLP
-def _patches(x: torch.Tensor, stem: nn.Module) -> torch.Tensor:
-    return stem(x).flatten(2).transpose(1, 2)
-
-
 class SpatialGatingUnit(nn.Module):
     """gMLP's spatial gating unit (Liu et al. 2021, eq. 2-3): split the channels into (u, v), v ← W·LN(v) + b across
     tokens (W near 0, b = 1 at init, so the unit starts as the identity on u), output u ⊙ v."""
@@ -58,7 +54,10 @@ def gmlp(weight_std: float | None = None, spatial_default: bool = False, d: int 
     with torch.no_grad():
         for b in blocks:
             for lin in (b.fc1, b.fc2):
-                nn.init.xavier_uniform_(lin.weight) if weight_std is None else nn.init.normal_(lin.weight, 0, weight_std)
+                if weight_std is None:
+                    nn.init.xavier_uniform_(lin.weight)
+                else:
+                    nn.init.normal_(lin.weight, 0.0, weight_std)
                 nn.init.normal_(lin.bias, 0.0, 1e-6)
             if not spatial_default:
                 nn.init.normal_(b.sgu.proj.weight, 0.0, 1e-6)
@@ -76,7 +75,7 @@ class _TokenNet(nn.Module):
         self.stem, self.blocks, self.norm = stem, nn.Sequential(*blocks), norm
 
     def forward(self, x):
-        return self.norm(self.blocks(_patches(x, self.stem)))
+        return self.norm(self.blocks(self.stem(x).flatten(2).transpose(1, 2)))
 
 
 class Affine(nn.Module):
@@ -117,8 +116,10 @@ def resmlp(init_values: float = 0.1, he: bool = False, d: int = 64, depth: int =
     with torch.no_grad():
         for m in model.blocks.modules():
             if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu") if he else nn.init.trunc_normal_(m.weight,
-                                                                                                          std=0.02)
+                if he:
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                else:
+                    nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
     return model
 

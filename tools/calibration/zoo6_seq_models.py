@@ -232,8 +232,10 @@ def normformer_lm(weight_std: float | None = None) -> nn.Module:
     with torch.no_grad():
         for layer in model.layers:
             for lin in (layer.q, layer.k, layer.v, layer.o, layer.fc1, layer.fc2):
-                gain = 2 ** -0.5 if lin in (layer.q, layer.k, layer.v) else 1.0
-                nn.init.xavier_uniform_(lin.weight, gain) if weight_std is None else lin.weight.normal_(0, weight_std)
+                if weight_std is None:
+                    nn.init.xavier_uniform_(lin.weight, 2 ** -0.5 if lin in (layer.q, layer.k, layer.v) else 1.0)
+                else:
+                    lin.weight.normal_(0.0, weight_std)
                 nn.init.zeros_(lin.bias)
         nn.init.normal_(model.embed.weight, 0.0, model.embed.embedding_dim ** -0.5)
     return model
