@@ -46,7 +46,8 @@ def expected_input(model: nn.Module) -> str:
 
 @dataclass
 class Site:
-    """Where one length is measured. ``kind`` is ``"layer"``, ``"norm"`` or ``"block"`` (a residual addition)."""
+    """Where one length is measured. ``kind`` is ``"layer"``, ``"norm"``, ``"block"`` (a residual addition) or
+    ``"pool"`` (a pooling op whose output a layer reads: the link into it is pooling's own factor, not read)."""
 
     name: str
     kind: str
@@ -84,4 +85,5 @@ class Site:
     opaque: str | None = None              # why the law of this site cannot be stated (custom autograd, …)
     recurrent: dict | None = None          # recurrent layers: cell, layers, steps, hidden, bidirectional
     zero_init: bool = False                # layers: all weights exactly 0 (Fixup/SkipInit's last branch layer)
+    padding: float | None = None           # convolutions: ρ, the mean fraction of kernel taps inside the map
     notes: list = field(default_factory=list)

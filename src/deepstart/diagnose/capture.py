@@ -20,7 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS",
-           "first_tensor", "float_tensors"]
+           "first_tensor", "float_tensors", "padding_factor"]
 
 # Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
@@ -48,6 +48,7 @@ _SHAPE = {"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "s
 _WEIGHT_OPS = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
                "addmm", "matmul", "__matmul__", "mm", "bmm", "baddbmm", "einsum", "embedding", "bilinear",
                "multi_head_attention_forward"}
+_CONVS = {"conv1d", "conv2d", "conv3d"}
 _NORM_OPS = {"layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm"}
 _ATTENTION_OPS = {"scaled_dot_product_attention", "multi_head_attention_forward"}
 _SKIP = {"__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__", "__bool__", "item", "tolist",
@@ -134,6 +135,7 @@ class Op:
     params: tuple            # names of the parameters it used (≥ 2-D first)
     inplace: bool = False
     scalars: tuple = ()      # (keyword or None, value) of non-tensor arguments (negative_slope, approximate, …)
+    padding: float | None = None  # convolutions: ρ, the mean fraction of kernel taps inside the input map
 
 
 @dataclass
@@ -247,7 +249,37 @@ class _Recorder(TorchFunctionMode):
         scalars += tuple((k, v) for k, v in kwargs.items() if isinstance(v, simple))
         self.add_op(name, kind, inputs, outs, [p[0] for p in sorted(params, key=lambda p: -p[1].ndim)], inplace,
                     scalars, axis, fed)
+        if kind == "weight" and name in _CONVS:
+            self.opaque += 1  # its own conv is not part of the model
+            try:
+                self.ops[-1].padding = padding_factor(func, args, kwargs)
+            finally:
+                self.opaque -= 1
         return out
+
+
+def padding_factor(conv, args: tuple, kwargs: dict) -> float | None:
+    """ρ of a convolution ``conv(input, weight, bias, stride, padding, dilation, groups)``: the mean over output
+    positions of the fraction of the kernel's taps that fall inside the input map (zero padding contributes
+    nothing). For weights of variance σ_w² and an input of mean square M(x), uniform over positions,
+    E M(h) = σ_w² · fan_in · ρ · M(x), and the summed squared gradient passes back the same factor: ρ is the
+    zero-padding factor of the conv law (a 3×3 conv with padding 1 has ρ = 4/9 on a 2×2 map). Read exactly: the
+    conv run once on an all-ones input of one sample with all-ones kernels, divided by fan_in (None: not read)."""
+    x = args[0] if args else kwargs.get("input")
+    w = args[1] if len(args) > 1 else kwargs.get("weight")
+    if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or w.ndim < 3:
+        return None
+    rest = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
+    groups = args[6] if len(args) > 6 else rest.get("groups", 1)
+    shape = (1, *x.shape[1:]) if x.ndim == w.ndim else (1, *x.shape)
+    try:
+        with torch.no_grad():
+            ones = torch.ones(shape, dtype=torch.float32, device=x.device)
+            kernel = torch.ones((groups, *w.shape[1:]), dtype=torch.float32, device=w.device)
+            out = conv(ones, kernel, None, *args[3:], **rest)
+        return float(out.double().mean()) / w[0].numel()
+    except Exception:  # noqa: BLE001 - an argument form not read here: no factor, the law without padding
+        return None
 
 
 def _feature_axis(name, kind, out):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from deepstart._json import dumps
-from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, path_stats
+from deepstart.diagnose.verdicts import THRESHOLDS, chain_links, findings, padding_factors, path_stats
 
 __all__ = ["Report", "SCHEMA_VERSION", "VERDICTS", "schema"]
 
@@ -117,7 +117,7 @@ class Report:
         there is no spread across inits: the standard errors of the drifts are then the spread of one net's log
         length, √(5β) (Hanin & Rolnick 2018, Thm 5: Var log M_d ≈ 5β for ReLU nets; an order of magnitude for
         others), so a narrow net's own fluctuation is not called FM1."""
-        st = path_stats(self.sq, self.grad, self.m0, self.main_idx, self.links)
+        st = path_stats(self.sq, self.grad, self.m0, self.main_idx, self.links, padding_factors(self.main_sites))
         if self.sq.shape[0] == 1 and st.get("links_read"):
             spread = math.sqrt(5.0 * self.beta)
             st["fm1_se"], st["grad_se"] = spread, spread

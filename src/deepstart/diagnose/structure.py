@@ -32,6 +32,9 @@ __all__ = ["read_sites", "family_of", "FAMILIES"]
 FAMILIES = ("plain", "plain-bn", "residual", "residual-bn", "pre-ln", "post-ln", "sandwich", "deepnorm")
 _HIDING = {"from_numpy", "tensor", "as_tensor", "asarray", "detach", "detach_"}  # tensors from outside the graph
 _RECURRENT = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
+# pooling ops: a site when a layer reads their output, so that the layer's link is read from its actual input and
+# pooling's own factor (the link into the pool) is left out (docs/laws.md)
+_POOLS = {f"{kind}_pool{d}d" for kind in ("max", "avg", "adaptive_max", "adaptive_avg", "lp") for d in (1, 2, 3)}
 _THEORY_OPS = {"linear", "conv1d", "conv2d", "conv3d", "addmm", "matmul", "__matmul__", "mm"}
 
 
@@ -129,7 +132,8 @@ def read_sites(graph: Graph, params: dict) -> tuple:
 
     custom = _custom_functions(graph)
     for op in graph.ops:
-        if op.kind not in ("weight", "norm") or not op.outputs or _constant(graph, op):
+        pool = op.name in _POOLS and bool(op.outputs) and _feeds_layer(graph, op.outputs[0], consumers)
+        if (op.kind not in ("weight", "norm") and not pool) or not op.outputs or _constant(graph, op):
             continue
         name, k = unique(op.module)
         try:
@@ -179,6 +183,22 @@ def read_sites(graph: Graph, params: dict) -> tuple:
     return _finish(sites, taps, pre_taps, blocks, softmax)
 
 
+def _feeds_layer(graph: Graph, nid: int, consumers: dict) -> bool:
+    """Whether a weight op reads node ``nid``, directly or through shape-only, transparent and elementwise ops (a
+    pooled map flattened into a linear layer, or rectified first)."""
+    todo, seen = [nid], set()
+    while todo:
+        n = todo.pop()
+        for c in consumers.get(n, ()):
+            o = graph.ops[c]
+            if o.kind == "weight":
+                return True
+            if o.kind in ("shape", "transparent", "activation") and c not in seen:
+                seen.add(c)
+                todo.extend(o.outputs)
+    return False
+
+
 def _constant(graph: Graph, op) -> bool:
     """The op's output carries no gradient: no trainable parameter enters it, directly or through its inputs (a
     sin/cos position table or a mask read from a buffer by an index, GPT-J's rotary table, whether the index is a
@@ -195,13 +215,17 @@ def _site(graph, op, consumers, sizes, params, named, pre_taps, index, custom) -
     name, k = named
     act = _activation(graph, members, op.module, params)
     measure_op = graph.nodes[end].op
-    if op.kind == "weight":
+    if op.name in _POOLS:
+        site = Site(name, "pool", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
+                    measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape)
+    elif op.kind == "weight":
         fan_in, sigma_w, sigma_b, wstd = _weight_stats(op, params)
         theory = op.name in _THEORY_OPS and fan_in is not None
         site = Site(name, "layer", op.module_type or op.name, op.module, k, f"{op.name} → {act or 'identity'}",
                     measure_op, act, _width(graph, h), _per_sample(graph.nodes[end].shape), graph.nodes[end].shape, fan_in, sigma_w,
                     sigma_b, wstd, theory_layer=theory, weight_param=op.params[0],
                     weight_params=[k for k in op.params if k in params and params[k].ndim >= 2])
+        site.padding = op.padding
         if not theory and op.name != "embedding":
             site.notes.append(f"{name}: {op.name} ({op.module_type}) measured as a black box; mean-field "
                               "theory not applicable")

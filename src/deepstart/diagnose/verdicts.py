@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "SEVERITIES", "CATEGORIES", "Finding", "chain_links", "path_stats", "findings"]
+__all__ = ["THRESHOLDS", "SEVERITIES", "CATEGORIES", "Finding", "chain_links", "path_stats", "padding_factors",
+           "findings"]
 
 THRESHOLDS = {
     "fm1_nats": 1.0,            # |drift of log E[M] over the depth| (a factor e in mean squared length)
@@ -116,11 +117,13 @@ def chain_links(main_sites, with_input: bool) -> np.ndarray:
     ``with_input``, else from site j−1; the first site has no link then). A link counts when the site's input *is*
     the previous measured tensor (``source``), so pooling, flattening or an unseen skip between two sites is not
     read as a length change of the net; a trailing output layer without activation (a head) after activated
-    layers or blocks is left out too: FM1 and vanishing gradients are rates per hidden layer (H&R 2018, §1)."""
+    layers or blocks is left out too: FM1 and vanishing gradients are rates per hidden layer (H&R 2018, §1). The link
+    into a pooling site is pooling's own factor (the max of correlated units, an average), which no law of
+    initialization speaks about: not read; the layer after it is read from the pooled map it actually reads."""
     n = len(main_sites)
     use = np.zeros(n, dtype=bool)
     for j, s in enumerate(main_sites):
-        use[j] = s.get("source") == ("input" if j == 0 else main_sites[j - 1]["name"])
+        use[j] = s.get("source") == ("input" if j == 0 else main_sites[j - 1]["name"]) and s["kind"] != "pool"
     hidden = [s["kind"] == "block" or bool(s.get("activation")) for s in main_sites]
     k = n
     while k > 1 and not hidden[k - 1] and any(hidden[:k - 1]):
@@ -129,9 +132,13 @@ def chain_links(main_sites, with_input: bool) -> np.ndarray:
     return use if with_input else use[1:]
 
 
-def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
+def path_stats(sq, grad, m0, main_idx, links=None, padding=None) -> dict:
     """Summary statistics along the main path (see the module docstring). Arrays are [inits, inputs, sites];
-    ``links`` (from :func:`chain_links`) selects the per-layer ratios read (default: all)."""
+    ``links`` (from :func:`chain_links`) selects the per-layer ratios read (default: all); ``padding``
+    (:func:`padding_factors`: ρ_j, σ_w,j², σ_b,j² per main site) the conv law's zero-padding factor that each
+    link's ratios are divided by: E M(h_j) = σ_w² · fan_in · ρ_j · M(x_{j−1}) + σ_b², so the length ratio by
+    (a ρ M + σ_b²)/(a M + σ_b²) with a = σ_w² · fan_in and M the mean input length, the gradient ratio by ρ_j (no
+    bias enters the backward signal). Default: no padding."""
     sq, grad = np.asarray(sq, float), np.asarray(grad, float)
     idx = list(main_idx)
     if not idx:
@@ -148,7 +155,9 @@ def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
     if depth < 1:
         return out
     use = np.ones(depth, dtype=bool) if links is None else np.asarray(links, dtype=bool)[-depth:]
+    rho, fwd = _padding(chain, padding, len(idx), depth)
     mean, se, ratio = _ratio_stats(chain)
+    mean, se, ratio = mean / fwd, se / fwd, ratio / fwd
     mean, se = np.where(use, mean, np.nan), np.where(use, se, np.nan)
     ratio = np.where(use, ratio, np.nan)
     read = np.flatnonzero(use)
@@ -176,11 +185,32 @@ def path_stats(sq, grad, m0, main_idx, links=None) -> dict:
         guse = use[-(g.shape[-1] - 1):] if g.shape[-1] >= 2 else np.zeros(0, dtype=bool)
         if g.shape[-1] >= 2 and guse.any():
             gmean, gse, _ = _ratio_stats(g[..., ::-1])
-            gmean, gse = gmean[::-1][guse], gse[::-1][guse]  # link j−1 → j, in forward order
+            grho = rho[-(g.shape[-1] - 1):]
+            gmean, gse = (gmean[::-1] / grho)[guse], (gse[::-1] / grho)[guse]  # link j−1 → j, in forward order
             out["grad_log_ratio"] = float(np.sum(np.log(gmean)))
             out["grad_se"] = float(np.sqrt(np.sum((gse / gmean) ** 2)))
     out["ratio_mean"] = mean
     return out
+
+
+def padding_factors(main_sites) -> np.ndarray:
+    """[3, sites]: ρ_j (the zero-padding factor of a convolution, :func:`deepstart.diagnose.capture.padding_factor`;
+    1 for every other site), a_j = σ_w² (σ_w = √(fan_in · E W²) of the weights' law) and σ_b² of each main site."""
+    return np.array([[s.get("padding") or 1.0 for s in main_sites],
+                     [(s.get("sigma_w") or 0.0) ** 2 for s in main_sites],
+                     [(s.get("sigma_b") or 0.0) ** 2 for s in main_sites]], dtype=float).reshape(3, len(main_sites))
+
+
+def _padding(chain, padding, n, depth) -> tuple:
+    """(ρ per site, the length ratios' padding factor per link) for :func:`path_stats`."""
+    if padding is None:
+        return np.ones(n), np.ones(depth)
+    rho, a, b2 = (np.asarray(v, dtype=float)[-depth:] for v in padding)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m_in = _nanmean(_nanmean(chain[..., :-1], axis=1), axis=0)
+        fwd = (a * rho * m_in + b2) / (a * m_in + b2)
+    fwd = np.where((rho < 1) & np.isfinite(fwd) & (fwd > 0), fwd, np.where(a > 0, 1.0, rho))
+    return np.asarray(padding[0], dtype=float), fwd
 
 
 def _q_ends(report):

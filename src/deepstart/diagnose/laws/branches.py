@@ -9,7 +9,10 @@ gradient larger by the length the norm removes, which is no explosion of the str
 the product of their gains (mean-field per layer: Poole et al. 2016; Hanin & Rolnick 2018), so the law judges
 Σ log(M(y)/M(x)) over the main path's modules beyond ``fm1_nats``, and Σ log(G(x)/G(y)) beyond
 ``normalized_gradient_nats`` when a norm sits in a branch, else beyond ``gradient_nats`` — the plain and normalized
-laws' thresholds for a net's whole depth.
+laws' thresholds for a net's whole depth. The length sum is over the modules without a norm in their branches: a
+module whose branches hold a norm resets the length like a norm (its output's scale is the norm's, whatever its
+input's: after a max-pool, whose output is longer than the map it pools, its ratio reads as a shrink), so no FM1
+rate runs through it (rule made with the pooling sites, docs/laws.md).
 """
 from __future__ import annotations
 
@@ -64,13 +67,17 @@ def judge(part, report, t, remedy, parts=()) -> list:
                     if isinstance(p, Branches) and p.main and column(report, p.stream or "") is not None)
     if not modules or modules[0] is not part:
         return []  # judged once, over every module on the main path
-    (m, m_se), (g, g_se) = module_gains(report, modules)
+    _, (g, g_se) = module_gains(report, modules)
     g_limit = t["normalized_gradient_nats"] if any(p.normalized for p in modules) else t["gradient_nats"]
     span = f"the {len(modules)} modules of parallel branches {modules[0].site} … {modules[-1].site}"
+    plain = tuple(p for p in modules if not p.normalized)  # a module with a norm resets the length, like a norm
+    (m, m_se), _ = module_gains(report, plain) if plain else ((math.nan, math.nan), None)
+    where = span if len(plain) in (0, len(modules)) else \
+        f"the {len(plain)} modules of parallel branches without a norm {plain[0].site} … {plain[-1].site}"
     out = _finding("fm1", part, m, t["fm1_nats"], m_se, t,
-                   f"{span} {'grow' if m > 0 else 'shrink'} the stream's mean squared length by exp({m:.3g}) "
+                   f"{where} {'grow' if m > 0 else 'shrink'} the stream's mean squared length by exp({m:.3g}) "
                    f"together ({pm(m_se)}): each concatenation's length is the width-weighted mean of its branches'.",
-                   remedy)
+                   remedy) if plain else []
     return out + _finding("gradients", part, g, g_limit, g_se, t,
                           f"across {span}, ‖∂ℓ/∂x‖² at the modules' inputs is exp({g:.3g}) times that at their "
                           f"outputs together ({pm(g_se)}), compared at matching points (each module's input and "

@@ -54,13 +54,13 @@ def segment_stats(report, positions) -> dict:
     """:func:`~deepstart.diagnose.verdicts.path_stats` over the main-path links ``positions`` only. With one init
     (given weights) the SEs are the spread of one net's log length, √(5β) over the segment (as ``Report.stats``)."""
     from deepstart.diagnose.parts import full_links
-    from deepstart.diagnose.verdicts import path_stats
+    from deepstart.diagnose.verdicts import padding_factors, path_stats
 
     full = np.zeros(len(report.main_idx), dtype=bool)
     full[list(positions)] = True
     full &= full_links(report)
     mask = full if np.asarray(report.links).size == full.size else full[1:]
-    st = path_stats(report.sq, report.grad, report.m0, report.main_idx, mask)
+    st = path_stats(report.sq, report.grad, report.m0, report.main_idx, mask, padding_factors(report.main_sites))
     if report.sq.shape[0] == 1 and st.get("links_read"):
         main = report.main_sites
         beta = sum(1.0 / main[k]["width"] for k in positions if main[k]["kind"] == "layer" and main[k]["activation"])
@@ -225,7 +225,8 @@ def layer_gain(report) -> dict:
         if k is None:
             continue
         h = pre[..., j] if pre is not None and np.isfinite(pre[..., j]).all() else report.sq[..., j]
-        out[s["name"]] = mean_se_log(per_init(h, report.sq[..., k]))
+        log_gain, se = mean_se_log(per_init(h, report.sq[..., k]))
+        out[s["name"]] = (log_gain - math.log(s.get("padding") or 1.0), se)  # ρ: the conv law's padding factor
     return out
 
 
