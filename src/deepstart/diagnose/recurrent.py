@@ -39,7 +39,8 @@ class RecurrentProbe:
                 continue
             x = x.detach().clone()
             steps = x.shape[1] if module.batch_first else x.shape[0]
-            hidden = module.hidden_size * (2 if module.bidirectional else 1)
+            size = getattr(module, "proj_size", 0) or module.hidden_size  # an LSTM's output is h_t = W_hr(o ⊙ tanh c)
+            hidden = size * (2 if module.bidirectional else 1)
             out_shape = (x.shape[0], hidden) if module.batch_first else (x.shape[1], hidden)
             u = torch.randn(out_shape, generator=generator, dtype=x.dtype).to(x.device)
             self.items.append((s.name, spec["module"], module, x, u, steps))
