@@ -121,7 +121,9 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
 
     Raises:
         ModelForwardError (a ValueError): the forward pass raised; names the module and the shapes it got.
-        ControlFlowError (a ValueError): the inits ran different ops (data-dependent control flow).
+        ControlFlowError (a ValueError): the weights as given ran other ops when replayed (a forward that is not
+            a function of its weights and inputs). Inits 1.. that run other ops (data-dependent control flow, e.g.
+            a mixture of experts' routing) are left out with a note instead.
         ValueError: ``device`` is unknown, not available here (``"cuda"`` without CUDA) or not supported
             (``"meta"``); the message says what to pass instead.
     """
@@ -212,6 +214,9 @@ def _measure(model, read, args, kwargs, batch, n_inits, reinit, factory, loss, g
                   read["cotangent"], batch, seed=seed, bar=bar, device=where) if sites else \
         _empty_measured(n_inits, batch)
     jac, notes = None, [note for s in sites for note in s.notes]
+    if raw.note:  # inits whose forward ran other ops were left out: keep the recurrent taps of those measured
+        notes.append(raw.note)
+        read["recurrent"].rows = [row for i, row in enumerate(read["recurrent"].rows) if i in raw.kept]
     if jacobian and sites:
         jac, note = _jacobian(model, first, args, kwargs, generator_on(generator, where))
         if note:
@@ -230,6 +235,7 @@ def _probe(probe, model, factory, input_shape, device, n_inits, generator) -> di
 def _report(model, read, measured, args, kwargs, batch, n_inits, in_desc, name, probed, started) -> Report:
     """The :class:`Report`: sites, measurements, mean-field predictions where they apply, notes."""
     sites, raw = read["sites"], measured["raw"]
+    n_inits = raw.sq.shape[0]  # fewer than asked when inits with other control flow were left out
     site_dicts = tuple(_site_dict(s) for s in sites)
     weight_families = {s.name: s.weight_family for s in sites if s.weight_family is not None}
     m0 = _input_m0(args, kwargs, batch)

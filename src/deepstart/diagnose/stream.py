@@ -14,8 +14,10 @@ For each initialization i, input b and site j we record (Hanin & Rolnick 2018, Â
 
 Inits come from :func:`init_sources`: the model as given (init 0), then a user factory under new seeds, the
 Hugging Face model's own config, the modules' ``reset_parameters``, a scheme, or a redraw of each tensor from its
-own law (tied and cloned tensors stay equal). Each forward replays the recorded graph (same op sequence; a model
-whose ops change between inits has data-dependent control flow and gets a clear error).
+own law (tied and cloned tensors stay equal). Each forward replays the recorded graph (same op sequence). An init
+whose ops differ (data-dependent control flow: a mixture of experts routes tokens by its router's weights) is left
+out with a note (:attr:`Measured.note`); only when the weights as given do not replay is it a
+:class:`ControlFlowError`.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ class Measured:
     token_cos: np.ndarray   # [n, S] (blocks with [B, T, C] streams; NaN elsewhere)
     attn_entropy: np.ndarray | None = None  # [n, S] normalized attention entropy in a block's branch (eager)
     path: str = "stream"
+    kept: tuple = ()        # indices of the inits measured (those whose forward ran the recorded ops)
+    note: str | None = None  # why some inits were left out (data-dependent control flow), if any were
 
 
 def _loss(out, loss, cotangent):
@@ -72,10 +76,16 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
         for nid in nids:
             roles.setdefault(nid, []).append(("softmax", j))
     taps, copied = _tap_plan(graph, roles)
-    pending, source = [], iter(inits)
+    pending, source, kept, diverged = [], iter(inits), [], []
     while (params := next(source, None)) is not None:
-        pending.append(_measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params, loss, cotangent,
-                                    batch, seed, device))
+        try:
+            pending.append(_measure_one(model, graph, sites, roles, taps, copied, args, kwargs, params, loss,
+                                        cotangent, batch, seed, device))
+            kept.append(len(kept) + len(diverged))
+        except ControlFlowError as exc:
+            if not kept:  # the recorded weights themselves do not replay: nothing can be matched
+                raise
+            diverged.append(str(exc).split(":", 1)[0])
         params = None  # freed before the next init is drawn: one parameter set alive at a time
         if bar is not None:
             bar.update(1)
@@ -83,7 +93,22 @@ def measure(model, graph, sites, info, args, kwargs, inits, loss, cotangent, bat
             for stats, (_, zeros) in zip(to_host([p for p, _ in pending]), pending)]
     stack = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
     return Measured(stack["sq"], stack["grad"], stack["dead"], stack["pre_sq"], stack["pre_grad"],
-                    stack["branch_sq"], stack["cos"], stack["entropy"])
+                    stack["branch_sq"], stack["cos"], stack["entropy"], kept=tuple(kept),
+                    note=_diverged_note(diverged, len(kept)))
+
+
+def _diverged_note(diverged: list, kept: int) -> str | None:
+    """What the inits whose forward ran other ops than the recorded one (a mixture of experts routing tokens by
+    its weights, any data-dependent control flow) mean for the report: they are left out, and with one init left
+    the spread across inits (FM2) is not measured."""
+    if not diverged:
+        return None
+    spread = ("; with one init left, the spread across inits (FM2) is not measured and the SEs are one net's"
+              if kept == 1 else "")
+    return (f"control flow depends on the weights: {len(diverged)} of {kept + len(diverged)} inits ran other ops than "
+            f"the recorded forward ({diverged[0]}), so their sites cannot be matched and they are left out; the "
+            f"statistics are those of the {kept} init(s) that ran the recorded ops (init 0, the weights as given, "
+            f"always does){spread}. Pass reinit=... that keeps the control flow for more.")
 
 
 def _tap_plan(graph, roles) -> tuple:
