@@ -321,3 +321,42 @@ def relu_mlp(depth, width, std, generator, bias=0.0) -> nn.Sequential:
             lin.bias.fill_(bias)
         layers += [lin, nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+class _Reversible(torch.autograd.Function):
+    """Residual blocks run in forward with autograd off, recomputed in backward (Reformer's ``_ReversibleFunction``,
+    Gomez et al. 2017): no gradient reaches a tensor made inside."""
+
+    @staticmethod
+    def forward(ctx, x, blocks):
+        ctx.blocks = blocks
+        ctx.save_for_backward(x)
+        for block in blocks:
+            x = x + block(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            y = x
+            for block in ctx.blocks:
+                y = y + block(y)
+            (g,) = torch.autograd.grad(y, x, grad)
+        return g, None
+
+
+class ReversibleEncoder(nn.Module):
+    """Embedding, pre-LN residual blocks inside a custom autograd Function, LayerNorm, head (a small Reformer)."""
+
+    def __init__(self, depth=4, width=64):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.ReLU(),
+                                                  nn.Linear(width, width)) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, VOCAB)
+
+    def forward(self, ids):
+        return self.head(self.norm(_Reversible.apply(self.embed(ids), self.blocks)))

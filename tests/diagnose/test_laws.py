@@ -272,3 +272,26 @@ def test_norm_input_below_eps_flips_the_norm_law(scale, starved):
     assert r == pytest.approx(math.log(scale ** 2 / 1e-5), abs=0.5)
     hits = [f for f in _errors(report) if f.layer == "norm"]
     assert bool(hits) is starved, _describe(report)
+
+
+def test_layers_inside_a_custom_function_forward_are_not_assessed_not_nonfinite():
+    """Held-out-5's Reformer: blocks run inside a custom autograd Function's forward (autograd off), so no gradient
+    reaches their taps. That is reported by name as not assessed (lengths measured), never a ``nonfinite`` error made
+    from gradients that were never measured; the same blocks outside the Function are read and judged healthy."""
+    report = _check(pm.ReversibleEncoder, pm.tokens)
+    assert not _errors(report), _describe(report)
+    assert report.verdict == "NOT ASSESSED" and not report.healthy
+    inside = [s for s in report.sites if s.get("no_grad")]
+    assert inside and all("_Reversible" in s["opaque"] for s in inside)
+    assert all(np.isfinite(report.sq[..., j]).all() for j, s in enumerate(report.sites) if s.get("no_grad"))
+    assert not any(s.get("no_grad") for s in report.sites if s["name"] in ("embed", "norm", "head"))
+
+    class Plain(pm.ReversibleEncoder):
+        def forward(self, ids):
+            x = self.embed(ids)
+            for block in self.blocks:
+                x = x + block(x)
+            return self.head(self.norm(x))
+
+    plain = _check(Plain, pm.tokens)
+    assert not any(s.get("no_grad") for s in plain.sites) and not _errors(plain), _describe(plain)

@@ -83,6 +83,7 @@ class Site:
     parallel: int = 1                      # blocks: branches summed before the addition (GPT-J/NeoX: 2)
     layer_scale: bool = False              # blocks: the branch ends in a multiplier (η, γ, Fixup scale) read as η
     opaque: str | None = None              # why the law of this site cannot be stated (custom autograd, …)
+    no_grad: bool = False                  # computed where autograd is off (a custom Function's forward): no gradient
     recurrent: dict | None = None          # recurrent layers: cell, layers, steps, hidden, bidirectional
     zero_init: bool = False                # layers: all weights exactly 0 (Fixup/SkipInit's last branch layer)
     padding: float | None = None           # convolutions: ρ, the mean fraction of kernel taps inside the map

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS",
-           "first_tensor", "float_tensors", "padding_factor"]
+           "first_tensor", "float_tensors", "padding_factor", "computed_weights"]
 
 # Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
@@ -316,6 +317,8 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
         def hook(mod, inputs):
             modules.append((name, type(mod).__name__))
             err_stack.append((name, mod, inputs))  # shapes only when reporting an error
+            if isinstance(mod, ParametrizationList):
+                rec.opaque += 1  # a weight computed from parameters (weight norm): one parameter, not ops on data
             if _opaque_norm(mod):
                 if not rec.opaque:
                     t = first_tensor(inputs)
@@ -325,6 +328,10 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
 
     def post(name):
         def hook(mod, inputs, output):
+            if isinstance(mod, ParametrizationList):
+                rec.opaque -= 1
+                if not rec.opaque and isinstance(output, torch.Tensor):
+                    by_id[id(output)] = (computed_name(name), output)
             if _opaque_norm(mod):
                 rec.opaque -= 1
                 t = first_tensor(output)
@@ -360,6 +367,20 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
         for h in handles:
             h.remove()
     return rec, output, inputs
+
+
+def computed_name(name: str) -> str:
+    """``'conv.weight'`` for the :class:`ParametrizationList` module ``'conv.parametrizations.weight'``."""
+    owner, _, tensor = name.rpartition("parametrizations.")
+    return owner + tensor
+
+
+def computed_weights(model: nn.Module) -> dict:
+    """name -> tensor of every parametrized tensor (``torch.nn.utils.parametrize``: weight norm, spectral norm,
+    orthogonal), as the forward computes it: a layer's weight is the computed one (Salimans & Kingma 2016, w = g·v/‖v‖),
+    so its σ_w is read from it."""
+    with torch.no_grad():
+        return {computed_name(name): m() for name, m in model.named_modules() if isinstance(m, ParametrizationList)}
 
 
 def capture(model: nn.Module, args: tuple, kwargs: dict, params: dict) -> Graph:

@@ -177,13 +177,13 @@ def check(model: nn.Module, inputs=None, *, input_shape=None, n_inits: int = 8, 
 
 def _read(model, args, kwargs, loss, generator) -> dict:
     """Capture one forward and read its structure: sites, taps, the recurrent probe, the loss's cotangent."""
-    from deepstart.diagnose.capture import capture
+    from deepstart.diagnose.capture import capture, computed_weights
     from deepstart.diagnose.recurrent import RecurrentProbe
     from deepstart.diagnose.stream import _buffers, _with_grad
     from deepstart.diagnose.structure import read_sites
 
     graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
-    sites, info = read_sites(graph, dict(model.named_parameters()))
+    sites, info = read_sites(graph, {**dict(model.named_parameters()), **computed_weights(model)})
     recurrent = RecurrentProbe(model, sites, graph, generator)
     cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                  for t in float_outputs(graph.output)]

@@ -74,7 +74,7 @@ def _site_table(report) -> list:
     rows = []
     for k, j in enumerate(idx):
         s = report.sites[j]
-        kind = {"layer": "", "norm": " (norm)", "block": " (block)"}[s["kind"]]
+        kind = {"layer": "", "norm": " (norm)", "block": " (block)", "pool": " (pool)"}[s["kind"]]
         act = s["activation"] or ("–" if s["kind"] != "block" else
                                   "η=?" if s["eta"] is None else f"η={s['eta']:.3g}")
         rows.append({"index": k + 1, "site": s["name"], "type": s["module_type"] + kind,

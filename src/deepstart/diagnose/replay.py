@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
 from deepstart.diagnose.capture import (_SKIP, Graph, ModelForwardError, _opaque_norm, _tensors, first_tensor,
@@ -74,10 +75,18 @@ def replay(model: nn.Module, graph: Graph, args: tuple, kwargs: dict, params: di
         if not rep.opaque and t is not None:
             rep.op("norm_module", [t])
 
+    def hide(mod, inputs):
+        rep.opaque += 1
+
+    def show(mod, inputs, output):
+        rep.opaque -= 1
+
     try:
         for m in model.modules():
             if _opaque_norm(m):
                 handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+            elif isinstance(m, ParametrizationList):  # a computed weight: a parameter, as run_recorded reads it
+                handles += [m.register_forward_pre_hook(hide), m.register_forward_hook(show)]
         with torch.enable_grad(), rep:
             output = torch.func.functional_call(model, params, args, kwargs, strict=False)
     except Exception as exc:

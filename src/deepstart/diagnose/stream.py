@@ -300,6 +300,15 @@ def _redraw_plan(params: dict, families: dict, laws: dict) -> dict:
     return plan
 
 
+def _parametrized(model) -> tuple:
+    """Name prefixes of the modules whose weight a parametrization computes (weight norm: w = g·v/‖v‖). Their
+    parameters (g, v, bias) are kept as given in every init: weight norm's init is data-dependent (Salimans &
+    Kingma 2016 §3: g and b set from the layer's pre-activations for the given v), which a redraw of v or b loses."""
+    from torch.nn.utils.parametrize import is_parametrized
+
+    return tuple(f"{name}." if name else "" for name, m in model.named_modules() if is_parametrized(m))
+
+
 def init_sources(model, n_inits: int, reinit, factory, generator, families=None, laws=None, device=None):
     """``(description, iterator of params dicts)``: parameters and buffers of each init, produced one at a time.
 
@@ -335,7 +344,9 @@ def init_sources(model, n_inits: int, reinit, factory, generator, families=None,
     def resampled():
         yield {**_with_grad(given.items()), **_buffers(model)}
         if n_inits > 1:
-            ties, plan = _ties(given), _redraw_plan(given, families, laws or {})
+            kept = _parametrized(model)
+            ties, plan = _ties(given), _redraw_plan(given, {k: f for k, f in (families or {}).items()
+                                                            if not k.startswith(kept)}, laws or {})
         for seed in seeds[1:]:
             yield {**_with_grad(_redraw(given, plan, ties, gen(seed)).items()), **_buffers(model)}
 

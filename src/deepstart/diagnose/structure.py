@@ -157,6 +157,7 @@ def read_sites(graph: Graph, params: dict) -> tuple:
         notes.append(f"residual additions not read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the "
                      "blocks are not assessed")
     _place(sites, anc, graph)
+    _inside_custom(graph, anc, sites, custom)
     inputs = {_back(graph, n) for n in graph.input_nodes} | set(graph.input_nodes)
     for s in sites:
         src = s._in
@@ -264,6 +265,23 @@ def _unread_site(graph, op, named, exc):
     site._in = op.inputs[0] if op.inputs else None
     site._out, site._op, site._out_op = end, op.index, graph.nodes[end].op
     return site, end
+
+
+def _inside_custom(graph: Graph, anc, sites, custom: dict) -> None:
+    """Sites computed inside a custom ``torch.autograd.Function``'s forward (Reformer's reversible layers): autograd
+    is off there, so no gradient reaches their taps (an artifact, not a NaN measured). Each such site is opaque:
+    its forward length is measured, its gradient and law are not (issue 18, no silent verdicts)."""
+    if not custom:
+        return
+    for s in sites:
+        t = graph.tensors[s._out] if s._out is not None and s._out < len(graph.tensors) else None
+        if s.opaque or not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.requires_grad:
+            continue
+        fn = next((f for n, f in custom.items() if anc.below(s._out, n)), None)
+        if fn is not None:
+            s.no_grad = True
+            s.opaque = (f"computed inside custom autograd Function {fn}'s forward, where autograd is off: no "
+                        "gradient reaches it (its backward is the Function's own), so its law is not assessed")
 
 
 def _custom_functions(graph: Graph) -> dict:

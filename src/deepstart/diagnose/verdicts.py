@@ -293,7 +293,8 @@ def findings(report) -> list:
         out.append(Finding("structure", "info", "model", 0.0, 0.0, None,
                            "the model has no parameters (or none that run); nothing to initialize.", "none needed."))
         return out
-    bad = np.sum(~np.isfinite(report.sq), axis=(0, 1)) + np.sum(~np.isfinite(report.grad), axis=(0, 1))
+    hooked = np.array([not s.get("no_grad") for s in report.sites])  # no gradient reaches the others: no NaN read
+    bad = np.sum(~np.isfinite(report.sq), axis=(0, 1)) + np.sum(~np.isfinite(report.grad), axis=(0, 1)) * hooked
     for j in np.flatnonzero(bad):
         out.append(Finding("nonfinite", "error", report.sites[j]["name"], float(bad[j]), 0.0, None,
                            f"{int(bad[j])} non-finite lengths or gradients measured.", _remedy("nonfinite", report)))
