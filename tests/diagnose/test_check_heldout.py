@@ -31,7 +31,8 @@ lead, at 6c6666d (before the fifth zoo's fixes; the code had seen zoos 1-4): fal
 all four in KNOWN_WRONG. The crashes were fixed (the recurrent taps drew their cotangent at hidden_size, not at
 an LSTM's projected width; tests/diagnose/test_recurrent_projection.py): both now FAILING, as labelled. The miss
 was fixed (a weight computed by a parametrization is the layer's weight; tests/diagnose/test_parametrized_weights.py):
-weightnorm-cnn-12x16-g1 FAILING, as labelled.
+weightnorm-cnn-12x16-g1 FAILING, as labelled. The NOT ASSESSED was fixed (a sum of side outputs of branches,
+WaveNet's skips, is no residual block; tests/diagnose/test_skip_sums.py): wavenet-lm-8x32 healthy, as labelled.
 """
 from __future__ import annotations
 
@@ -62,8 +63,6 @@ KNOWN_WRONG: dict[str, str] = {
                           "the stream growth across the Function's blocks)",
     "bit-2+2+2": "held-out-5, first scoring at cb67353: stock BiT (weight-standardized convs, pre-activation GroupNorm) "
                  "FAILING 'branches 5.25, 11.0, 22.2' with 3 of 25 main-path links read",
-    "wavenet-lm-8x32": "held-out-6, first scoring at 6c6666d: stock WaveNet LM (gated residual + summed skip "
-                       "connections) NOT ASSESSED: the laws read 1 of 5 main-path links",
 }
 
 

@@ -38,10 +38,19 @@ def _residual_adds(graph: Graph, anc: _Ancestry, sizes) -> list:
             if common:
                 c = common.bit_length() - 1
                 new_a, new_b = anc.weights[a] & ~anc.weights[c], anc.weights[b] & ~anc.weights[c]
-                if new_a or new_b:
+                if (new_a or new_b) and not _side_sum(graph, anc, c, op.outputs[0], out):
                     skip, branch = (a, b) if bin(new_a).count("1") <= bin(new_b).count("1") else (b, a)
                     out.append((op, c, skip, branch, "projection"))
     return out
+
+
+def _side_sum(graph: Graph, anc: _Ancestry, c: int, y: int, adds: list) -> bool:
+    """The operands' latest common ancestor ``c`` lies inside the branch of an earlier residual addition, and the sum
+    ``y`` is not part of that branch: it gathers side outputs of branches (WaveNet's skip connections, summed over
+    all blocks into the head, van den Oord et al. 2016 §2.4), not a projection shortcut around a branch of the
+    stream (whose common ancestor is the stream itself). No residual block; each summand is part of its branch."""
+    return any(kind == "identity" and anc.below(root, c) and _back(graph, c) != _back(graph, root) and
+               anc.below(c, branch) and not anc.below(y, branch) for _, root, _, branch, kind in adds)
 
 
 _CATS = {"cat", "concat", "concatenate"}
@@ -210,6 +219,15 @@ def _side_input(s, b, anc: _Ancestry) -> bool:
         not anc.below(s._out, b._stream)
 
 
+def _side_output(s, b, anc: _Ancestry, graph: Graph) -> bool:
+    """Site ``s`` reads a tensor inside block ``b``'s branch and does not feed the block's output (WaveNet's skip
+    1×1 conv reads the gated units z of its layer, van den Oord et al. 2016 Fig. 4): part of the branch, not of the
+    stream."""
+    x = s._in
+    return x is not None and s.kind != "block" and anc.below(b._stream, x) and \
+        _back(graph, x) != _back(graph, b._stream) and anc.below(x, b._branch) and not anc.below(s._out, b._out)
+
+
 def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
     """Parent block of every site (innermost residual branch containing it) and the main path."""
     blocks = [s for s in sites if s.kind == "block"]
@@ -221,7 +239,7 @@ def _place(sites: list, anc: _Ancestry, graph: Graph) -> None:
                 continue
             inside = anc.below(b._stream, node) and _back(graph, node) != _back(graph, b._stream) and (
                 anc.below(node, b._branch) or (b._proj is not None and anc.below(node, b._proj))) or \
-                _side_input(s, b, anc)
+                _side_input(s, b, anc) or _side_output(s, b, anc, graph)
             if inside and (best is None or b._op < best._op):
                 best = b
         s.parent = best.name if best is not None else None
