@@ -58,9 +58,6 @@ KNOWN_WRONG: dict[str, str] = {
     "reformer-4x64": "held-out-5, first scoring at cb67353: stock Reformer (reversible layers run in a custom autograd "
                      "function) FAILING 'nonfinite 16' with 0 of 3 main-path links read; since the f18f fix NOT "
                      "ASSESSED (the blocks inside the Function named, no gradient reaches them): no false error",
-    "reformer-4x64-std1": "held-out-5: caught at cb67353 only by the 'nonfinite 16' artifact (gradients never measured); "
-                          "since the f18f fix NOT ASSESSED like its stock sibling: a miss (no forward law yet judges "
-                          "the stream growth across the Function's blocks)",
     "bit-2+2+2": "held-out-5, first scoring at cb67353: stock BiT (weight-standardized convs, pre-activation GroupNorm) "
                  "FAILING 'branches 5.25, 11.0, 22.2' with 3 of 25 main-path links read",
 }

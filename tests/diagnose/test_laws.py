@@ -295,3 +295,29 @@ def test_layers_inside_a_custom_function_forward_are_not_assessed_not_nonfinite(
 
     plain = _check(Plain, pm.tokens)
     assert not any(s.get("no_grad") for s in plain.sites) and not _errors(plain), _describe(plain)
+
+
+@pytest.mark.parametrize("scale, failing", [(1.0, False), (10.0, True)])
+def test_stream_inside_a_custom_function_is_judged_by_its_forward_growth(scale, failing):
+    """The blocks inside the Function are judged by what is measured there: the stream's growth against the residual
+    bound 2·log(L + 1) + 1.5 nats over its L ≤ 4 additions (≤ 4.7 nats). Pre-LN branches of gain g add about g per
+    block to an N(0, 1) embedding stream: PyTorch's Linear default (σ_w² = 1/3) gives g ≈ 0.06, far within; weights
+    ×10 give g ≈ 1e4·0.06 = 600, log(1 + 4·600) ≈ 7.8 nats, beyond."""
+    def build():
+        model = pm.ReversibleEncoder()
+        with torch.no_grad():
+            for block in model.blocks:
+                block[1].weight.mul_(scale)
+                block[3].weight.mul_(scale)
+        return model
+
+    report = _check(build, pm.tokens)
+    hits = [f for f in _errors(report) if "inside a custom autograd Function" in f.message]
+    assert bool(hits) is failing and len(_errors(report)) == len(hits), _describe(report)
+    from deepstart.diagnose.laws.segment import additive_band
+
+    if failing:
+        read = sum(1 for s in report.sites if s.get("no_grad") and s["kind"] == "block")  # the additions read
+        assert 3 <= read <= 4 and hits[0].threshold == pytest.approx(additive_band(read)) and hits[0].measured > 6.5
+    else:
+        assert report.verdict == "NOT ASSESSED"

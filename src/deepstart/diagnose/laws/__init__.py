@@ -26,5 +26,6 @@ def judge(report, t: dict, remedy) -> list:
     out += segment.layer_findings(report, t, remedy)
     out += segment.run_findings(report, parts, t, remedy)
     out += norm.stream_gradients(report, parts, t, remedy)
+    out += opaque.stream_inside(report, t, remedy)
     out += attention.judge(report, t, remedy)
     return out

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from deepstart.diagnose.laws._stats import column, mean_se_log, per_init, quiet
+from deepstart.diagnose.laws._stats import column, mean_se_log, per_init, quiet, significant
 
-__all__ = ["judge"]
+__all__ = ["judge", "stream_inside"]
 
 
 @quiet
@@ -43,3 +43,31 @@ def judge(part, report, t, remedy, parts=()) -> list:
     return [Finding("structure", "info", part.site, math.nan, 0.0, None,
                     f"{part.site} ({part.module}) inside a residual branch: {part.reason}{around}; the branch is "
                     "judged from its measured output.", "none needed.", "issue 18")]
+
+
+@quiet
+def stream_inside(report, t, remedy) -> list:
+    """The residual blocks run inside a custom Function's forward (no gradient reaches them: ``no_grad`` sites) are
+    still judged by what is measured there, their forward lengths: the stream's growth from the last hooked site
+    before them to the last of them, against the bound of a residual stream over that many additions,
+    2·log(L + 1) + 1.5 nats (:func:`deepstart.diagnose.laws.segment.additive_band`, the law of every residual
+    stream: Hanin & Rolnick 2018 §4, Xiong et al. 2020 §3). An error beyond it (by ``significance`` SEs); within it
+    the blocks stay not assessed (their gradients are not measured)."""
+    from deepstart.diagnose.laws.segment import additive_band
+    from deepstart.diagnose.verdicts import Finding
+
+    inside = [j for j, s in enumerate(report.sites) if s.get("no_grad") and s["kind"] == "block"]
+    before = [j for j in range(inside[0]) if not report.sites[j].get("no_grad")] if inside else []
+    if not before:
+        return []
+    last, first = report.sites[inside[-1]]["name"], report.sites[before[-1]]["name"]
+    growth, se = mean_se_log(per_init(report.sq[..., inside[-1]], report.sq[..., before[-1]]))
+    band = additive_band(len(inside))
+    if not (abs(growth) > band and significant(abs(growth) - band, se, t["significance"])):
+        return []
+    way = "grows" if growth > 0 else "shrinks"
+    return [Finding("branches", "error", last, growth, band, None,
+                    f"the residual stream {way} by exp({growth:.3g}) from {first} to {last} across {len(inside)} "
+                    f"additions run inside a custom autograd Function (forward lengths; no gradient reaches them), "
+                    f"beyond the bound of a residual stream at this depth (≤ exp({band:.3g})).",
+                    remedy("branches"), "residual stream bound 2·log(L + 1) + 1.5 nats (docs/laws.md)")]
