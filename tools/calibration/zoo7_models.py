@@ -64,13 +64,12 @@ def pyramidnet(bn: bool = True, weight_scale: float = 1.0, blocks: int = 2, alph
     """PyramidNet for CIFAR with 3 stages of ``blocks`` basic blocks, the width growing by ``alpha / (3·blocks)`` per
     block (additive widening, Eq. 2) from ``base``; He normal init (fan_out, the reference code), BN weight 1, bias
     0. ``bn=False``: every BN an identity; ``weight_scale`` multiplies every conv weight."""
-    n, widths = 3 * blocks, []
+    n = 3 * blocks
     layers, c = [nn.Conv2d(3, base, 3, 1, 1, bias=False), nn.BatchNorm2d(base) if bn else nn.Identity()], base
     for i in range(n):
         c_out = base + round(alpha * (i + 1) / n)
         layers.append(PyramidBlock(c, c_out, 2 if i in (blocks, 2 * blocks) else 1, bn))
         c = c_out
-        widths.append(c)
     layers += [nn.BatchNorm2d(c) if bn else nn.Identity(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(c, 10)]
     model = nn.Sequential(*layers)
