@@ -23,7 +23,9 @@ false errors 1 of 10 (gated-conv-lm-8x64), misses 0 of 10, crashes 0. It was fix
 The fifth held-out zoo (tools/calibration/zoo5.py, split "held-out-5", 25 scored models) was scored once, by the
 lead, at cb67353 (after the fix of the fourth had landed): false errors 2 of 12 (reformer-4x64, bit-2+2+2), misses 0 of
 13, crashes 1 (switch-4+4x64); all three in KNOWN_WRONG. The crash was fixed (inits whose routed forward runs
-other ops are left out with a note; docs/laws.md "Rules made after the fifth held-out zoo was scored").
+other ops are left out with a note; docs/laws.md "Rules made after the fifth held-out zoo was scored"). bit-2+2+2 was
+fixed (weight-standardized convs read as layers, a projection shortcut's gain not counted as stream growth, a
+normalized branch's gain judged against the stream its segment starts from): healthy, its -nogn sibling FAILING.
 
 The sixth held-out zoo (tools/calibration/zoo6.py, split "held-out-6", 28 scored models) was scored once, by the
 lead, at 6c6666d (before the fifth zoo's fixes; the code had seen zoos 1-4): false errors 0 of 13, misses 1 of 15
@@ -58,8 +60,6 @@ KNOWN_WRONG: dict[str, str] = {
     "reformer-4x64": "held-out-5, first scoring at cb67353: stock Reformer (reversible layers run in a custom autograd "
                      "function) FAILING 'nonfinite 16' with 0 of 3 main-path links read; since the f18f fix NOT "
                      "ASSESSED (the blocks inside the Function named, no gradient reaches them): no false error",
-    "bit-2+2+2": "held-out-5, first scoring at cb67353: stock BiT (weight-standardized convs, pre-activation GroupNorm) "
-                 "FAILING 'branches 5.25, 11.0, 22.2' with 3 of 25 main-path links read",
 }
 
 

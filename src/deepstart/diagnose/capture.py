@@ -21,7 +21,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["Op", "Node", "Graph", "capture", "run_recorded", "ModelForwardError", "op_name", "KNOWN_ACTIVATIONS",
-           "first_tensor", "float_tensors", "padding_factor", "computed_weights"]
+           "first_tensor", "float_tensors", "padding_factor", "computed_weights", "computing_weight"]
 
 # Elementwise activations the theory knows, by op name (F.* and torch.* and Tensor.* spell them the same).
 KNOWN_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "tanh": "tanh", "tanh_": "tanh", "sigmoid": "sigmoid",
@@ -150,6 +150,7 @@ class Graph:
     output: object
     tensors: list = field(default_factory=list, repr=False)   # node id -> tensor (kept alive while reading)
     signature: tuple = ()                                       # op names, to check a replay ran the same ops
+    computed: dict = field(default_factory=dict, repr=False)    # weight name -> the weight a layer computed in forward
 
     def consumers(self) -> dict:
         out = {}
@@ -169,6 +170,7 @@ class _Recorder(TorchFunctionMode):
         self.fed_ints = {}    # id -> integer/bool tensor computed from the model's input (token ids, their masks)
         self.opaque = 0       # > 0 while inside a hand-written norm module (recorded as one op at its end)
         self.on_node = None
+        self.weights = {}     # id -> (name, tensor): weights layers compute in forward (see computing_weight)
 
     def node(self, t: torch.Tensor, op: int, axis=None, fed: bool = True) -> int:
         key = id(t)
@@ -225,6 +227,10 @@ class _Recorder(TorchFunctionMode):
         if self.opaque:
             return out
         flat = _tensors((args, kwargs), [])
+        if computing_weight(self.weights, flat, out):  # a weight computed from a layer's own weight: a parameter
+            self.params.update((id(t), self.weights[id(t)]) for t in _tensors(out, []) if id(t) in self.weights and
+                               t.ndim >= 2)
+            return out
         fed = self.fed(flat)
         if fed:
             self.fed_ints.update((id(t), t) for t in _tensors(out, []) if not t.is_floating_point())
@@ -293,6 +299,36 @@ def _feature_axis(name, kind, out):
     return None
 
 
+_BASE_FORWARDS = {nn.Linear.forward, nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward,
+                  nn.ConvTranspose1d.forward, nn.ConvTranspose2d.forward, nn.ConvTranspose3d.forward}
+
+
+def computing_layers(model: nn.Module, params: dict) -> dict:
+    """id -> (name, tensor) of the ``weight`` in ``params`` of every linear or conv layer whose class computes its
+    weight in its own forward (a subclass overriding ``forward``: BiT's weight-standardized conv, ŵ = (w − μ)/σ per
+    output channel, Qiao et al. 2019), the seeds of :func:`computing_weight`."""
+    out = {}
+    for name, m in model.named_modules():
+        key = f"{name}.weight" if name else "weight"
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) and type(m).forward not in _BASE_FORWARDS and \
+                isinstance(params.get(key), torch.Tensor):
+            out[id(params[key])] = (key, params[key])
+    return out
+
+
+def computing_weight(weights: dict, flat: list, out) -> bool:
+    """Whether an op computes a weight: every float tensor it reads is in ``weights`` (a computing layer's weight or
+    a tensor computed from it alone: a reshape, a mean, a standardization). Its outputs then enter ``weights`` under
+    the same name: the layer that runs with one is a weight layer with the weight it actually uses. Recording and
+    replay both skip such ops, so their op counts agree."""
+    floats = [t for t in flat if t.is_floating_point()]
+    if not weights or not floats or any(weights.get(id(t), (0, None))[1] is not t for t in floats):
+        return False
+    name = weights[id(floats[0])][0]
+    weights.update((id(t), (name, t)) for t in _tensors(out, []) if t.is_floating_point())
+    return True
+
+
 def _opaque_norm(module: nn.Module) -> bool:
     name = type(module).__name__
     return name.lower().endswith("norm") and type(module).__module__.split(".")[0] != "torch"
@@ -311,6 +347,7 @@ def run_recorded(model: nn.Module, args: tuple, kwargs: dict, params: dict, on_n
     modules, handles, err_stack = [], [], []
     rec = _Recorder(by_id, modules)
     rec.on_node = on_node
+    rec.weights = computing_layers(model, params)
     opened = {}
 
     def pre(name):
@@ -387,5 +424,6 @@ def capture(model: nn.Module, args: tuple, kwargs: dict, params: dict) -> Graph:
     """The recorded forward of ``model`` with ``params`` (see :func:`run_recorded`)."""
     rec, output, inputs = run_recorded(model, args, kwargs, params)
     outs = [rec.lookup(t) for t in _tensors(output, []) if t.is_floating_point()]
+    computed = {k: t.detach() for k, t in rec.weights.values() if t.shape == params[k].shape}
     return Graph(rec.ops, rec.nodes, inputs, tuple(n for n in outs if n is not None), output, rec.tensors,
-                 tuple(op.name for op in rec.ops))
+                 tuple(op.name for op in rec.ops), computed)

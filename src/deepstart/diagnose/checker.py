@@ -183,7 +183,7 @@ def _read(model, args, kwargs, loss, generator) -> dict:
     from deepstart.diagnose.structure import read_sites
 
     graph = capture(model, args, kwargs, {**_with_grad(model.named_parameters()), **_buffers(model)})
-    sites, info = read_sites(graph, {**dict(model.named_parameters()), **computed_weights(model)})
+    sites, info = read_sites(graph, {**dict(model.named_parameters()), **computed_weights(model), **graph.computed})
     recurrent = RecurrentProbe(model, sites, graph, generator)
     cotangent = [torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
                  for t in float_outputs(graph.output)]
@@ -209,7 +209,7 @@ def _measure(model, read, args, kwargs, batch, n_inits, reinit, factory, loss, g
     first = next(source)
     if reinit is not None and reinit != "resample" and factory is None:  # all inits re-drawn: read laws there
         families, laws = _families_laws(model, {k: v for k, v in first.items() if k in given})
-    _set_laws(sites, laws)
+    _set_laws(sites, {k: v for k, v in laws.items() if k not in read["graph"].computed})  # ŵ: not the law's draw
     raw = measure(model, read["graph"], sites, read["info"], args, kwargs, _chain_first(first, source), loss,
                   read["cotangent"], batch, seed=seed, bar=bar, device=where) if sites else \
         _empty_measured(n_inits, batch)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
-from deepstart.diagnose.capture import (_SKIP, Graph, ModelForwardError, _opaque_norm, _tensors, first_tensor,
+from deepstart.diagnose.capture import (_SKIP, computing_layers, computing_weight, Graph, ModelForwardError, _opaque_norm, _tensors, first_tensor,
                                         op_name, run_recorded)
 
 __all__ = ["replay"]
@@ -25,6 +25,7 @@ class _Replayer(TorchFunctionMode):
         super().__init__()
         self.signature, self.taps, self.on_tap = signature, taps, on_tap
         self.count, self.opaque, self.first_mismatch = 0, 0, None  # first_mismatch: (index, recorded, ran)
+        self.weights = {}  # as the recorder's: weights layers compute in forward (capture.computing_weight)
 
     def op(self, name: str, outs: list) -> None:
         i = self.count
@@ -46,7 +47,7 @@ class _Replayer(TorchFunctionMode):
         if self.opaque:
             return out
         name = op_name(func)
-        if name in _SKIP:
+        if name in _SKIP or computing_weight(self.weights, _tensors((args, kwargs or {}), []), out):
             return out
         outs = [t for t in _tensors(out, []) if t.is_floating_point()]
         if outs:
@@ -64,6 +65,7 @@ def replay(model: nn.Module, graph: Graph, args: tuple, kwargs: dict, params: di
     it is run once more under :func:`run_recorded`, whose :class:`ModelForwardError` names the module.
     """
     rep = _Replayer(graph.signature, taps, on_tap)
+    rep.weights = computing_layers(model, params)
     handles = []
 
     def pre(mod, inputs):

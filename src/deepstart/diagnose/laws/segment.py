@@ -75,7 +75,7 @@ def judge(seg, report, t, remedy, parts=()) -> list:
     if seg.growth == "plain":
         return _plain_law(seg, report, t, remedy)
     if seg.growth == "additive":
-        return _stream_law(seg, report, t, remedy)
+        return _stream_law(seg, report, t, remedy, parts)
     out = _stream_law(seg, report, t, remedy) if len(seg.links) >= t["min_links"] else []
     return out + _plain_law(seg, report, t, remedy, fm2_only=True)
 
@@ -100,7 +100,7 @@ def crossing_depth(rate: float, limit: int = 10**9) -> int | None:
     return hi
 
 
-def _stream_law(seg, report, t, remedy) -> list:
+def _stream_law(seg, report, t, remedy, parts=()) -> list:
     """A residual stream judged by its total growth and gradient ratio from its first addition, against the bound
     2·log(L + 1) + 1.5 nats over its L links (:func:`additive_band`).
 
@@ -131,6 +131,7 @@ def _stream_law(seg, report, t, remedy) -> list:
     band, out = additive_band(n), []
     exponential = seg.growth == "multiplicative"
     growth, gse = st.get("log_mean_ratio", math.nan), st.get("fm1_se", math.nan)
+    growth -= _shortcut_gain(report, seg.sites[start], parts)
     way, span = "grows" if growth > 0 else "shrinks", where or f" over {n} links"
     beyond = abs(growth) > band and significant(abs(growth) - band, gse, sig)
     if exponential and (beyond or abs(growth) > t["fm1_nats"] and significant(abs(growth), gse, sig)):
@@ -163,6 +164,28 @@ def _stream_law(seg, report, t, remedy) -> list:
                            f"(≤ exp({band:.3g})).", remedy("gradients"),
                            SOURCE_RESIDUAL if exponential else SOURCE_ADDITIVE))
     return out
+
+
+def _shortcut_gain(report, site: str, parts) -> float:
+    """log M_0/M(x) at the segment's first addition ``site``, y = P(x) + f(x): the gain of a projection shortcut P
+    (a conv restarting the stream at each stage of a ResNetV2/BiT, He et al. 2016b), with M_0 = M(y) − v read at the
+    addition (branch uncorrelated with the stream at init, Xiong et al. 2020 §3). A weight layer's gain, not growth
+    of the stream: the additive law bounds M_L/M_0. 0 where the shortcut is the identity (M_0 within a factor e of
+    M(x)) or not measured (rule made after the fifth held-out zoo was scored)."""
+    from deepstart.diagnose.laws._stats import column
+    from deepstart.diagnose.laws.addition import stream_gain
+    from deepstart.diagnose.parts import Addition
+
+    add = next((p for p in parts if isinstance(p, Addition) and p.site == site), None)
+    k = column(report, add.stream or "") if add is not None else None
+    if k is None:
+        return 0.0
+    log_v, _ = stream_gain(report, add)  # v / M_0
+    j = column(report, site)
+    log_y = math.log(float(np.nanmean(report.sq[..., j])))
+    log_m0 = log_y - math.log1p(math.exp(log_v)) if math.isfinite(log_v) else math.nan
+    gain = log_m0 - math.log(float(np.nanmean(report.sq[..., k])))
+    return gain if math.isfinite(gain) and abs(gain) > 1.0 else 0.0
 
 
 def _plain_law(seg, report, t, remedy, fm2_only=False) -> list:
