@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
-from deepstart.diagnose.capture import (_SKIP, computing_layers, computing_weight, Graph, ModelForwardError, _opaque_norm, _tensors, first_tensor,
-                                        op_name, run_recorded)
+from deepstart.diagnose.capture import (_SKIP, Graph, ModelForwardError, _opaque_norm, _tensors, computing_layers,
+                                        computing_weight, first_tensor, op_name, run_recorded)
 
 __all__ = ["replay"]
 
