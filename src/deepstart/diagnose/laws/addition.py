@@ -62,10 +62,14 @@ def stream_gain(report, add, first=None) -> tuple:
     branch, b0, j = _branch(report, add), _branch(report, first), column(report, first.site)
     if branch is None or b0 is None or j is None:
         return math.nan, math.nan
-    m0 = np.nanmean(report.sq[..., j] - b0, axis=1)
+    with np.errstate(invalid="ignore"):  # inf − inf where the forward overflowed: NaN, not measured
+        diff, v = report.sq[..., j] - b0, branch
+    if not (np.isfinite(diff).all() and np.isfinite(v).all()):
+        return math.nan, math.nan
+    m0 = diff.mean(axis=1)
     if (m0 <= 0).any():
         return math.inf, math.nan
-    return mean_se_log(np.nanmean(branch, axis=1) / m0)
+    return mean_se_log(v.mean(axis=1) / m0)
 
 
 def _first_addition(add, parts):

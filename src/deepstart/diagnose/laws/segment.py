@@ -182,9 +182,12 @@ def _shortcut_gain(report, site: str, parts) -> float:
         return 0.0
     log_v, _ = stream_gain(report, add)  # v / M_0
     j = column(report, site)
-    log_y = math.log(float(np.nanmean(report.sq[..., j])))
-    log_m0 = log_y - math.log1p(math.exp(log_v)) if math.isfinite(log_v) else math.nan
-    gain = log_m0 - math.log(float(np.nanmean(report.sq[..., k])))
+    if not math.isfinite(log_v) or not (np.isfinite(report.sq[..., j]).all() and np.isfinite(report.sq[..., k]).all()):
+        return 0.0
+    y, x = float(report.sq[..., j].mean()), float(report.sq[..., k].mean())
+    if not (y > 0 and x > 0):
+        return 0.0
+    gain = math.log(y) - math.log1p(math.exp(log_v)) - math.log(x)
     return gain if math.isfinite(gain) and abs(gain) > 1.0 else 0.0
 
 
