@@ -19,6 +19,19 @@ LATER = zoos.all_cases()
 N_INITS = 2  # truth is deterministic (seeds 0, 1); two inits keep the file fast
 
 
+def _assert_causal(model, atol: float = 0.0):
+    """An LM's logits at step t do not change when tokens after t change (within ``atol``: an FFT's rounding), and
+    do change when the token at t does (tokens 3..999 of 16, the bigram task's vocabulary)."""
+    ids = torch.randint(3, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+    later, now = ids.clone(), ids.clone()
+    later[:, 9:] = (later[:, 9:] + 1) % 1000
+    now[:, 8] = (now[:, 8] + 1) % 1000
+    with torch.no_grad():
+        a, b, c = model(ids), model(later), model(now)
+    assert torch.allclose(a[:, :9], b[:, :9], rtol=0.0, atol=atol) and not torch.allclose(a[:, 9:], b[:, 9:])
+    assert not torch.allclose(a[:, 8], c[:, 8])
+
+
 def _build(case, seed: int):
     """``case.build()`` after ``torch.manual_seed(seed)``; skips HF cases when transformers is missing."""
     torch.manual_seed(seed)

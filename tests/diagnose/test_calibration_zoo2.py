@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from test_calibration_zoo import _build, _built_reproducibly
+from test_calibration_zoo import _assert_causal, _build, _built_reproducibly
 
 from tools.calibration import label as labelling
 from tools.calibration import zoos
@@ -163,15 +163,7 @@ def test_conv_lms_are_causal(case):
     """The hand-written conv LMs (the third zoo's TCN, the fourth's gated conv LM; their bigram task predicts the
     next token): the logits at step t do not change when tokens after t change, and do change when the token at t
     does."""
-    model = _build(case, 0)
-    ids = torch.randint(3, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
-    later, now = ids.clone(), ids.clone()
-    later[:, 9:] = (later[:, 9:] + 1) % 1000
-    now[:, 8] = (now[:, 8] + 1) % 1000
-    with torch.no_grad():
-        a, b, c = model(ids), model(later), model(now)
-    assert torch.equal(a[:, :9], b[:, :9]) and not torch.allclose(a[:, 9:], b[:, 9:])
-    assert not torch.allclose(a[:, 8], c[:, 8])
+    _assert_causal(_build(case, 0))
 
 
 def test_the_registry_finds_each_later_zoo_by_its_file():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_calibration_zoo import _build
+from test_calibration_zoo import _assert_causal, _build
 
 from tools.calibration import truth as hook_truth
 from tools.calibration import zoo6_mlp_models as mm
@@ -21,15 +21,7 @@ LMS = sorted(name for name, case in CASES6.items() if case.task == "lm")
 @pytest.mark.parametrize("name", LMS)
 def test_language_models_are_causal(name):
     """The logits at step t do not change when tokens after t change, and do change when the token at t does."""
-    model = _build(CASES6[name], 0)
-    ids = torch.randint(3, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
-    later, now = ids.clone(), ids.clone()
-    later[:, 9:] = (later[:, 9:] + 1) % 1000
-    now[:, 8] = (now[:, 8] + 1) % 1000
-    with torch.no_grad():
-        a, b, c = model(ids), model(later), model(now)
-    assert torch.equal(a[:, :9], b[:, :9]) and not torch.allclose(a[:, 9:], b[:, 9:])
-    assert not torch.allclose(a[:, 8], c[:, 8])
+    _assert_causal(_build(CASES6[name], 0))
 
 
 def test_projected_lstm_layers_compose_to_the_stacked_module():
