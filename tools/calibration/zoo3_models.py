@@ -11,6 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from tools.calibration.zoo_models import he_convs_
+
 
 # --------------------------------------------------------------------------------------------------------- TCN
 class TemporalBlock(nn.Module):
@@ -91,12 +93,7 @@ def preact_resnet(bn: bool = True, weight_scale: float = 1.0, blocks_per_stage: 
     layers += [nn.BatchNorm2d(c) if bn else nn.Identity(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(c, 10)]
     model = nn.Sequential(*layers)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                m.weight.mul_(weight_scale)
-    return model
+    return he_convs_(model, weight_scale)
 
 
 # --------------------------------------------------------------------------------------------------- highway

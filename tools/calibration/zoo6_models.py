@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tools.calibration.zoo_models import he_convs_
+
 
 def _scale_weights(model: nn.Module, scale: float, types=(nn.Conv2d, nn.Linear)) -> None:
     with torch.no_grad():
@@ -131,12 +133,7 @@ def resnext(bn: bool = True, weight_scale: float = 1.0, cardinality: int = 8, wi
             layers.append(ResNeXtBottleneck(c, c_out, 2 if i and not j else 1, cardinality, width * 2 ** i, bn))
             c = c_out
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                m.weight.mul_(weight_scale)
-    return model
+    return he_convs_(model, weight_scale, "fan_out")
 
 
 # ------------------------------------------------------------------------------------------------- NF-ResNet
@@ -272,12 +269,7 @@ def res2net(bn: bool = True, weight_scale: float = 1.0, channels=(64, 128, 256),
             layers.append(Res2NetBottleneck(c, c_out, 2 if i and not j else 1, width * 2 ** i, scale, bn))
             c = c_out
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                m.weight.mul_(weight_scale)
-    return model
+    return he_convs_(model, weight_scale, "fan_out")
 
 
 # ---------------------------------------------------------------------------------------------------- GhostNet

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tools.calibration.zoo_models import LayerStackLM, he_convs_
+
 VOCAB = 1000
 
 
@@ -73,12 +75,7 @@ def pyramidnet(bn: bool = True, weight_scale: float = 1.0, blocks: int = 2, alph
     layers += [nn.BatchNorm2d(c) if bn else nn.Identity(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(c, 10)]
     model = nn.Sequential(*layers)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                m.weight.mul_(weight_scale)
-    return model
+    return he_convs_(model, weight_scale, "fan_out")
 
 
 # ---------------------------------------------------------------------------------------------------- IndRNN
@@ -101,25 +98,11 @@ class IndRNNLayer(nn.Module):
         return torch.stack(out, 1)
 
 
-class IndRNNLM(nn.Module):
-    def __init__(self, d: int, layers: int, u_max: float):
-        super().__init__()
-        self.embed = nn.Embedding(VOCAB, d)
-        self.layers = nn.ModuleList(IndRNNLayer(d, d, u_max) for _ in range(layers))
-        self.head = nn.Linear(d, VOCAB)
-
-    def forward(self, input_ids):
-        x = self.embed(input_ids)
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x)
-
-
 def indrnn_lm(u_max: float = 1.0, d: int = 128, layers: int = 3) -> nn.Module:
     """Stacked IndRNN LM: embedding N(0, 1), ``layers`` IndRNN layers of ``d`` ReLU units with He-normal input
     weights, BN of the drive (weight 1, bias 0) and recurrent weights u ~ U(0, ``u_max``) (the paper's constraint is |u| ≤ 2^(1/T) for a length-T
     memory; U(0, 1) is its reference code's init), a linear head."""
-    return IndRNNLM(d, layers, u_max)
+    return LayerStackLM(d, lambda: IndRNNLayer(d, d, u_max), layers, VOCAB)
 
 
 # ------------------------------------------------------------------------------------------------- Performer

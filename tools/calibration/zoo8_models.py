@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tools.calibration.zoo_models import LayerStackLM
+
 VOCAB = 1000
 
 
@@ -67,24 +69,10 @@ class S4DLayer(nn.Module):
         return self.norm(x + F.glu(self.out(y), dim=1).transpose(1, 2))
 
 
-class S4DLM(nn.Module):
-    def __init__(self, d: int, layers: int, norm: bool):
-        super().__init__()
-        self.embed = nn.Embedding(VOCAB, d)
-        self.layers = nn.ModuleList(S4DLayer(d, norm) for _ in range(layers))
-        self.head = nn.Linear(d, VOCAB)
-
-    def forward(self, input_ids):
-        x = self.embed(input_ids)
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x)
-
-
 def s4d_lm(norm: bool = True, out_scale: float = 1.0, d: int = 64, layers: int = 4) -> nn.Module:
     """S4D LM: embedding N(0, 1), ``layers`` S4D blocks (PyTorch's default init of the 1×1 convs, D ~ N(0, 1)), a
     linear head. ``norm=False``: the post-norms removed; ``out_scale`` multiplies every 1×1 conv weight."""
-    return _scale_weights(S4DLM(d, layers, norm), (nn.Conv1d,), out_scale)
+    return _scale_weights(LayerStackLM(d, lambda: S4DLayer(d, norm), layers, VOCAB), (nn.Conv1d,), out_scale)
 
 
 # ------------------------------------------------------------------------------------------------------ SRU
@@ -115,24 +103,10 @@ class SRULayer(nn.Module):
         return torch.stack(out, 1)
 
 
-class SRULM(nn.Module):
-    def __init__(self, d: int, layers: int, weight_std: float | None):
-        super().__init__()
-        self.embed = nn.Embedding(VOCAB, d)
-        self.layers = nn.ModuleList(SRULayer(d, weight_std) for _ in range(layers))
-        self.head = nn.Linear(d, VOCAB)
-
-    def forward(self, input_ids):
-        x = self.embed(input_ids)
-        for layer in self.layers:
-            x = layer(x)
-        return self.head(x)
-
-
 def sru_lm(weight_std: float | None = None, d: int = 128, layers: int = 4) -> nn.Module:
     """Stacked SRU LM: embedding N(0, 1), ``layers`` SRU layers (the paper's init, or every W ~ N(0,
     ``weight_std``²)), a linear head."""
-    return SRULM(d, layers, weight_std)
+    return LayerStackLM(d, lambda: SRULayer(d, weight_std), layers, VOCAB)
 
 
 # -------------------------------------------------------------------------------------------------- Xception

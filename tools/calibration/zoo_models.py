@@ -236,3 +236,32 @@ def recurrent_lm(kind: str, layers: int = 2, scale: float = 1.0, orthogonal: boo
 
 
 __all__ = ["fixup_resnet", "skipinit_resnet", "mbconv_net", "densenet", "unet", "recurrent_lm"]
+
+
+class LayerStackLM(nn.Module):
+    """A token LM of the later zoos: an embedding (N(0, 1)), ``n`` layers ``make_layer()`` mapping [B, T, d] to
+    [B, T, d], a linear head to ``vocab``; built in that order, so the global RNG draws them as a hand-written
+    ``__init__`` would."""
+
+    def __init__(self, d: int, make_layer, n: int, vocab: int = 1000):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.layers = nn.ModuleList(make_layer() for _ in range(n))
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, input_ids):
+        x = self.embed(input_ids)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+
+def he_convs_(model: nn.Module, scale: float = 1.0, mode: str = "fan_in") -> nn.Module:
+    """``model`` with every ``nn.Conv2d`` weight drawn He-normal (ReLU gain, ``mode`` fan_in or fan_out), then ×
+    ``scale``."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+                m.weight.mul_(scale)
+    return model
